@@ -1,0 +1,72 @@
+"""netns_kit: real, throwaway Linux network topologies, built with ip and iptables.
+
+::
+
+    import netns_kit
+    from netns_kit import Namespace, VethPair
+
+    with netns_kit.Sandbox() as sandbox, netns_kit.use(sandbox):
+        with Namespace("red"), Namespace("blue"), VethPair(
+            "veth-red", "veth-blue", netns="red", peer_netns="blue",
+            addresses="192.168.1.1/24", peer_addresses="192.168.1.2/24",
+        ):
+            Namespace("red").wait_reachable("192.168.1.2")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .command import Command, Result, change, query
+from .errors import (
+    AlreadyExistsError,
+    BinaryNotFoundError,
+    CommandError,
+    NetnsKitError,
+    NotFoundError,
+    PermissionDeniedError,
+    SandboxError,
+    TimeoutError,
+    ValidationError,
+)
+from .executor import Executor, Recorder, ShExecutor, current, use
+from .link import Bridge, VethPair
+from .namespace import Host, Namespace
+from .owner import Owner
+from .process import Process
+from .resource import Resource
+from .route import Address, Route
+from .sandbox import Sandbox
+from .topology import Topology
+
+__all__ = [
+    "Address",
+    "AlreadyExistsError",
+    "BinaryNotFoundError",
+    "Bridge",
+    "Command",
+    "CommandError",
+    "Executor",
+    "Host",
+    "Namespace",
+    "NetnsKitError",
+    "NotFoundError",
+    "Owner",
+    "PermissionDeniedError",
+    "Process",
+    "Recorder",
+    "Resource",
+    "Result",
+    "Route",
+    "Sandbox",
+    "SandboxError",
+    "ShExecutor",
+    "TimeoutError",
+    "Topology",
+    "ValidationError",
+    "VethPair",
+    "change",
+    "current",
+    "query",
+    "use",
+]

@@ -1,0 +1,319 @@
+"""The ONE door to processes.
+
+Every command netns_kit runs goes through an :class:`Executor`:
+
+* :class:`ShExecutor` runs argv with ``sh`` (never through a shell);
+* :class:`Recorder` is the dry-run: it records mutating commands, answers
+  queries itself and renders the shell script, without starting a process;
+* :class:`~netns_kit.sandbox.Sandbox` runs everything inside throwaway
+  user+net+mount namespaces.
+
+Pick one for a block of code with :func:`use`, or per object with the
+``executor=`` argument every resource takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import os
+import shlex
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .command import Command, Result
+from .errors import CommandError, NetnsKitError, NotFoundError, binary_not_found, classify
+from .owner import Owner
+
+if TYPE_CHECKING:
+    from .process import Process
+
+log = logging.getLogger("netns_kit")
+
+
+class Executor:
+    """Base class: runs :class:`Command` values and gives back :class:`Result` values."""
+
+    #: True for executors that never touch the system (the recorder).
+    dry_run: bool = False
+
+    def __init__(self, owner: Owner | None = None) -> None:
+        self.owner = owner or Owner.current()
+
+    # -- to be provided by subclasses -------------------------------------
+    def _execute(self, argv: Sequence[str], *, input: str | None, timeout: float | None) -> tuple[int, str, str]:
+        raise NotImplementedError
+
+    def popen(
+        self,
+        command: Command,
+        *,
+        stdout: str | Path | int | None = None,
+        stderr: str | Path | int | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> Process:
+        """Start ``command`` in the background and return its :class:`Process`."""
+        raise NotImplementedError
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        """Where the write-ahead ledger of this executor's changes lives."""
+        return None
+
+    def argv_for(self, command: Command) -> tuple[str, ...]:
+        """The argv that is really started for ``command`` (with any prefix)."""
+        return command.full_argv
+
+    # -- the public surface -----------------------------------------------
+    def run(
+        self,
+        command: Command,
+        *,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        """Run one command. Raises the classified :class:`CommandError` on failure
+        unless ``check`` is false (a ``missing_ok`` command that finds nothing
+        to act on succeeds)."""
+        log.debug("%s %s", "run" if command.mutating else "query", command.line)
+        result = self._run_command(command, input=input, timeout=timeout)
+        if result.ok or not check:
+            return result
+        error = classify(command.full_argv, result.returncode, result.stdout, result.stderr)
+        if command.missing_ok and isinstance(error, NotFoundError):
+            log.debug("nothing to do (already gone): %s", command.line)
+            return result
+        raise error
+
+    def _run_command(self, command: Command, *, input: str | None, timeout: float | None) -> Result:
+        returncode, stdout, stderr = self._execute(self.argv_for(command), input=input, timeout=timeout)
+        return Result(command, returncode, stdout, stderr)
+
+    def run_all(self, commands: Sequence[Command]) -> list[Result]:
+        """Run commands in order, stopping at the first failure.
+
+        The error raised carries ``completed``: the results of the commands
+        that took effect before it, so an undo journal knows exactly what to
+        reverse.
+        """
+        results: list[Result] = []
+        for command in commands:
+            try:
+                results.append(self.run(command))
+            except BaseException as error:
+                error.completed = tuple(results)  # type: ignore[attr-defined]
+                raise
+        return results
+
+
+class ShExecutor(Executor):
+    """Runs commands for real, with the ``sh`` package.
+
+    ``prefix`` is put in front of every argv (``("sudo", "-n")``, say).
+    """
+
+    def __init__(
+        self,
+        prefix: Sequence[str] = (),
+        *,
+        env: Mapping[str, str] | None = None,
+        owner: Owner | None = None,
+    ) -> None:
+        super().__init__(owner)
+        self.prefix = tuple(prefix)
+        self.env = dict(env) if env is not None else None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(prefix={self.prefix!r})"
+
+    def argv_for(self, command: Command) -> tuple[str, ...]:
+        return self.prefix + command.full_argv
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        if os.geteuid() == 0:
+            return Path("/run/netns_kit")
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        base = Path(runtime) if runtime else Path("/tmp") / f"netns_kit-{os.geteuid()}"
+        return base / "netns_kit" if runtime else base
+
+    def _execute(self, argv: Sequence[str], *, input: str | None, timeout: float | None) -> tuple[int, str, str]:
+        import sh  # imported here: `import netns_kit` stays fast
+
+        try:
+            program = sh.Command(argv[0])
+        except sh.CommandNotFound:
+            raise binary_not_found(argv) from None
+        kwargs: dict[str, Any] = {
+            "_ok_code": range(256),
+            "_return_cmd": True,
+            "_tty_out": False,
+            "_tty_in": False,
+        }
+        if input is not None:
+            kwargs["_in"] = input
+        if timeout is not None:
+            kwargs["_timeout"] = timeout
+        if self.env is not None:
+            kwargs["_env"] = {**os.environ, **self.env}
+        try:
+            done = program(*argv[1:], **kwargs)
+        except sh.TimeoutException as exc:
+            raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
+        return (
+            done.exit_code,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )
+
+    def popen(
+        self,
+        command: Command,
+        *,
+        stdout: str | Path | int | None = None,
+        stderr: str | Path | int | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+    ) -> Process:
+        from .process import Process
+
+        argv = self.argv_for(command)
+        log.debug("start %s", shlex.join(argv))
+        merged = {**(self.env or {}), **(env or {})} or None
+        return Process.start(argv, stdout=stdout, stderr=stderr, env=merged, cwd=cwd)
+
+
+Handler = Callable[[Command], "Result | str | None"]
+
+#: What a fresh kernel answers, so a dry-run plans as for a fresh machine.
+_FRESH_SYSCTLS = {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"}
+
+
+class Recorder(Executor):
+    """The dry-run executor: records every mutating command, starts no process.
+
+    Queries are answered by ``handler`` when given (return a :class:`Result`,
+    a string for stdout, or ``None`` for the default answer) and otherwise as
+    a fresh machine would: empty JSON lists, kernel default sysctls. A handler
+    may also raise :class:`CommandError` to inject a failure.
+    """
+
+    dry_run = True
+
+    def __init__(self, handler: Handler | None = None, *, owner: Owner | None = None) -> None:
+        super().__init__(owner or Owner.dry_run())
+        self.handler = handler
+        self.commands: list[Command] = []
+        self.queries: list[Command] = []
+
+    def __repr__(self) -> str:
+        return f"Recorder({len(self.commands)} commands)"
+
+    def _run_command(self, command: Command, *, input: str | None, timeout: float | None) -> Result:
+        answer = self.handler(command) if self.handler else None
+        if answer is None:
+            answer = self._default_answer(command)
+        result = answer if isinstance(answer, Result) else Result(command, 0, answer, "")
+        if result.ok:
+            (self.commands if command.mutating else self.queries).append(command)
+        elif not command.mutating:
+            self.queries.append(command)
+        return result
+
+    @staticmethod
+    def _default_answer(command: Command) -> str:
+        argv = command.argv
+        if "-j" in argv or "-json" in argv:
+            return "[]"
+        if argv[:2] == ("sysctl", "-n"):
+            key = argv[2]
+            return _FRESH_SYSCTLS.get(key, "0")
+        return ""
+
+    def popen(self, command: Command, **kwargs: Any) -> Process:
+        raise NetnsKitError(f"a dry-run starts no process: cannot start {command.line}")
+
+    def clear(self) -> None:
+        self.commands.clear()
+        self.queries.clear()
+
+    @property
+    def lines(self) -> list[str]:
+        """The recorded mutating commands, one shell line each."""
+        return [command.line for command in self.commands]
+
+    def undo_commands(self) -> list[Command]:
+        """What reverses the recorded commands, in reverse order."""
+        return [u for command in reversed(self.commands) for u in command.undo]
+
+    def script(self, *, title: str = "set up") -> str:
+        """A runnable ``#!/bin/sh`` script doing what was recorded."""
+        return render_script(self.commands, title=title)
+
+    def teardown_script(self) -> str:
+        """The inverse of :meth:`script`, in reverse order."""
+        return render_script(self.undo_commands(), title="tear down")
+
+
+def render_script(commands: Sequence[Command], *, title: str) -> str:
+    head = [
+        "#!/bin/sh",
+        f"# {title}: generated by netns_kit {__version__}",
+        "set -eu",
+    ]
+    return "\n".join(head + [command.line for command in commands]) + "\n"
+
+
+_current: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("netns_kit_executor", default=None)
+_default: Executor | None = None
+
+
+def current() -> Executor:
+    """The executor in effect: the innermost :func:`use`, else a shared :class:`ShExecutor`."""
+    executor = _current.get()
+    if executor is not None:
+        return executor
+    global _default
+    if _default is None:
+        _default = ShExecutor()
+    return _default
+
+
+@contextlib.contextmanager
+def use(executor: Executor) -> Iterator[Executor]:
+    """Run every resource in this block through ``executor``::
+
+    with netns_kit.use(netns_kit.Recorder()) as rec:
+        Namespace("red").create()
+    print(rec.script())
+    """
+    token = _current.set(executor)
+    try:
+        yield executor
+    finally:
+        _current.reset(token)
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.005,
+    max_interval: float = 0.1,
+) -> None:
+    """Poll ``predicate`` until it holds; raise :class:`~netns_kit.errors.TimeoutError`."""
+    from .errors import TimeoutError
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 2, max_interval)

@@ -1,0 +1,97 @@
+"""What every resource shares: validated attrs values that PLAN commands.
+
+A resource's :meth:`~Resource.plan` returns the commands that create it,
+each carrying the commands that undo it; deleting is undoing that same plan,
+so create and delete cannot drift apart. Resources never start processes:
+their executor does (the ``executor=`` field, else :func:`netns_kit.use`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import attrs
+
+from .command import Command
+from .executor import Executor, current
+
+if TYPE_CHECKING:
+    from .journal import Journal
+
+
+@attrs.define
+class _State:
+    """Run-time bookkeeping of a (frozen) resource value: what this object created."""
+
+    journals: list[Journal] = attrs.field(factory=list)
+    adopted: bool = False
+    processes: list[Any] = attrs.field(factory=list)
+
+
+@attrs.frozen(kw_only=True)
+class Resource:
+    """Base class. Subclasses add their fields and implement :meth:`plan`."""
+
+    #: run through this executor instead of the one in effect (:func:`netns_kit.use`)
+    executor: Executor | None = attrs.field(default=None, eq=False, repr=False)
+    #: if the object already exists, use it instead of failing; never delete it
+    adopt: bool = attrs.field(default=False)
+    _state: _State = attrs.field(factory=_State, init=False, eq=False, repr=False)
+
+    # -- to implement ------------------------------------------------------
+    def plan(self, executor: Executor) -> list[Command]:
+        """The commands that create this resource (queries allowed, no changes)."""
+        raise NotImplementedError
+
+    def exists(self, executor: Executor | None = None) -> bool:
+        raise NotImplementedError
+
+    def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
+        """Reverse ``done`` (the commands of the plan that took effect), idempotently."""
+        undo = [attrs.evolve(u, missing_ok=True) for c in reversed(done) for u in c.undo]
+        if undo:
+            executor.run_all(undo)
+
+    # -- shared behaviour ----------------------------------------------------
+    def _executor(self, executor: Executor | None = None) -> Executor:
+        return executor or self.executor or current()
+
+    @property
+    def adopted(self) -> bool:
+        """True when :meth:`create` found the object already there (``adopt=True``)."""
+        return self._state.adopted
+
+    def create(self, executor: Executor | None = None) -> Self:
+        """Create it; a failure half-way undoes what was done and re-raises."""
+        from .journal import Journal
+
+        executor = self._executor(executor)
+        if self.adopt and self.exists(executor):
+            self._state.adopted = True
+            return self
+        journal = Journal(executor)
+        journal.apply(self)
+        self._state.journals.append(journal)
+        return self
+
+    def delete(self, executor: Executor | None = None) -> None:
+        """Delete it. Idempotent; never deletes an adopted object.
+
+        Undoes exactly what :meth:`create` did (restoring prior values); on an
+        object this value did not create, undoes its plan as far as it is there.
+        """
+        if self._state.adopted:
+            self._state.adopted = False
+            return
+        if self._state.journals:
+            self._state.journals.pop().close()
+            return
+        executor = self._executor(executor)
+        self.undo(executor, self.plan(executor), complete=True)
+
+    def __enter__(self) -> Self:
+        return self.create()
+
+    def __exit__(self, *exc: object) -> None:
+        self.delete()

@@ -1,0 +1,233 @@
+"""A throwaway "host": private user+net+mount namespaces kept alive by a holder.
+
+``unshare [--user --map-root-user] --net --mount --propagation private`` starts
+a holder process that mounts a fresh tmpfs on ``/run`` (so ``/run/netns``,
+``/run/netns_kit`` and ``/run/xtables.lock`` are private), lays a
+copy-on-write overlay on ``/etc`` (so ``/etc/netns`` can be written without
+touching the machine) and then waits. Every command runs inside through
+``nsenter --target PID --net --mount [--user --preserve-credentials]``, which
+execs the command in the same process: no extra process per command.
+
+When the holder's stdin closes (``close()``, or this Python process dies,
+even by SIGKILL) it kills every process left in its namespaces and exits,
+and the kernel frees everything: nothing reaches the machine's own network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .errors import SandboxError
+from .executor import ShExecutor
+from .owner import Owner
+
+log = logging.getLogger("netns_kit")
+
+_HOLDER = r"""
+set -e
+mount -t tmpfs -o mode=0755 netns_kit_run /run
+mkdir -p /run/netns /run/netns_kit /run/.netns_kit/etc-upper /run/.netns_kit/etc-work
+etc=noetc
+ov=lowerdir=/etc,upperdir=/run/.netns_kit/etc-upper,workdir=/run/.netns_kit/etc-work
+if mount -t overlay -o "$ov" netns_kit_etc /etc 2>/dev/null; then
+    mkdir -p /etc/netns && etc=etc
+fi
+ip link set dev lo up
+set +e
+stop_all() {
+    me=$(readlink /proc/$$/ns/net)
+    for ns in $(ls /run/netns); do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    done
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        [ "$pid" = "$$" ] && continue
+        [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$me" ] && kill -9 "$pid" 2>/dev/null
+    done
+}
+trap 'stop_all; exit 0' TERM INT HUP
+echo "ready $etc"
+if [ "$1" = detached ]; then
+    while :; do sleep 3600 & wait $!; done
+fi
+read -r _
+stop_all
+"""
+
+
+def userns_problem() -> str | None:
+    """Why this kernel refuses unprivileged user namespaces, or None if it does not seem to."""
+    checks = (
+        (
+            "/proc/sys/kernel/unprivileged_userns_clone",
+            "0",
+            "kernel.unprivileged_userns_clone is 0 (Debian's switch): sysctl -w kernel.unprivileged_userns_clone=1",
+        ),
+        (
+            "/proc/sys/user/max_user_namespaces",
+            "0",
+            "user.max_user_namespaces is 0: sysctl -w user.max_user_namespaces=15000",
+        ),
+        (
+            "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            "1",
+            "Ubuntu's AppArmor restricts unprivileged user namespaces "
+            "(kernel.apparmor_restrict_unprivileged_userns=1): run "
+            "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give the "
+            "test runner an AppArmor profile that allows 'userns'",
+        ),
+    )
+    for path, bad, why in checks:
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value == bad:
+            return why
+    return None
+
+
+class Sandbox(ShExecutor):
+    """An executor whose commands all run inside a throwaway network "host".
+
+    ::
+
+        with Sandbox() as sandbox, netns_kit.use(sandbox):
+            ...  # everything here happens inside the sandbox
+
+    Rootless by default when not root (``rootless=None``); as root it uses
+    no user namespace. :meth:`attach` joins a holder started elsewhere.
+    """
+
+    def __init__(self, *, rootless: bool | None = None, owner: Owner | None = None) -> None:
+        super().__init__(owner=owner)
+        self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        self._holder: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
+        self.has_etc_netns = False
+
+    def __repr__(self) -> str:
+        return f"Sandbox(pid={self._pid}, rootless={self.rootless})"
+
+    @classmethod
+    def attach(cls, pid: int, *, rootless: bool | None = None) -> Sandbox:
+        """Use the sandbox held by process ``pid`` (not stopped on close)."""
+        if not Path(f"/proc/{pid}/ns/net").exists():
+            raise SandboxError(f"no sandbox holder with pid {pid}")
+        sandbox = cls(rootless=rootless)
+        sandbox._set_pid(pid)
+        sandbox.has_etc_netns = Path(f"/proc/{pid}/root/etc/netns").is_dir()
+        return sandbox
+
+    @property
+    def pid(self) -> int:
+        if self._pid is None:
+            raise SandboxError("the sandbox is not started: use it as a context manager or call start()")
+        return self._pid
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        return Path(f"/proc/{self.pid}/root/run/netns_kit")
+
+    def root_path(self, path: str | Path) -> Path:
+        """Where a path inside the sandbox is seen from this process."""
+        return Path(f"/proc/{self.pid}/root") / Path(path).relative_to("/")
+
+    def _set_pid(self, pid: int) -> None:
+        self._pid = pid
+        user = ("--user", "--preserve-credentials") if self.rootless else ()
+        self.prefix = ("nsenter", f"--target={pid}", *user, "--net", "--mount", "--")
+
+    def holder_argv(self, *, detached: bool = False) -> list[str]:
+        user = ["--user", "--map-root-user"] if self.rootless else []
+        return [
+            "unshare",
+            *user,
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            _HOLDER,
+            "netns_kit-sandbox",
+            "detached" if detached else "attached",
+        ]
+
+    def start(self, *, detached: bool = False) -> Sandbox:
+        """Start the holder; with ``detached`` it outlives this process (stop with SIGTERM)."""
+        if self._pid is not None:
+            raise SandboxError("this sandbox is already started")
+        if self.rootless and os.geteuid() != 0:
+            problem = userns_problem()
+            if problem:
+                raise SandboxError(f"unprivileged user namespaces are not available: {problem}")
+        try:
+            holder = subprocess.Popen(
+                self.holder_argv(detached=detached),
+                stdin=subprocess.DEVNULL if detached else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise SandboxError("unshare is not installed (Debian/Ubuntu: apt-get install util-linux)") from None
+        assert holder.stdout is not None
+        line = holder.stdout.readline().decode().strip()
+        if not line.startswith("ready"):
+            holder.wait(5)
+            assert holder.stderr is not None
+            stderr = holder.stderr.read().decode().strip()
+            why = userns_problem() if self.rootless else None
+            advice = (
+                f" ({why})"
+                if why
+                else " (user namespaces may be disabled: run `netns-kit doctor`)"
+                if self.rootless
+                else " (creating namespaces needs root or CAP_SYS_ADMIN)"
+            )
+            raise SandboxError(f"the sandbox did not start: {stderr or 'no output'}{advice}")
+        holder.stdout.close()
+        self.has_etc_netns = line.endswith(" etc")
+        self._holder = holder
+        self._set_pid(holder.pid)
+        log.debug("sandbox holder %s started (rootless=%s)", holder.pid, self.rootless)
+        return self
+
+    def close(self) -> None:
+        """Stop every process inside and free the namespaces (attached sandboxes: no-op)."""
+        holder, self._holder = self._holder, None
+        if holder is None:
+            return
+        try:
+            if holder.stdin is not None:
+                holder.stdin.close()
+            else:
+                holder.send_signal(signal.SIGTERM)
+            holder.wait(10)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+        finally:
+            if holder.stderr is not None:
+                holder.stderr.close()
+        log.debug("sandbox holder %s stopped", holder.pid)
+        self._pid = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def run_script(self, script: str) -> Any:
+        """Run a shell script (a recorder's :meth:`~Recorder.script`) inside, with /bin/sh."""
+        from .command import Command
+
+        return self.run(Command(("sh", "-s")), input=script)

@@ -1,0 +1,189 @@
+"""Issue 2: namespaces, veth pairs and bridges for real, in the sandbox."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+import netns_kit
+from netns_kit import (
+    AlreadyExistsError,
+    Bridge,
+    CommandError,
+    Host,
+    Namespace,
+    NotFoundError,
+    Route,
+    VethPair,
+    change,
+    scenarios,
+    state,
+)
+from netns_kit.sandbox import Sandbox
+
+from .helpers import request, serve
+
+
+def test_seed001_pipe_pings_both_ways(sb: Sandbox) -> None:
+    with scenarios.seed001_pipe() as topo:
+        topo["red"].wait_reachable("192.168.1.2")
+        topo["blue"].wait_reachable("192.168.1.1")
+        assert not topo["red"].ping("192.168.1.99", timeout=0.3)
+
+
+def test_seed001_bridge_all_pairs_and_the_bridge_address(sb: Sandbox) -> None:
+    addresses = {"red": "192.168.1.1", "blue": "192.168.1.2", "green": "192.168.1.3"}
+    with scenarios.seed001_bridge() as topo:
+        topo.wait_ready()
+        for a, b in itertools.permutations(addresses, 2):
+            topo[a].wait_reachable(addresses[b])
+        for name, address in addresses.items():
+            topo[name].wait_reachable("192.168.1.254")
+            Host().wait_reachable(address)
+        routes = topo["red"].routes(4)
+        assert {"dst": "default", "gateway": "192.168.1.254", "dev": "red-veth", "flags": []} in routes
+        ports = Bridge("v-net-0").ports()
+        assert sorted(ports) == ["veth-blue", "veth-green", "veth-red"]
+
+
+def test_seed002_namespace_and_host_end(sb: Sandbox) -> None:
+    with scenarios.seed002_host() as topo:
+        topo["ns1"].wait_reachable("10.0.0.2")
+        Host().wait_reachable("10.0.0.1")
+        host_links = {link["ifname"]: link for link in Host().links()}
+        assert host_links["veth-host"]["ifalias"] == sb.owner.tag
+
+
+def test_two_namespaces_with_the_same_address_do_not_interfere(sb: Sandbox) -> None:
+    """Seed 004's question: what if two namespaces use the same address? Each pipe is its own world."""
+    topo = netns_kit.Topology()
+    for side in ("a", "b"):
+        topo.add(
+            Namespace(f"{side}1"),
+            Namespace(f"{side}2"),
+            VethPair(
+                f"{side}-1",
+                f"{side}-2",
+                netns=f"{side}1",
+                peer_netns=f"{side}2",
+                addresses="10.0.0.1/24",
+                peer_addresses="10.0.0.2/24",
+            ),
+        )
+    with topo:
+        serve(topo["a1"], 80, "server-a")
+        serve(topo["b1"], 80, "server-b")
+        assert request(topo["a2"], "10.0.0.1", 80) == "server-a 10.0.0.2 hello"
+        assert request(topo["b2"], "10.0.0.1", 80) == "server-b 10.0.0.2 hello"
+
+
+def test_ipv6_addresses_ping_without_waiting_for_dad(sb: Sandbox) -> None:
+    topo = netns_kit.Topology(
+        [
+            Namespace("v6a"),
+            Namespace("v6b"),
+            VethPair(
+                "v6-a",
+                "v6-b",
+                netns="v6a",
+                peer_netns="v6b",
+                addresses=["fd00:1::1/64", "10.1.0.1/24"],
+                peer_addresses=["fd00:1::2/64", "10.1.0.2/24"],
+            ),
+        ],
+        wait=True,
+    )
+    with topo:
+        topo["v6a"].wait_reachable("fd00:1::2")
+        assert topo["v6b"].ping("fd00:1::1")
+        infos = [i for link in topo["v6a"].addresses() for i in link.get("addr_info", ())]
+        assert any(i["local"] == "fd00:1::1" and i.get("nodad") for i in infos)
+
+
+def test_popen_server_answers_a_tcp_client_in_another_namespace(sb: Sandbox) -> None:
+    with scenarios.seed001_pipe() as topo:
+        server = serve(topo["blue"], 8000, "blue")
+        assert request(topo["red"], "192.168.1.2", 8000) == "blue 192.168.1.1 hello"
+        assert server.is_alive()
+    assert not server.is_alive()
+
+
+def test_namespace_delete_stops_processes_it_did_not_start_itself(sb: Sandbox) -> None:
+    ns = Namespace("busy").create()
+    stray = sb.popen(netns_kit.Command(("sleep", "600"), netns="busy"))
+    assert ns.pids() == [stray.pid]
+    ns.delete()
+    assert stray.wait(5) != 0
+    assert not ns.exists()
+
+
+def test_teardown_frees_names_for_immediate_reuse(sb: Sandbox) -> None:
+    for _ in range(3):
+        with scenarios.seed001_bridge() as topo:
+            topo["red"].wait_reachable("192.168.1.3")
+
+
+def test_state_after_teardown_equals_state_before(sb: Sandbox) -> None:
+    before = state.snapshot()
+    with scenarios.seed001_bridge():
+        during = state.snapshot()
+    assert state.diff(before, during)
+    assert state.diff(before, state.snapshot()) == []
+
+
+def test_preexisting_objects_with_other_names_are_untouched(sb: Sandbox) -> None:
+    host = Host()
+    host.run(["ip", "netns", "add", "decoy"], mutating=True)
+    host.run(["ip", "link", "add", "name", "decoy-br", "type", "bridge"], mutating=True)
+    host.run(
+        ["ip", "link", "add", "name", "decoy-a", "type", "veth", "peer", "name", "decoy-b", "netns", "decoy"],
+        mutating=True,
+    )
+    try:
+        before = state.snapshot()
+        with scenarios.seed001_bridge():
+            pass
+        assert state.diff(before, state.snapshot()) == []
+        assert Namespace("decoy").exists()
+    finally:
+        host.run(["ip", "link", "del", "dev", "decoy-a"], mutating=True)
+        host.run(["ip", "link", "del", "dev", "decoy-br"], mutating=True)
+        host.run(["ip", "netns", "del", "decoy"], mutating=True)
+
+
+def test_creating_over_an_existing_name_fails_and_adopt_uses_it(sb: Sandbox) -> None:
+    with Namespace("taken"):
+        with pytest.raises(AlreadyExistsError) as info:
+            Namespace("taken").create()
+        assert info.value.argv == ("ip", "netns", "add", "taken")
+        assert "File exists" in info.value.stderr
+        with Namespace("taken", adopt=True) as adopted:
+            assert adopted.adopted
+        assert Namespace("taken").exists()
+    assert not Namespace("taken").exists()
+
+
+def test_failed_command_carries_argv_code_and_stderr(sb: Sandbox) -> None:
+    with pytest.raises(NotFoundError) as info:
+        Host().run(["ip", "link", "set", "dev", "no-such-dev", "up"])
+    assert info.value.returncode == 1
+    assert 'Cannot find device "no-such-dev"' in info.value.stderr
+    with pytest.raises(CommandError):
+        sb.run(change("ip", "route", "add", "default", "via", "10.99.99.99"))
+
+
+def test_failure_half_way_rolls_back_for_real(sb: Sandbox) -> None:
+    before = state.snapshot()
+    topo = scenarios.seed001_bridge()
+    topo.add(Route("10.50.0.0/16", via="192.168.1.77", netns="red", onlink=True, dev="no-such-dev"))
+    with pytest.raises(NotFoundError):
+        topo.up()
+    assert state.diff(before, state.snapshot()) == []
+
+
+def test_sysctl_get_and_set_in_a_namespace(sb: Sandbox) -> None:
+    with Namespace("sys") as ns:
+        assert ns.sysctl("net.ipv4.ip_forward") == "0"
+        assert ns.set_sysctl("net.ipv4.ip_forward", 1) == "0"
+        assert ns.sysctl("net.ipv4.ip_forward") == "1"

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from netns_kit import Command, Result, change, query
+
+
+def test_ip_command_in_namespace_uses_dash_n() -> None:
+    assert Command(("ip", "link", "show"), netns="red").full_argv == ("ip", "-n", "red", "link", "show")
+
+
+def test_other_command_in_namespace_uses_netns_exec() -> None:
+    command = Command(("sysctl", "-n", "net.ipv4.ip_forward"), netns="red")
+    assert command.full_argv == ("ip", "netns", "exec", "red", "sysctl", "-n", "net.ipv4.ip_forward")
+
+
+def test_line_quotes_for_the_shell_and_nothing_else() -> None:
+    command = Command(("ip", "link", "set", "dev", "x", "alias", "a b;$(id)"))
+    assert command.line == "ip link set dev x alias 'a b;$(id)'"
+    assert command.argv[-1] == "a b;$(id)"
+
+
+def test_a_single_string_is_not_an_argv() -> None:
+    with pytest.raises(TypeError):
+        Command("ip link show")  # type: ignore[arg-type]
+
+
+def test_empty_argv_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        Command(())
+
+
+def test_in_netns_moves_the_undo_too() -> None:
+    command = change(
+        "ip", "link", "add", "name", "a", "type", "bridge", undo=Command(("ip", "link", "del", "dev", "a"))
+    ).in_netns("red")
+    assert command.netns == "red"
+    assert command.undo[0].line == "ip -n red link del dev a"
+
+
+def test_json_round_trip_keeps_everything() -> None:
+    command = Command(
+        ("ip", "netns", "add", "x"),
+        netns=None,
+        ok_codes={0, 2},
+        undo=(Command(("ip", "netns", "del", "x"), missing_ok=True),),
+    )
+    assert Command.from_json(command.to_json()) == command
+
+
+def test_query_is_not_mutating() -> None:
+    assert not query("ip", "-j", "link").mutating
+    assert change("ip", "netns", "add", "x").mutating
+
+
+def test_result_ok_follows_the_accepted_codes() -> None:
+    command = Command(("grep", "x"), ok_codes={0, 1})
+    assert Result(command, 1).ok
+    assert not Result(command, 2).ok
+    assert Result(command, 0, '[{"a": 1}]').json() == [{"a": 1}]
+    assert Result(command, 0, "").json() == []

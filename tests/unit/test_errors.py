@@ -1,0 +1,84 @@
+"""The error table, fed with messages recorded from iproute2 6.1, iptables 1.8.9, util-linux 2.38."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from netns_kit.errors import (
+    AlreadyExistsError,
+    BinaryNotFoundError,
+    CommandError,
+    NotFoundError,
+    PermissionDeniedError,
+    binary_not_found,
+    classify,
+)
+
+REAL_MESSAGES = [
+    (2, "RTNETLINK answers: File exists", AlreadyExistsError),
+    (1, 'Cannot create namespace file "/run/netns/a": File exists', AlreadyExistsError),
+    (2, "Error: ipv4: Address already assigned.", AlreadyExistsError),
+    (1, "iptables: Chain already exists.", AlreadyExistsError),
+    (1, 'Cannot find device "nope"', NotFoundError),
+    (255, 'Cannot open network namespace "zz": No such file or directory', NotFoundError),
+    (1, 'Cannot remove namespace file "/run/netns/zz": No such file or directory', NotFoundError),
+    (2, "RTNETLINK answers: No such process", NotFoundError),
+    (2, "Error: ipv4: Address not found.", NotFoundError),
+    (255, 'Error: argument "nobr" is wrong: Device does not exist', NotFoundError),
+    (255, 'Error: argument "x" is wrong: Invalid "netns" value', NotFoundError),
+    (1, "iptables: Bad rule (does a matching rule exist in that chain?).", NotFoundError),
+    (1, "iptables: No chain/target/match by that name.", NotFoundError),
+    (2, "iptables v1.8.9 (nf_tables): Chain 'NOPE' does not exist", NotFoundError),
+    (1, "sysctl: cannot stat /proc/sys/net/ipv4/nope: No such file or directory", NotFoundError),
+    (2, "RTNETLINK answers: Operation not permitted", PermissionDeniedError),
+    (1, "mount --make-shared /run/netns failed: Operation not permitted", PermissionDeniedError),
+    (
+        4,
+        "iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)",
+        PermissionDeniedError,
+    ),
+    (1, 'sysctl: permission denied on key "net.ipv4.ip_forward"', PermissionDeniedError),
+    (1, "nsenter: cannot open /proc/1/ns/net: Permission denied", PermissionDeniedError),
+    (1, 'exec of "nonexistent-binary" failed: No such file or directory', BinaryNotFoundError),
+    (2, "Error: Unknown device type.", CommandError),
+    (2, "Error: mtu less than device minimum.", CommandError),
+]
+
+
+@pytest.mark.parametrize(("code", "stderr", "expected"), REAL_MESSAGES)
+def test_real_messages_map_to_the_right_error(code: int, stderr: str, expected: type) -> None:
+    error = classify(("ip", "x"), code, "", stderr + "\n")
+    assert type(error) is expected
+    assert error.returncode == code
+    assert error.stderr.strip() == stderr
+    if expected is not CommandError:
+        assert error.hint
+
+
+def test_gateway_not_on_link_gets_a_hint() -> None:
+    error = classify(("ip", "route", "add", "default", "via", "10.9.9.9"), 2, "", "Error: Nexthop has invalid gateway.")
+    assert type(error) is CommandError
+    assert "gateway" in error.hint
+
+
+def test_message_shows_argv_code_stderr_and_hint() -> None:
+    error = classify(("ip", "link", "add", "name", "a b"), 2, "", "RTNETLINK answers: File exists\n")
+    text = str(error)
+    assert text.splitlines()[0] == "command failed with exit code 2: ip link add name 'a b'"
+    assert "stderr: RTNETLINK answers: File exists" in text
+    assert "hint: the name is already taken" in text
+
+
+def test_missing_binary_names_the_package() -> None:
+    error = binary_not_found(("iptables", "-L"))
+    assert isinstance(error, BinaryNotFoundError)
+    assert "apt-get install iptables" in error.hint
+
+
+def test_errors_survive_pickling_for_xdist_and_multiprocessing() -> None:
+    error = classify(("ip", "x"), 2, "out", "RTNETLINK answers: File exists")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is AlreadyExistsError
+    assert (copy.argv, copy.returncode, copy.stdout, copy.stderr) == (error.argv, 2, "out", error.stderr)
