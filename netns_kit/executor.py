@@ -95,12 +95,14 @@ class Executor:
         returncode, stdout, stderr = self._execute(self.argv_for(command), input=input, timeout=timeout)
         return Result(command, returncode, stdout, stderr)
 
-    def run_all(self, commands: Sequence[Command]) -> list[Result]:
+    def run_all(self, commands: Sequence[Command], *, on_done: Callable[[int], None] | None = None) -> list[Result]:
         """Run commands in order, stopping at the first failure.
 
         The error raised carries ``completed``: the results of the commands
         that took effect before it, so an undo journal knows exactly what to
-        reverse.
+        reverse. ``on_done(n)`` is called whenever the first ``n`` commands
+        have taken effect (after each command here; an executor that batches
+        calls it after each batch), so a write-ahead ledger can mark progress.
         """
         results: list[Result] = []
         for command in commands:
@@ -109,6 +111,8 @@ class Executor:
             except BaseException as error:
                 error.completed = tuple(results)  # type: ignore[attr-defined]
                 raise
+            if on_done is not None:
+                on_done(len(results))
         return results
 
 

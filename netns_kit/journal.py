@@ -57,24 +57,33 @@ class Journal:
         self.units.extend(units)
         commands = [command for _, command in flat]
         seqs = self.ledger.intend(commands) if self.ledger else list(range(len(commands)))
+        marked = 0
+
+        def progress(n: int) -> None:
+            # each command is marked ok as soon as it took effect: after a
+            # SIGKILL only the command that was running is left in flight
+            nonlocal marked
+            if self.ledger and n > marked:
+                self.ledger.mark([(s, "ok") for s in seqs[marked:n]])
+            marked = max(marked, n)
+
         try:
-            results = self.executor.run_all(commands)
+            results = self.executor.run_all(commands, on_done=progress)
         except BaseException as error:
             done = len(getattr(error, "completed", ()))
+            progress(done)
             # A command that failed did not take effect; one that was interrupted
             # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok).
             taken = done if isinstance(error, CommandError) else min(done + 1, len(flat))
             self._record(flat[:taken], seqs[:taken])
             if self.ledger and done < len(seqs):
                 self.ledger.mark(
-                    [(s, "ok") for s in seqs[:done]]
-                    + [(seqs[done], "failed" if taken == done else "in-flight")]
+                    [(seqs[done], "failed" if taken == done else "in-flight")]
                     + [(s, "skipped") for s in seqs[done + 1 :]]
                 )
             self.fail(error)
+        progress(len(commands))
         self._record(flat, seqs)
-        if self.ledger:
-            self.ledger.mark([(s, "ok") for s in seqs])
         for unit in units:
             unit.complete = True
         return results

@@ -25,6 +25,7 @@ from .executor import Executor, Recorder, current
 from .journal import Journal
 from .link import Bridge, VethPair
 from .namespace import Namespace
+from .owner import Owner
 from .resource import Resource
 from .route import Address, Route
 
@@ -196,13 +197,14 @@ class Topology:
     def __exit__(self, *exc: object) -> None:
         self.down()
 
-    def plan(self) -> Recorder:
+    def plan(self, *, owner: Owner | None = None) -> Recorder:
         """A dry-run of ``up()``: a :class:`Recorder` holding the commands.
 
         ``topo.plan().script()`` is the set-up script and
-        ``topo.plan().teardown_script()`` the tear-down script.
+        ``topo.plan().teardown_script()`` the tear-down script. The tags in
+        it name ``owner`` (default: ``dry-run``).
         """
-        recorder = Recorder()
+        recorder = Recorder(owner=owner)
         Journal(recorder).apply_all(self.ordered())
         return recorder
 

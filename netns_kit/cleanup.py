@@ -1,0 +1,367 @@
+"""Crash cleanup: remove what belongs to owners that are gone, and nothing else.
+
+``netns_kit.cleanup()`` (and ``netns-kit cleanup``) works through any
+executor, from two sources:
+
+* the **write-ahead ledgers** of the owners in question: every change is
+  written there before it runs and marked ``ok`` once it took effect, so the
+  changes that took effect are undone exactly (routes, addresses, sysctls
+  restored to their prior value when they still hold the value we set);
+* the **tags**: links whose alias, namespaces whose ``lo`` alias, and
+  iptables/ip6tables rules whose ``--comment`` is the owner's tag, plus the
+  ``NK-`` chains left empty by removing those rules.
+
+An entry still *in flight* when its owner died may or may not have taken
+effect. It is acted on only when that is proven: the object carries the
+owner's tag, or a later entry of the same ledger is seen to have taken effect
+(commands run in order and stop at the first failure). So an object of the
+same name that existed before is never removed: untagged objects are never
+touched, except one the ledger proves this owner created and had not tagged
+yet. Running cleanup twice is a no-op.
+
+Owners in scope: process owners (``PID.STARTTIME``) whose process is gone,
+or exactly the owner asked for. Named owners (``cli.NAME``, ``dry-run``) are
+never "gone": they are removed only when named.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from . import inventory as inv
+from .command import Command, query
+from .errors import NetnsKitError
+from .executor import Executor, current
+from .ledger import Entry
+from .namespace import Namespace
+from .owner import Owner
+
+log = logging.getLogger("netns_kit")
+
+_TAKEN = ("ok",)
+_MAYBE = ("in-flight",)
+
+
+@attrs.define
+class CleanupReport:
+    """What :func:`cleanup` removed, what it left alone and why, and what failed."""
+
+    owners: list[Owner] = attrs.field(factory=list)
+    removed: list[str] = attrs.field(factory=list)
+    kept: list[str] = attrs.field(factory=list)
+    errors: list[str] = attrs.field(factory=list)
+    dry_run: bool = False
+
+    @property
+    def nothing_done(self) -> bool:
+        return not self.removed and not self.errors
+
+    def lines(self) -> list[str]:
+        verb = "would remove" if self.dry_run else "removed"
+        out = [f"{verb}: {what}" for what in self.removed]
+        out += [f"left alone: {what}" for what in self.kept]
+        out += [f"FAILED: {what}" for what in self.errors]
+        return out
+
+
+def cleanup(
+    executor: Executor | None = None,
+    *,
+    owner: Owner | str | None = None,
+    dry_run: bool = False,
+) -> CleanupReport:
+    """Remove what belongs to owners that are gone (or to ``owner``); see the module doc.
+
+    ``dry_run=True`` only reports what would be removed.
+    """
+    executor = executor or current()
+    wanted = Owner(owner) if isinstance(owner, str) else owner
+    scan = inv.scan(executor)
+    targets = [wanted] if wanted is not None else stale_owners(scan)
+    report = CleanupReport(owners=targets, dry_run=dry_run)
+    if not targets:
+        return report
+    if wanted is not None and wanted.is_alive():
+        report.kept.append(f"note: owner {wanted.id} is still running; removing its objects as asked")
+    work = _Cleanup(executor, scan, targets, report)
+    work.plan()
+    work.execute()
+    return report
+
+
+def stale_owners(scan: inv.Inventory) -> list[Owner]:
+    """Process owners named by tags or ledgers whose process is gone."""
+    return [o for o in scan.owners() if o.pid is not None and not o.is_alive()]
+
+
+@attrs.define
+class _Step:
+    what: str
+    run: Callable[[], Any]
+    owner: Owner
+
+
+class _Cleanup:
+    """Plans the removal for a set of owners, then carries it out in order."""
+
+    def __init__(self, executor: Executor, scan: inv.Inventory, owners: Sequence[Owner], report: CleanupReport):
+        self.executor = executor
+        self.scan = scan
+        self.owners = list(owners)
+        self.report = report
+        self.files = [lf for lf in scan.ledgers if lf.owner in self.owners]
+        self.taken = {id(lf): _taken_entries(lf, scan) for lf in self.files}
+        self.doomed_netns: set[str] = set()
+        self.ledger_chains: set[tuple[str, str | None, str, str]] = set()
+        self.ledger_firewalls: set[tuple[str, str | None]] = set()
+        self.failed_owners: set[Owner] = set()
+        self._made_cache: dict[Owner, tuple[set[Any], set[Any], set[Any]]] = {}
+        self.firewall_steps: list[_Step] = []
+        self.undo_steps: list[_Step] = []
+        self.link_steps: list[_Step] = []
+        self.netns_steps: list[_Step] = []
+
+    # -- planning ---------------------------------------------------------------
+    def plan(self) -> None:
+        for owner in self.owners:
+            self._plan_namespaces(owner)
+        for owner in self.owners:
+            self._plan_links(owner)
+        ledger_steps: list[tuple[float, int, _Step]] = []
+        for lf in self.files:
+            taken = self.taken[id(lf)]
+            for entry in lf.entries:
+                step = self._ledger_step(lf.owner, entry, entry.seq in taken)
+                if step is not None:
+                    ledger_steps.append((entry.time, entry.seq, step))
+        # newest first: the exact reverse of the order the changes were made
+        self.undo_steps = [s for _, _, s in sorted(ledger_steps, key=lambda t: (t[0], t[1]), reverse=True)]
+        self._plan_firewall()
+
+    def _owned(self, owner: Owner, alias: str | None, key: Any, what: str) -> bool:
+        """Is the object ``key`` (a namespace name, a (link, netns)) this owner's?
+
+        Yes when it carries the owner's tag; or when it carries no tag and the
+        ledger proves this owner created it and had not tagged it yet.
+        """
+        if alias == owner.tag:
+            return True
+        created, tagged, maybe = self._made(owner)
+        if key in created:
+            if alias is None and key not in tagged:
+                return True
+            self.report.kept.append(
+                f"{what}: {owner.id} created one of that name, but this one carries "
+                f"{alias or 'no tag'} (made by someone else since)"
+            )
+        elif key in maybe and alias is None:
+            self.report.kept.append(
+                f"{what}: has no tag; {owner.id} was creating one of that name when it died, so it may be "
+                "that one or one that was there before: check it and delete it yourself if it is left over"
+            )
+        return False
+
+    def _made(self, owner: Owner) -> tuple[set[Any], set[Any], set[Any]]:
+        """What the owner's ledgers prove it created, proved it tagged, and may have created."""
+        if owner not in self._made_cache:
+            files = [lf for lf in self.files if lf.owner == owner]
+            taken = [(lf.owner, e) for lf in files for e in lf.entries if e.seq in self.taken[id(lf)]]
+            standing = [(lf.owner, e) for lf in files for e in lf.standing]
+            self._made_cache[owner] = (
+                {obj for _, e in taken for obj in _created_by(e.command)},
+                {_tag_key(t) for o, e in taken if (t := _tagging_target(e.command, o)) is not None},
+                {obj for _, e in standing for obj in _created_by(e.command)},
+            )
+        return self._made_cache[owner]
+
+    def _plan_namespaces(self, owner: Owner) -> None:
+        for name, alias in sorted(self.scan.namespaces.items()):
+            if name in self.doomed_netns or not self._owned(owner, alias, name, f"namespace {name}"):
+                continue
+            self.doomed_netns.add(name)
+            self.netns_steps.append(_Step(f"namespace {name}", self._namespace_deleter(name), owner))
+
+    def _plan_links(self, owner: Owner) -> None:
+        for link in self.scan.links:
+            if link.netns in self.doomed_netns:
+                continue  # goes with its namespace
+            if not self._owned(owner, link.alias, (link.name, link.netns), str(link)):
+                continue
+            command = Command(("ip", "link", "del", "dev", link.name), netns=link.netns, missing_ok=True)
+            self.link_steps.append(_Step(str(link), self._runner([command]), owner))
+
+    def _ledger_step(self, owner: Owner, entry: Entry, taken: bool) -> _Step | None:
+        command = entry.command
+        argv = command.argv
+        if argv[0] in inv.FIREWALL_TOOLS or argv[0].startswith(inv.FIREWALL_TOOLS):
+            tool = "ip6tables" if argv[0].startswith("ip6tables") else "iptables"
+            self.ledger_firewalls.add((tool, command.netns))
+            if "-N" in argv:
+                table = argv[argv.index("-t") + 1] if "-t" in argv else "filter"
+                self.ledger_chains.add((tool, command.netns, table, argv[argv.index("-N") + 1]))
+            return None  # rules carry the tag: the tag scan removes them
+        if _created_by(command) or not command.undo:
+            return None  # namespaces and links: decided by tag and ledger above
+        if command.netns in self.doomed_netns:
+            return None  # goes with its namespace
+        if not taken:
+            if entry.state in _MAYBE:
+                self.report.kept.append(f"{command.line}: was in flight when {owner.id} died and may not have run")
+            return None
+        if argv[0] == "sysctl":
+            return self._sysctl_step(owner, command)
+        undo = [attrs.evolve(u, missing_ok=True) for u in command.undo]
+        return _Step("; ".join(u.line for u in undo), self._runner(undo), owner)
+
+    def _sysctl_step(self, owner: Owner, command: Command) -> _Step | None:
+        assignment = next((a for a in command.argv[1:] if "=" in a), None)
+        if assignment is None:
+            return None
+        undo = command.undo[0]
+        key, _, value = assignment.partition("=")
+
+        def restore() -> None:
+            result = self.executor.run(query("sysctl", "-n", key, netns=command.netns), check=False)
+            if not result.ok:
+                return  # the interface it belonged to is gone
+            now = result.stdout.strip()
+            if now != value:
+                raise _Keep(f"sysctl {key} is {now}, not the {value} {owner.id} set: someone changed it since")
+            self.executor.run(attrs.evolve(undo, missing_ok=True))
+
+        return _Step(f"sysctl {key} restored: {undo.line}", restore, owner)
+
+    def _namespace_deleter(self, name: str) -> Callable[[], None]:
+        def delete() -> None:
+            # stops what runs inside, deletes its veths (freeing their names at once), then the namespace
+            Namespace(name, executor=self.executor).undo(
+                self.executor, [Command(("ip", "netns", "add", name))], complete=True
+            )
+
+        return delete
+
+    def _runner(self, commands: list[Command]) -> Callable[[], None]:
+        def run() -> None:
+            self.executor.run_all(commands)
+
+        return run
+
+    def _plan_firewall(self) -> None:
+        tags = {owner.tag: owner for owner in self.owners}
+        for firewall in self.scan.firewalls:
+            if firewall.netns in self.doomed_netns:
+                continue  # goes with its namespace
+            if firewall.error is not None:
+                if (firewall.tool, firewall.netns) in self.ledger_firewalls:
+                    where = firewall.netns or "the host"
+                    self.report.errors.append(f"{firewall.tool} rules in {where} unreadable: {firewall.error}")
+                continue
+            doomed = [rule for rule in firewall.rules if rule.comment in tags]
+            left = [rule for rule in firewall.rules if rule.comment not in tags]
+            touched = {(rule.table, rule.chain) for rule in doomed}
+            for rule in doomed:
+                self.firewall_steps.append(_Step(str(rule), self._runner([rule.delete()]), tags[rule.comment or ""]))
+            for chain in firewall.chains:
+                key = (chain.tool, chain.netns, chain.table, chain.name)
+                if not chain.name.startswith(inv.CHAIN_PREFIX):
+                    continue
+                if (chain.table, chain.name) not in touched and key not in self.ledger_chains:
+                    continue  # not known to be ours: never judged
+                if any(r.table == chain.table and chain.name in (r.chain, r.target) for r in left):
+                    self.report.kept.append(f"{chain}: still holds, or is reached by, untagged rules")
+                    continue
+                self.firewall_steps.append(_Step(str(chain), self._runner([chain.delete()]), self.owners[0]))
+
+    # -- doing ------------------------------------------------------------------
+    def execute(self) -> None:
+        # the reverse of creation: port forwards and NAT, routes and addresses, links, namespaces
+        for steps in (self.firewall_steps, self.undo_steps, self.link_steps, self.netns_steps):
+            self._run(steps)
+        if not self.report.dry_run:
+            self._settle_ledgers()
+
+    def _run(self, steps: list[_Step]) -> None:
+        for step in steps:
+            if self.report.dry_run:
+                self.report.removed.append(step.what)
+                continue
+            try:
+                step.run()
+            except _Keep as keep:
+                self.report.kept.append(str(keep))
+                continue
+            except (NetnsKitError, OSError) as error:
+                log.debug("cleanup step failed: %s: %s", step.what, error)
+                self.report.errors.append(f"{step.what}: {error}")
+                self.failed_owners.add(step.owner)
+                continue
+            log.debug("cleanup removed %s", step.what)
+            self.report.removed.append(step.what)
+
+    def _settle_ledgers(self) -> None:
+        """Remove the ledgers of owners fully cleaned up (kept when a step failed, for a retry)."""
+        for lf in self.files:
+            if lf.owner not in self.failed_owners:
+                try:
+                    lf.path.unlink()
+                except FileNotFoundError:
+                    pass
+
+
+class _Keep(Exception):
+    """A step that found it must leave the object alone (with the reason)."""
+
+
+def _taken_entries(lf: inv.LedgerFile, scan: inv.Inventory) -> set[int]:
+    """Entries that took effect: marked ok, or in flight before one seen to have taken effect."""
+    proven_upto = 0
+    for entry in lf.entries:
+        if entry.state in _TAKEN or (entry.state in _MAYBE and _seen(entry.command, lf.owner, scan)):
+            proven_upto = entry.seq
+    return {e.seq for e in lf.entries if e.state in _TAKEN or (e.state in _MAYBE and e.seq <= proven_upto)}
+
+
+def _seen(command: Command, owner: Owner, scan: inv.Inventory) -> bool:
+    """True when ``command`` (a tagging command) is seen to have taken effect."""
+    target = _tagging_target(command, owner)
+    if target is None:
+        return False
+    name, netns = target
+    if name == "lo":
+        return netns is not None and scan.namespaces.get(netns) == owner.tag
+    link = scan.link(name, netns)
+    return link is not None and link.alias == owner.tag
+
+
+def _tagging_target(command: Command, owner: Owner) -> tuple[str, str | None] | None:
+    argv = command.argv
+    if argv[:4] == ("ip", "link", "set", "dev") and "alias" in argv and owner.tag in argv:
+        return argv[4], command.netns
+    return None
+
+
+def _tag_key(target: tuple[str, str | None]) -> Any:
+    """The object a tagging command marks: a namespace name for ``lo``, else (link, netns)."""
+    name, netns = target
+    return netns if name == "lo" else target
+
+
+def _created_by(command: Command) -> list[Any]:
+    """What a command creates: a namespace name, or (link, netns) for each link
+    ``ip link add name A ... [peer name B [netns NS]]`` makes."""
+    argv = command.argv
+    if argv[:3] == ("ip", "netns", "add") and len(argv) > 3:
+        return [argv[3]]
+    if argv[:4] != ("ip", "link", "add", "name"):
+        return []
+    made: list[Any] = [(argv[4], command.netns)]
+    if "peer" in argv:
+        rest = argv[argv.index("peer") + 1 :]
+        if rest[:1] == ("name",) and len(rest) > 1:
+            netns = rest[rest.index("netns") + 1] if "netns" in rest else command.netns
+            made.append((rest[1], netns))
+    return made

@@ -1,0 +1,248 @@
+"""What netns_kit owns on a machine, read back from the kernel and the ledgers.
+
+:func:`scan` lists, through any executor (the real host, a sandbox), the
+namespaces with the alias of their ``lo``, the links with their alias in the
+host and in every namespace, the iptables/ip6tables rules with their
+``--comment`` and the chains, and every ledger file. Tags
+(``netns_kit:OWNER``) say who owns what; :func:`owners` groups it all per
+owner. ``netns-kit status`` prints it and :func:`netns_kit.cleanup` acts on it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import ledger
+from .command import Command, change, query
+from .errors import CommandError
+from .executor import Executor
+from .owner import Owner
+
+#: user chains made by netns_kit start with this (reached by tagged jump rules)
+CHAIN_PREFIX = "NK-"
+FIREWALL_TOOLS = ("iptables", "ip6tables")
+
+
+@attrs.frozen
+class Link:
+    """An interface (``lo`` excluded) and its alias."""
+
+    name: str
+    netns: str | None
+    kind: str | None
+    alias: str | None
+
+    @property
+    def owner(self) -> Owner | None:
+        return Owner.from_tag(self.alias or "")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind or 'link'} in {self.netns or 'the host'})"
+
+
+@attrs.frozen
+class Rule:
+    """One ``-A CHAIN ...`` line of ``iptables-save``, with the owner from its comment."""
+
+    tool: str
+    netns: str | None
+    table: str
+    chain: str
+    spec: tuple[str, ...]
+
+    def option(self, *names: str) -> str | None:
+        """The value after the first of ``names`` in the rule (``--comment``, ``-j``)."""
+        for option, value in zip(self.spec, self.spec[1:], strict=False):
+            if option in names:
+                return value
+        return None
+
+    @property
+    def comment(self) -> str | None:
+        return self.option("--comment")
+
+    @property
+    def owner(self) -> Owner | None:
+        return Owner.from_tag(self.comment or "")
+
+    @property
+    def target(self) -> str | None:
+        return self.option("-j", "-g")
+
+    def delete(self) -> Command:
+        return change(
+            self.tool, "-w", "-t", self.table, "-D", self.chain, *self.spec, netns=self.netns, missing_ok=True
+        )
+
+    def __str__(self) -> str:
+        where = self.netns or "the host"
+        return f"{self.tool} -t {self.table} -A {self.chain} {shlex.join(self.spec)} (in {where})"
+
+
+@attrs.frozen
+class Chain:
+    tool: str
+    netns: str | None
+    table: str
+    name: str
+
+    def delete(self) -> Command:
+        return change(self.tool, "-w", "-t", self.table, "-X", self.name, netns=self.netns, missing_ok=True)
+
+    def __str__(self) -> str:
+        return f"{self.tool} -t {self.table} chain {self.name} (in {self.netns or 'the host'})"
+
+
+@attrs.define
+class Firewall:
+    """The rules and user chains of one tool in one namespace (``error`` if unreadable)."""
+
+    tool: str
+    netns: str | None
+    chains: list[Chain] = attrs.field(factory=list)
+    rules: list[Rule] = attrs.field(factory=list)
+    error: str | None = None
+
+
+@attrs.frozen
+class LedgerFile:
+    path: Path
+    owner: Owner
+    entries: tuple[ledger.Entry, ...]
+
+    @property
+    def standing(self) -> list[ledger.Entry]:
+        """Entries that took effect or may have (not failed, skipped or undone)."""
+        return [e for e in self.entries if e.state in ("ok", "in-flight")]
+
+
+@attrs.define
+class Inventory:
+    """Everything :func:`scan` found."""
+
+    #: namespace name -> alias of its ``lo`` (its tag), None when untagged
+    namespaces: dict[str, str | None] = attrs.field(factory=dict)
+    links: list[Link] = attrs.field(factory=list)
+    firewalls: list[Firewall] = attrs.field(factory=list)
+    ledgers: list[LedgerFile] = attrs.field(factory=list)
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [rule for fw in self.firewalls for rule in fw.rules]
+
+    def namespace_owner(self, name: str) -> Owner | None:
+        return Owner.from_tag(self.namespaces.get(name) or "")
+
+    def link(self, name: str, netns: str | None) -> Link | None:
+        for link in self.links:
+            if link.name == name and link.netns == netns:
+                return link
+        return None
+
+    def owners(self) -> list[Owner]:
+        """Every owner named by a tag or a ledger file."""
+        found: set[Owner] = {lf.owner for lf in self.ledgers}
+        found.update(o for o in map(self.namespace_owner, self.namespaces) if o is not None)
+        found.update(link.owner for link in self.links if link.owner is not None)
+        found.update(rule.owner for rule in self.rules if rule.owner is not None)
+        return sorted(found, key=lambda o: o.id)
+
+
+def scan(executor: Executor, *, firewall: bool = True, skip_firewall_in: Iterable[str] = ()) -> Inventory:
+    """Read what is there: namespaces, links, rules, chains and ledgers."""
+    inventory = Inventory()
+    listing = executor.run(query("ip", "-j", "netns", "list"), check=False)
+    names = sorted(entry["name"] for entry in (listing.json() if listing.ok else []))
+    for netns in (None, *names):
+        result = executor.run(query("ip", "-j", "-d", "link", "show", netns=netns), check=False)
+        if not result.ok:
+            continue  # deleted meanwhile
+        for data in result.json():
+            if data["ifname"] == "lo":
+                if netns is not None:
+                    inventory.namespaces[netns] = data.get("ifalias")
+                continue
+            kind = data.get("linkinfo", {}).get("info_kind")
+            inventory.links.append(Link(data["ifname"], netns, kind, data.get("ifalias")))
+        if netns is not None:
+            inventory.namespaces.setdefault(netns, None)
+    if firewall:
+        skip = set(skip_firewall_in)
+        for netns in (None, *names):
+            if netns in skip:
+                continue
+            for tool in FIREWALL_TOOLS:
+                inventory.firewalls.append(read_firewall(executor, tool, netns))
+    inventory.ledgers = read_ledgers(executor)
+    return inventory
+
+
+def read_firewall(executor: Executor, tool: str, netns: str | None) -> Firewall:
+    """``TOOL-save`` in ``netns``, parsed (with :func:`shlex.split`)."""
+    firewall = Firewall(tool, netns)
+    try:
+        result = executor.run(query(f"{tool}-save", netns=netns), check=False)
+    except CommandError as error:  # the binary is missing
+        firewall.error = error.hint or str(error)
+        return firewall
+    if not result.ok:
+        firewall.error = result.stderr.strip() or f"{tool}-save exited with {result.returncode}"
+        return firewall
+    parse_save(result.stdout, firewall)
+    return firewall
+
+
+def parse_save(text: str, firewall: Firewall) -> None:
+    table = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            name, policy = shlex.split(line[1:])[:2]
+            if policy == "-":  # user chains have no policy
+                firewall.chains.append(Chain(firewall.tool, firewall.netns, table, name))
+        elif line.startswith("-A "):
+            words = shlex.split(line)
+            firewall.rules.append(Rule(firewall.tool, firewall.netns, table, words[1], tuple(words[2:])))
+
+
+def read_ledgers(executor: Executor) -> list[LedgerFile]:
+    directory = executor.ledger_dir
+    if directory is None:
+        return []
+    found = []
+    for owner, path in ledger.files(directory):
+        try:
+            entries = ledger.read(path)
+        except OSError:
+            continue  # removed meanwhile
+        found.append(LedgerFile(path, owner, tuple(entries)))
+    return found
+
+
+def describe_owner(owner: Owner) -> str:
+    """``alive``, ``dead`` or ``named`` (a non-process owner, kept until named)."""
+    if owner.pid is None:
+        return "named"
+    return "alive" if owner.is_alive() else "dead"
+
+
+def summary(inventory: Inventory, owner: Owner) -> dict[str, Any]:
+    """What ``owner`` holds, as data (for ``netns-kit status``)."""
+    tag = owner.tag
+    files = [lf for lf in inventory.ledgers if lf.owner == owner]
+    return {
+        "owner": owner.id,
+        "state": describe_owner(owner),
+        "namespaces": sorted(n for n, alias in inventory.namespaces.items() if alias == tag),
+        "links": [str(link) for link in inventory.links if link.alias == tag],
+        "rules": [str(rule) for rule in inventory.rules if rule.comment == tag],
+        "ledger_files": [str(lf.path) for lf in files],
+        "changes_standing": sum(len(lf.standing) for lf in files),
+    }

@@ -1,0 +1,230 @@
+"""Topology files: a whole network described in TOML (stdlib :mod:`tomllib`).
+
+Each array of tables names a resource class (:data:`TABLES`); each entry's
+keys are that class's fields, checked against its attrs fields (unknown
+keys, missing required keys, wrong TOML types) and then by the class's own
+validators. Errors point to the key and say what is wrong::
+
+    net.toml: veths[2].peer_netns: 'bleu' is not a namespace of this topology (have: ['blue', 'red']) ...
+
+A ``[topology]`` table holds settings: ``name`` (the CLI's owner is
+``cli.NAME``; default: the file name without ``.toml``), ``wait`` and
+``wait_timeout``. See the README for the full schema by example.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ValidationError
+from .link import Bridge, VethPair
+from .namespace import Namespace
+from .resource import Resource
+from .route import Address, Route
+from .topology import Topology
+
+#: TOML table name -> resource class; a new resource kind plugs in with one line
+TABLES: dict[str, type[Resource]] = {
+    "namespaces": Namespace,
+    "bridges": Bridge,
+    "veths": VethPair,
+    "addresses": Address,
+    "routes": Route,
+}
+
+#: keys of the ``[topology]`` table and their TOML types
+SETTINGS: dict[str, tuple[type, ...]] = {"name": (str,), "wait": (bool,), "wait_timeout": (int, float)}
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,58}$")
+_HIDDEN = frozenset({"executor"})
+
+
+def register(table: str, cls: type[Resource]) -> None:
+    """Make ``[[table]]`` entries build ``cls`` (an attrs :class:`Resource`)."""
+    TABLES[table] = cls
+
+
+class TopologyFileError(ValidationError):
+    """A topology file is not valid TOML or does not describe a valid topology.
+
+    ``source`` is the file, ``key`` the path to the key inside it
+    (``veths[2].peer_netns``), ``value`` what it holds and ``rule`` what is wrong.
+    """
+
+    def __init__(self, source: str, key: str, value: Any, rule: str) -> None:
+        self.source = source
+        self.key = key
+        super().__init__(key, value, rule)
+        shown = f"{value!r} " if value is not _MISSING else ""
+        self.args = (f"{source}: {key}: {shown}{rule}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_MISSING: Any = object()
+
+
+@attrs.frozen
+class TopologyFile:
+    """What a file describes: its settings and the :class:`Topology`."""
+
+    source: str
+    name: str
+    topology: Topology
+    #: (table, index, resource) for each entry, in file order
+    entries: tuple[tuple[str, int, Resource], ...]
+
+
+def load(path: str | Path) -> TopologyFile:
+    """Read and check a topology file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TopologyFileError(str(path), "(file)", _MISSING, f"cannot be read: {error.strerror}") from None
+    return loads(text, source=str(path), default_name=path.stem)
+
+
+def loads(text: str, *, source: str = "<string>", default_name: str = "topology") -> TopologyFile:
+    """Parse and check the TOML text of a topology file."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise TopologyFileError(source, "(syntax)", _MISSING, f"is not valid TOML: {error}") from None
+    return from_dict(data, source=source, default_name=default_name)
+
+
+def from_dict(data: Mapping[str, Any], *, source: str = "<dict>", default_name: str = "topology") -> TopologyFile:
+    """Build from already parsed data (what :func:`tomllib.loads` returns)."""
+    settings = _settings(data.get("topology", {}), source)
+    name = settings.get("name", _default_name(default_name))
+    entries: list[tuple[str, int, Resource]] = []
+    for table, items in data.items():
+        if table == "topology":
+            continue
+        cls = TABLES.get(table)
+        if cls is None:
+            raise TopologyFileError(source, table, _MISSING, _unknown("table", table, [*TABLES, "topology"]))
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            rule = f"must be an array of tables: write [[{table}]] above each entry"
+            raise TopologyFileError(source, table, _MISSING, rule)
+        for index, item in enumerate(items):
+            entries.append((table, index, build(cls, item, source=source, key=f"{table}[{index}]")))
+    topology = Topology(wait=settings.get("wait", False), wait_timeout=float(settings.get("wait_timeout", 10.0)))
+    try:
+        topology.add(*(resource for _, _, resource in entries))
+    except ValidationError as error:
+        key = _locate(error, entries)
+        raise TopologyFileError(source, key, error.value, error.rule) from None
+    return TopologyFile(source, name, topology, tuple(entries))
+
+
+def fields(cls: type[Resource]) -> dict[str, attrs.Attribute[Any]]:
+    """The keys an entry for ``cls`` takes: its attrs fields set at construction."""
+    return {a.name: a for a in attrs.fields(cls) if a.init and a.name not in _HIDDEN}
+
+
+def build(cls: type[Resource], item: Mapping[str, Any], *, source: str, key: str) -> Resource:
+    """One resource from one table entry, with errors pointing to ``key.field``."""
+    known = fields(cls)
+    for name, value in item.items():
+        if name not in known:
+            raise TopologyFileError(source, f"{key}.{name}", value, _unknown(f"key for {cls.__name__}", name, known))
+        _check_type(source, f"{key}.{name}", known[name], value)
+    for name, field in known.items():
+        if field.default is attrs.NOTHING and name not in item:
+            raise TopologyFileError(source, f"{key}.{name}", _MISSING, f"is missing: {cls.__name__} needs it")
+    try:
+        return cls(**{name: _convert(known[name], value) for name, value in item.items()})
+    except ValidationError as error:
+        attr = error.field.rpartition(".")[2] if error.field.startswith(cls.__name__ + ".") else None
+        where = f"{key}.{attr}" if attr in known else key
+        raise TopologyFileError(source, where, error.value, error.rule) from None
+
+
+def _convert(field: attrs.Attribute[Any], value: Any) -> Any:
+    # TOML arrays become tuples for tuple fields; the class's converters do the rest
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_type(source: str, key: str, field: attrs.Attribute[Any], value: Any) -> None:
+    """Check the TOML type against the field's annotation, so the message speaks TOML."""
+    annotation = str(field.type or "")
+    expected: tuple[type, ...]
+    if annotation == "bool":
+        expected, words = (bool,), "true or false"
+    elif annotation.startswith("tuple["):
+        expected, words = (str, list), "a string or an array of strings"
+    elif annotation in ("int", "int | None"):
+        expected, words = (int,), "an integer"
+    elif "str" in annotation and "int" not in annotation:
+        expected, words = (str,), "a string"
+    else:
+        return
+    ok = isinstance(value, expected) and not (bool not in expected and isinstance(value, bool))
+    if isinstance(value, list):
+        ok = ok and all(isinstance(v, str) for v in value)
+    if not ok:
+        raise TopologyFileError(source, key, value, f"must be {words} (TOML {_toml_type(value)} given)")
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _settings(table: Any, source: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise TopologyFileError(source, "topology", table, "must be a table: write [topology]")
+    for name, value in table.items():
+        if name not in SETTINGS:
+            raise TopologyFileError(source, f"topology.{name}", value, _unknown("setting", name, SETTINGS))
+        types = SETTINGS[name]
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            words = " or ".join(_toml_type(t()) for t in types)
+            raise TopologyFileError(source, f"topology.{name}", value, f"must be a {words}")
+    name = table.get("name")
+    if name is not None and not _NAME.match(name):
+        rule = "must be 1-58 characters from [A-Za-z0-9_.-] (it names the owner: cli.NAME)"
+        raise TopologyFileError(source, "topology.name", name, rule)
+    return dict(table)
+
+
+def _default_name(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", stem)[:58]
+    return name or "topology"
+
+
+def _unknown(what: str, name: str, known: Any) -> str:
+    choices = sorted(known)
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"is not a known {what}{hint}; known: {', '.join(choices)}"
+
+
+def _locate(error: ValidationError, entries: list[tuple[str, int, Resource]]) -> str:
+    """The key a whole-topology check (Topology.check) is about, best effort."""
+    cls_name, _, attr = error.field.partition(".")
+    wanted = str(error.value)
+    candidates = []
+    for table, index, resource in entries:
+        if attr and type(resource).__name__ == cls_name:
+            value = getattr(resource, attr, None)
+            shown = [str(v) for v in value] if isinstance(value, tuple) else [str(value)]
+            if wanted in shown:
+                candidates.append(f"{table}[{index}].{attr}")
+        elif not attr:  # "interface name": 'veth-red (in red)'
+            name = wanted.split(" (in ", 1)[0]
+            for field in ("name", "peer"):
+                if getattr(resource, field, None) == name and table != "namespaces":
+                    candidates.append(f"{table}[{index}].{field}")
+    # a duplicate is reported where it appears again
+    return candidates[-1] if candidates else error.field

@@ -1,0 +1,71 @@
+"""Run as a child process: build a topology in an attached sandbox, SIGKILL itself after step k.
+
+Usage: python crash_child.py HOLDER_PID K SCENARIO
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import attrs
+
+import netns_kit
+from netns_kit import Command, Resource, change, scenarios
+from netns_kit.executor import Executor
+from netns_kit.sandbox import Sandbox
+
+
+@attrs.frozen
+class TaggedRules(Resource):
+    """Hand-made rules following the NatRule/PortForward conventions: an NK- chain
+    reached by a tagged jump, tagged rules inside."""
+
+    chain: str = "NK-crash"
+    subnet: str = "192.168.1.0/24"
+
+    def plan(self, executor: Executor) -> list[Command]:
+        tag = ("-m", "comment", "--comment", executor.owner.tag)
+        ipt = ("iptables", "-w", "-t", "filter")
+        jump = (*ipt, "FORWARD", "-s", self.subnet, *tag, "-j", self.chain)
+        rule = (*ipt, self.chain, "-s", self.subnet, *tag, "-j", "ACCEPT")
+        return [
+            change(*ipt, "-N", self.chain, undo=Command((*ipt, "-X", self.chain))),
+            change(*ipt[:4], "-A", *rule[4:], undo=Command((*ipt[:4], "-D", *rule[4:]))),
+            change(*ipt[:4], "-A", *jump[4:], undo=Command((*ipt[:4], "-D", *jump[4:]))),
+        ]
+
+
+class KillingSandbox(Sandbox):
+    """Dies by SIGKILL just before its (k+1)-th change: steps 1..k took effect."""
+
+    kill_after = 0
+    changes = 0
+
+    def run(self, command: Command, **kwargs):  # type: ignore[no-untyped-def]
+        if command.mutating:
+            if self.changes == self.kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.changes += 1
+        return super().run(command, **kwargs)
+
+
+def topology() -> netns_kit.Topology:
+    topo = scenarios.seed001_bridge()
+    topo.add(TaggedRules())
+    return topo
+
+
+def main() -> None:
+    pid, k = int(sys.argv[1]), int(sys.argv[2])
+    box = KillingSandbox.attach(pid)
+    box.kill_after = k
+    topo = topology()
+    topo.up(box)
+    # every step done: die holding it all
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()
