@@ -204,7 +204,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     if held:
         raise _Conflict(
             f"{loaded.name} is already up {_where(executor)} (owner {owner.id}, ledger {held[0].path}); "
-            f"take it down first: netns-kit down {args.file}"
+            f"take it down first: netns-kit down{' --sandbox' if args.sandbox else ''} {args.file}"
         )
     topology = loaded.topology
     topology.wait = topology.wait or args.wait
@@ -241,8 +241,11 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from . import inventory
+    from . import holder, inventory
 
+    if args.sandbox and holder.find() is None:
+        print("no sandbox is running: netns_kit owns nothing there", file=out)
+        return EXIT_OK
     executor = _executor(args)
     found = inventory.scan(executor)
     summaries = [inventory.summary(found, owner) for owner in found.owners()]

@@ -1,0 +1,177 @@
+"""TOML topology files: the schema, the registry, and errors that point to the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+
+from netns_kit import Command, Namespace, Resource, VethPair, change, scenarios, topofile
+from netns_kit.executor import Executor
+from netns_kit.topofile import TopologyFileError, loads
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+PIPE = """
+[[namespaces]]
+name = "red"
+[[namespaces]]
+name = "blue"
+[[veths]]
+name = "veth-red"
+netns = "red"
+addresses = ["192.168.1.1/24"]
+peer = "veth-blue"
+peer_netns = "blue"
+peer_addresses = "192.168.1.2/24"
+"""
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(TopologyFileError) as info:
+        loads(text, source="net.toml")
+    return str(info.value)
+
+
+def test_a_file_builds_the_same_commands_as_the_python_scenario() -> None:
+    loaded = loads(PIPE)
+    assert loaded.topology.plan().lines == scenarios.seed001_pipe().plan().lines
+
+
+@pytest.mark.parametrize(
+    ("example", "scenario"),
+    [("seed001-pipe", "seed001_pipe"), ("seed002-ns1-host", "seed002_host"), ("seed004-red-blue", "seed004_pipe")],
+)
+def test_examples_describe_the_seed_scenarios(example: str, scenario: str) -> None:
+    loaded = topofile.load(EXAMPLES / f"{example}.toml")
+    assert loaded.name == example
+    assert loaded.topology.plan().lines == getattr(scenarios, scenario)().plan().lines
+
+
+def test_every_example_loads() -> None:
+    files = sorted(EXAMPLES.glob("*.toml"))
+    assert len(files) >= 3
+    for path in files:
+        assert topofile.load(path).topology.resources, path
+
+
+def test_name_defaults_to_the_file_stem(tmp_path: Path) -> None:
+    path = tmp_path / "my net.toml"
+    path.write_text(PIPE)
+    assert topofile.load(path).name == "my-net"
+
+
+def test_settings_table_sets_wait() -> None:
+    loaded = loads('[topology]\nname = "x"\nwait = true\nwait_timeout = 3\n' + PIPE)
+    assert (loaded.name, loaded.topology.wait, loaded.topology.wait_timeout) == ("x", True, 3.0)
+
+
+def test_unknown_namespace_points_to_the_key() -> None:
+    text = PIPE + '[[veths]]\nname = "a"\npeer = "b"\n[[veths]]\nname = "c"\npeer = "d"\npeer_netns = "bleu"\n'
+    message = error_of(text)
+    assert message.startswith("net.toml: veths[2].peer_netns: 'bleu' is not a namespace of this topology")
+    assert "['blue', 'red']" in message
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    message = error_of('[[veths]]\nname = "a"\npeer = "b"\npeer_ns = "red"\n')
+    assert message.startswith("net.toml: veths[0].peer_ns: 'red' is not a known key for VethPair")
+    assert "did you mean 'peer_netns'?" in message
+
+
+def test_unknown_table_suggests_the_close_one() -> None:
+    message = error_of('[[veth]]\nname = "a"\n')
+    assert message.startswith("net.toml: veth: is not a known table (did you mean 'veths'?)")
+
+
+def test_a_table_instead_of_an_array_of_tables_says_how_to_write_it() -> None:
+    assert "write [[namespaces]] above each entry" in error_of('[namespaces]\nname = "red"\n')
+
+
+def test_missing_required_key() -> None:
+    assert error_of('[[veths]]\nname = "a"\n') == "net.toml: veths[0].peer: is missing: VethPair needs it"
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('mtu = "1500"', "veths[0].mtu: '1500' must be an integer (TOML string given)"),
+        ("addresses = 5", "veths[0].addresses: 5 must be a string or an array of strings (TOML integer given)"),
+        ('up = "yes"', "veths[0].up: 'yes' must be true or false (TOML string given)"),
+        ("netns = 1", "veths[0].netns: 1 must be a string (TOML integer given)"),
+        ("addresses = [1]", "veths[0].addresses: [1] must be a string or an array of strings"),
+    ],
+)
+def test_wrong_toml_types_are_named(entry: str, expected: str) -> None:
+    assert expected in error_of(f'[[veths]]\nname = "a"\npeer = "b"\n{entry}\n')
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('name = "veth-much-too-long"\npeer = "b"', "veths[0].name: 'veth-much-too-long' is 18 bytes"),
+        ('name = "a"\npeer = "b"\naddresses = "10.0.0.1"', "veths[0].addresses: '10.0.0.1' must be an address"),
+        ('name = "a"\npeer = "b"\nmtu = 20', "veths[0].mtu: 20 must be an int from 68 to 65535"),
+    ],
+)
+def test_resource_validation_errors_point_to_the_key(entry: str, expected: str) -> None:
+    assert expected in error_of(f"[[veths]]\n{entry}\n")
+
+
+def test_duplicate_namespace_points_to_the_second_one() -> None:
+    message = error_of('[[namespaces]]\nname = "red"\n[[namespaces]]\nname = "red"\n')
+    assert message.startswith("net.toml: namespaces[1].name: 'red' appears 2 times")
+
+
+def test_gateway_off_subnet_points_to_the_route() -> None:
+    text = PIPE + '[[routes]]\ndestination = "default"\nvia = "10.9.9.9"\nnetns = "red"\n'
+    assert error_of(text).startswith("net.toml: routes[0].via: '10.9.9.9' is not on a subnet of red")
+
+
+def test_bad_toml_syntax_says_where() -> None:
+    message = error_of('[[namespaces]]\nname = "red\n')
+    assert message.startswith("net.toml: (syntax): is not valid TOML")
+    assert "line 2" in message
+
+
+def test_bad_settings() -> None:
+    assert "topology.nmae: 'x' is not a known setting (did you mean 'name'?)" in error_of('[topology]\nnmae = "x"\n')
+    assert "topology.wait: 'yes' must be a boolean" in error_of('[topology]\nwait = "yes"\n')
+    assert "topology.name: 'a b' must be 1-58 characters" in error_of('[topology]\nname = "a b"\n')
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(TopologyFileError, match=r"nope.toml: \(file\): cannot be read"):
+        topofile.load(tmp_path / "nope.toml")
+
+
+def test_error_is_a_validation_error_and_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        loads('[[namespaces]]\nname = ""\n')
+
+
+@attrs.frozen
+class Tunnel(Resource):
+    """A resource kind defined outside netns_kit."""
+
+    name: str
+    remote: str = "192.0.2.1"
+    ttl: int = 64
+
+    def plan(self, executor: Executor) -> list[Command]:
+        return [change("ip", "tunnel", "add", self.name, "remote", self.remote, "ttl", str(self.ttl))]
+
+
+def test_a_new_resource_kind_plugs_in_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(topofile.TABLES, "tunnels", Tunnel)
+    loaded = loads('[[tunnels]]\nname = "gre1"\nttl = 8\n')
+    assert loaded.topology.resources == [Tunnel("gre1", ttl=8)]
+    with pytest.raises(TopologyFileError, match=r"tunnels\[0\]\.ttl: 'x' must be an integer"):
+        loads('[[tunnels]]\nname = "t"\nttl = "x"\n')
+
+
+def test_fields_are_the_attrs_init_fields_without_the_executor() -> None:
+    assert list(topofile.fields(Namespace)) == ["adopt", "name"]
+    assert "executor" not in topofile.fields(VethPair)
+    assert "peer_netns" in topofile.fields(VethPair)
