@@ -50,6 +50,7 @@ def probes(
     executor: Recorder | None = None,
 ) -> Probes:
     files = {"/proc/sys/user/max_user_namespaces": "15000", **(files or {})}
+
     def present(name: str) -> str | None:
         return None if name in missing or name not in ALL_BINARIES else f"/usr/sbin/{name}"
 
