@@ -30,6 +30,7 @@ from .errors import (
     ValidationError,
 )
 from .executor import Executor, Recorder, ShExecutor, current, use
+from .leftovers import CleanupReport, cleanup
 from .link import Bridge, VethPair
 from .namespace import Host, Namespace
 from .owner import Owner
@@ -44,6 +45,7 @@ __all__ = [
     "AlreadyExistsError",
     "BinaryNotFoundError",
     "Bridge",
+    "CleanupReport",
     "Command",
     "CommandError",
     "Executor",
@@ -66,6 +68,7 @@ __all__ = [
     "ValidationError",
     "VethPair",
     "change",
+    "cleanup",
     "current",
     "query",
     "use",

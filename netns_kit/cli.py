@@ -223,7 +223,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
     from . import topofile
-    from .cleanup import cleanup
+    from .leftovers import cleanup
 
     loaded = topofile.load(args.file)
     owner = owner_for(loaded.name)
@@ -277,7 +277,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace, out: TextIO) -> int:
-    from .cleanup import cleanup
+    from .leftovers import cleanup
 
     _needs_root(args, "cleanup")
     executor = _executor(args)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from netns_kit import Command, Owner, Recorder, Result, change
-from netns_kit.cleanup import cleanup
+from netns_kit.leftovers import cleanup
 from netns_kit.ledger import Ledger
 
 DEAD = Owner("999999999.1")  # no such pid: its process is gone

@@ -1,4 +1,4 @@
-"""Crash cleanup: remove what belongs to owners that are gone, and nothing else.
+"""Leftovers of owners that are gone, and their cleanup (``netns_kit.cleanup()``).
 
 ``netns_kit.cleanup()`` (and ``netns-kit cleanup``) works through any
 executor, from two sources:
