@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from netns_kit import Command, Owner, Recorder, Result, change
-from netns_kit.leftovers import cleanup
 from netns_kit.ledger import Ledger
+from netns_kit.leftovers import cleanup
 
 DEAD = Owner("999999999.1")  # no such pid: its process is gone
 OTHER_DEAD = Owner("999999998.1")
