@@ -32,7 +32,9 @@ from .errors import (
 from .executor import Executor, Recorder, ShExecutor, current, use
 from .link import Bridge, VethPair
 from .namespace import Host, Namespace
+from .nat import NatRule
 from .owner import Owner
+from .portforward import PortForward
 from .process import Process
 from .resource import Resource
 from .route import Address, Route
@@ -49,10 +51,12 @@ __all__ = [
     "Executor",
     "Host",
     "Namespace",
+    "NatRule",
     "NetnsKitError",
     "NotFoundError",
     "Owner",
     "PermissionDeniedError",
+    "PortForward",
     "Process",
     "Recorder",
     "Resource",
