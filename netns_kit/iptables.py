@@ -172,7 +172,8 @@ class Backend:
 
 
 def shadowing_rules(save_text: str) -> tuple[str, ...]:
-    """Lines of ``iptables-save`` output that drop or reject traffic in chains we use."""
+    """Lines of ``iptables-save`` output (or of ``-S`` after a ``*TABLE`` line) that drop
+    or reject traffic in chains we use."""
     found: list[str] = []
     table = ""
     for raw in save_text.splitlines():
@@ -181,16 +182,33 @@ def shadowing_rules(save_text: str) -> tuple[str, ...]:
             table = line[1:]
             continue
         chains = _SHADOW_CHAINS.get(table, ())
-        if line.startswith(":"):
-            chain, policy = shlex.split(line)[:2]
-            if chain[1:] in chains and policy == "DROP":
-                found.append(f"{table} {chain[1:]} policy DROP")
+        if line.startswith((":", "-P ")):
+            chain, policy = shlex.split(line.lstrip(":").removeprefix("-P "))[:2]
+            if chain in chains and policy == "DROP":
+                found.append(f"{table} {chain} policy DROP")
         elif line.startswith("-A "):
             parts = shlex.split(line)
             target = parts[parts.index("-j") + 1] if "-j" in parts else ""
             if parts[1] in chains and target in ("DROP", "REJECT"):
                 found.append(f"{table}: {line}")
     return tuple(found)
+
+
+def _other_rules(executor: Executor, program: str, netns: str | None) -> str | None:
+    """The other backend's rules in the tables we care about, as ``iptables-save`` text.
+
+    ``PROGRAM-save`` lists the tables through /proc/net/ip_tables_names, which a
+    rootless sandbox may not read; ``PROGRAM -t TABLE -S`` works there.
+    """
+    saved = executor.run(query(f"{program}-save", netns=netns), check=False)
+    if saved.ok:
+        return saved.stdout
+    text = []
+    for table in _SHADOW_CHAINS:
+        listed = executor.run(query(program, "-w", "-t", table, "-S", netns=netns), check=False)
+        if listed.ok:
+            text += [f"*{table}", listed.stdout]
+    return "\n".join(text) if text else None
 
 
 def detect(executor: Executor, netns: str | None = None, *, version: int = 4) -> Backend:
@@ -203,10 +221,10 @@ def detect(executor: Executor, netns: str | None = None, *, version: int = 4) ->
     backend = Backend(name, match.group(1), version)
     if backend.other is None:
         return backend
-    other = executor.run(query(f"{tool(version)}-{backend.other}-save", netns=netns), check=False)
-    if not other.ok:
+    other = _other_rules(executor, f"{tool(version)}-{backend.other}", netns)
+    if other is None:
         return backend
-    return attrs.evolve(backend, shadowing=shadowing_rules(other.stdout))
+    return attrs.evolve(backend, shadowing=shadowing_rules(other))
 
 
 def check_backend(executor: Executor, netns: str | None = None, *, version: int = 4) -> Backend:

@@ -6,6 +6,7 @@ from .link import Bridge, VethPair
 from .namespace import Namespace
 from .nat import NatRule
 from .portforward import PortForward
+from .resource import Resource
 from .route import Route
 from .topology import Topology
 
@@ -94,11 +95,10 @@ def seed001_nat() -> Topology:
     return topo
 
 
-def seed001_story() -> Topology:
-    """:func:`seed001_nat` with "the outside" made real: a namespace ``outside`` at
-    203.0.113.2 behind the host's uplink ``eth0`` (203.0.113.1)."""
-    topo = seed001_nat()
-    topo.add(
+def outside() -> list[Resource]:
+    """ "The outside" of seed 001 made real: a namespace ``outside`` at 203.0.113.2
+    behind the host's uplink ``eth0`` (203.0.113.1), documentation addresses."""
+    return [
         Namespace(OUTSIDE),
         VethPair(
             "eth0",
@@ -107,5 +107,9 @@ def seed001_story() -> Topology:
             addresses=f"{HOST_OUTSIDE_ADDRESS}/24",
             peer_addresses=f"{OUTSIDE_ADDRESS}/24",
         ),
-    )
-    return topo
+    ]
+
+
+def seed001_story() -> Topology:
+    """The whole seed-001 story: :func:`seed001_nat` plus :func:`outside`."""
+    return seed001_nat().add(*outside())

@@ -353,3 +353,26 @@ def test_a_real_run_looks_at_the_backend_once_per_namespace_and_a_dry_run_never(
     rec = Recorder()
     NatRule("10.0.0.0/24", out_interface="eth0").create(rec)
     assert "iptables -V" not in [q.line for q in rec.queries]
+
+
+def test_where_the_save_program_cannot_list_tables_each_table_is_listed() -> None:
+    denied = Result(
+        Command(("iptables-legacy-save",)),
+        1,
+        "",
+        "Failed to list table names in /proc/net/ip_tables_names: Permission denied",
+    )
+    rec = Recorder(
+        _answers(
+            {
+                ("iptables", "-V"): "iptables v1.8.9 (nf_tables)\n",
+                ("iptables-legacy-save",): denied,
+                ("iptables-legacy", "-w", "-t", "filter", "-S"): "-P INPUT ACCEPT\n-P FORWARD DROP\n",
+            }
+        )
+    )
+    assert detect(rec).shadowing == ("filter FORWARD policy DROP",)
+    assert [q.line for q in rec.queries][2:] == [
+        "iptables-legacy -w -t filter -S",
+        "iptables-legacy -w -t raw -S",
+    ]
