@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import netns_kit
 from netns_kit import Host, NatRule, PortForward, Topology, scenarios
 from netns_kit.sandbox import Sandbox
 
@@ -177,3 +178,26 @@ def test_ipv6_outside_client_reaches_red_through_host_port_8080(world6: Topology
     with PortForward(8080, "fd00:1::1", 80, protocol=protocol, bridge="v-net-0"):
         assert request(outside, "2001:db8::1", 8080, udp=udp) == "red 2001:db8::2 hello"
         assert request(Host(), "2001:db8::1", 8080, udp=udp) == "red 2001:db8::1 hello"
+
+
+def test_localhost_guard_drops_packets_to_127_from_the_bridge(world: Topology) -> None:
+    """route_localnet=1 on v-net-0 would let a namespace on the bridge reach the host's
+    127.0.0.1 services; the raw-table guard drops exactly those packets."""
+    blue = world["blue"]
+    server = serve(Host(), 9999, "secret", bind="127.0.0.1")
+    # make blue send to 127.0.0.1 through the bridge, as an attacker on the link could
+    blue.run(["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"], mutating=True)
+    blue.run(["ip", "route", "add", "127.0.0.1/32", "via", GATEWAY], mutating=True)
+    blue.set_sysctl("net.ipv4.conf.blue-veth.route_localnet", 1)
+    forward = PortForward(8080, RED, 80, bridge="v-net-0", localhost=True).create()
+    try:
+        assert _no_answer(blue, "127.0.0.1", 9999)
+        tag = netns_kit.current().owner.tag
+        jump = ["PREROUTING", "-m", "comment", "--comment", tag, "-j", forward.chain("RAW")]
+        Host().run(["iptables", "-w", "-t", "raw", "-D", *jump], mutating=True)
+        # without the guard the host's loopback service answers blue: the guard is what protects it
+        assert request(blue, "127.0.0.1", 9999) == "secret 192.168.1.2 hello"
+    finally:
+        forward.delete()  # the jump removed by hand is skipped (-C first), the rest goes
+        server.stop()
+    assert _no_answer(blue, "127.0.0.1", 9999)

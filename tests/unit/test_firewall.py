@@ -376,3 +376,23 @@ def test_where_the_save_program_cannot_list_tables_each_table_is_listed() -> Non
         "iptables-legacy -w -t filter -S",
         "iptables-legacy -w -t raw -S",
     ]
+
+
+# -- errors --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "iptables v1.8.9 (nf_tables): Couldn't load match `addrtype':No such file or directory",
+        "iptables v1.8.9 (legacy): Couldn't load target `MASQUERADE':No such file or directory",
+        "iptables: Extension conntrack revision 0 not supported, missing kernel module?",
+        "iptables v1.8.9 (nf_tables): table 'nat' does not exist",
+    ],
+)
+def test_a_missing_extension_is_not_mistaken_for_a_missing_rule(stderr: str) -> None:
+    from netns_kit.errors import NotFoundError, classify
+
+    error = classify(("iptables", "-w", "-t", "nat", "-A", "X"), 2, "", stderr)
+    assert type(error) is CommandError and not isinstance(error, NotFoundError)
+    assert "modprobe" in error.hint
