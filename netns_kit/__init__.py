@@ -33,7 +33,9 @@ from .executor import Executor, Recorder, ShExecutor, current, use
 from .leftovers import CleanupReport, cleanup
 from .link import Bridge, VethPair
 from .namespace import Host, Namespace
+from .nat import NatRule
 from .owner import Owner
+from .portforward import PortForward
 from .process import Process
 from .resource import Resource
 from .route import Address, Route
@@ -51,10 +53,12 @@ __all__ = [
     "Executor",
     "Host",
     "Namespace",
+    "NatRule",
     "NetnsKitError",
     "NotFoundError",
     "Owner",
     "PermissionDeniedError",
+    "PortForward",
     "Process",
     "Recorder",
     "Resource",

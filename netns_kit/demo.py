@@ -1,8 +1,11 @@
-"""``netns-kit demo``: seed 001 built for real in a sandbox, checked with traffic, torn down."""
+"""``netns-kit demo``: the seed-001 story built for real in a sandbox, checked with traffic,
+torn down: three namespaces on bridge v-net-0, NAT to an outside namespace, and the
+host's port 8080 forwarded to red's port 80."""
 
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -12,6 +15,25 @@ from . import scenarios, state
 from .executor import use
 from .namespace import Host, _Place
 from .sandbox import Sandbox
+from .topology import Topology
+
+#: a TCP server answering "<name> <peer address>" to each connection
+_SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, peer = s.accept()
+    c.sendall(f"{sys.argv[2]} {peer[0]}".encode())
+    c.close()
+"""
+_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+print(c.recv(200).decode())
+"""
 
 
 class _Report:
@@ -36,9 +58,10 @@ class _Report:
 def run(out: TextIO) -> int:
     """Run the demo; returns the exit code (0: every check passed)."""
     report = _Report(out)
-    topo = scenarios.seed001_bridge()
+    topo = scenarios.seed001_story()
     topo.wait = True
-    report.say("netns_kit demo: seed 001, three namespaces on bridge v-net-0, built in a sandbox\n")
+    report.say("netns_kit demo: seed 001, three namespaces on bridge v-net-0, NAT to an outside")
+    report.say("namespace through the host's eth0, host port 8080 forwarded to red:80; built in a sandbox\n")
     report.say("The equivalent shell script (netns-kit plan):\n")
     plan = topo.plan()
     report.say("    " + plan.script().rstrip().replace("\n", "\n    "))
@@ -50,16 +73,13 @@ def run(out: TextIO) -> int:
         started = time.monotonic()
         with topo:
             report.say(f"Built {len(plan.commands)} commands in {time.monotonic() - started:.2f} s. Checks:")
-            names = scenarios.SEED001_NAMESPACES
-            addresses = {name: f"192.168.1.{i}" for i, name in enumerate(names, start=1)}
-            for a, b in itertools.permutations(names, 2):
-                report.check(f"{a} -> {b} ({addresses[b]})", partial(_reach, topo[a], addresses[b]))
-            for name in names:
-                report.check(f"{name} -> host (192.168.1.254)", partial(_reach, topo[name], "192.168.1.254"))
-                report.check(f"host -> {name} ({addresses[name]})", partial(_reach, Host(), addresses[name]))
+            _check_bridge(report, topo)
+            _check_nat(report, topo)
         after = state.snapshot(sandbox)
         problems = state.diff(before, after)
-        report.check("torn down: state equals the state before", lambda: not problems)
+        report.check(
+            "torn down: state (links, routes, iptables, sysctls) equals the state before", lambda: not problems
+        )
         for problem in problems:
             report.say(f"    {problem}")
     report.say()
@@ -67,6 +87,51 @@ def run(out: TextIO) -> int:
     return 1 if report.failures else 0
 
 
+def _check_bridge(report: _Report, topo: Topology) -> None:
+    names = scenarios.SEED001_NAMESPACES
+    addresses = {name: f"192.168.1.{i}" for i, name in enumerate(names, start=1)}
+    for a, b in itertools.permutations(names, 2):
+        report.check(f"{a} -> {b} ({addresses[b]})", partial(_reach, topo[a], addresses[b]))
+    for name in names:
+        report.check(f"{name} -> host (192.168.1.254)", partial(_reach, topo[name], "192.168.1.254"))
+        report.check(f"host -> {name} ({addresses[name]})", partial(_reach, Host(), addresses[name]))
+
+
+def _check_nat(report: _Report, topo: Topology) -> None:
+    outside, red = topo[scenarios.OUTSIDE], topo["red"]
+    out_addr, host_addr = scenarios.OUTSIDE_ADDRESS, scenarios.HOST_OUTSIDE_ADDRESS
+    outside.popen([sys.executable, "-c", _SERVER, "9000", "outside"])
+    red.popen([sys.executable, "-c", _SERVER, "80", "red"])
+    for name in scenarios.SEED001_NAMESPACES:
+        report.check(
+            f"{name} -> outside server {out_addr}:9000, which sees the host's {host_addr} (MASQUERADE)",
+            partial(_answers, topo[name], out_addr, 9000, f"outside {host_addr}"),
+        )
+    report.check(
+        f"outside -> host {host_addr}:8080 is answered by red:80 (port forward)",
+        partial(_answers, outside, host_addr, 8080, f"red {out_addr}"),
+    )
+    report.check(
+        f"host itself -> {host_addr}:8080 is answered by red:80 (OUTPUT DNAT)",
+        partial(_answers, Host(), host_addr, 8080, f"red {host_addr}"),
+    )
+
+
 def _reach(place: _Place, address: str) -> bool:
     place.wait_reachable(address, timeout=5.0)
     return True
+
+
+def _answers(place: _Place, address: str, port: int, expected: str, timeout: float = 10.0) -> bool:
+    """True once a TCP client here gets ``expected`` (servers may still be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = place.run([sys.executable, "-c", _CLIENT, address, str(port)], check=False)
+        if result.ok:
+            answer = result.stdout.strip()
+            if answer != expected:
+                raise AssertionError(f"answer {answer!r}, expected {expected!r}")
+            return True
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no answer from {address}:{port} within {timeout:g} s")
+        time.sleep(0.05)

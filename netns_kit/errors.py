@@ -131,6 +131,16 @@ TABLE: tuple[tuple[re.Pattern[str], frozenset[int] | None, type[CommandError], s
         ),
         (r"File exists|Address already assigned|Chain already exists", None, AlreadyExistsError, _TAKEN_HINT),
         (
+            r"Couldn't load (match|target) `|Extension .* not supported, missing kernel module|"
+            r"table '.*' does not exist",
+            None,
+            CommandError,
+            "iptables lacks an extension or the kernel a module for this rule (comment, addrtype, "
+            "conntrack, MASQUERADE, DNAT, the nat or raw table): install the iptables package's "
+            "extensions, or modprobe the module (xt_comment, xt_addrtype, xt_conntrack, iptable_nat, "
+            "ip6table_nat, nft_compat for the nf_tables backend)",
+        ),
+        (
             r"Cannot find device|Device does not exist|No such device|"
             r"Cannot open network namespace|Cannot remove namespace file|"
             r"Invalid \"netns\" value|"

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from .link import Bridge, VethPair
 from .namespace import Namespace
+from .nat import NatRule
+from .portforward import PortForward
+from .resource import Resource
 from .route import Route
 from .topology import Topology
 
 SEED001_NAMESPACES = ("red", "blue", "green")
+
+#: "the outside" of the seed-001 story: a namespace behind the host's uplink eth0
+OUTSIDE = "outside"
+#: the host's address on its uplink, and the outside server's (documentation range)
+HOST_OUTSIDE_ADDRESS = "203.0.113.1"
+OUTSIDE_ADDRESS = "203.0.113.2"
 
 
 def seed001_pipe() -> Topology:
@@ -73,3 +82,34 @@ def seed004_pipe() -> Topology:
             ),
         ]
     )
+
+
+def seed001_nat() -> Topology:
+    """Seed 001 in full: the bridge topology, plus MASQUERADE of 192.168.1.0/24 out of
+    ``eth0`` and the port forward of the host's 8080 to red's port 80."""
+    topo = seed001_bridge()
+    topo.add(
+        NatRule("192.168.1.0/24", out_interface="eth0", bridge="v-net-0"),
+        PortForward(8080, "192.168.1.1", 80, bridge="v-net-0"),
+    )
+    return topo
+
+
+def outside() -> list[Resource]:
+    """ "The outside" of seed 001 made real: a namespace ``outside`` at 203.0.113.2
+    behind the host's uplink ``eth0`` (203.0.113.1), documentation addresses."""
+    return [
+        Namespace(OUTSIDE),
+        VethPair(
+            "eth0",
+            "wan0",
+            peer_netns=OUTSIDE,
+            addresses=f"{HOST_OUTSIDE_ADDRESS}/24",
+            peer_addresses=f"{OUTSIDE_ADDRESS}/24",
+        ),
+    ]
+
+
+def seed001_story() -> Topology:
+    """The whole seed-001 story: :func:`seed001_nat` plus :func:`outside`."""
+    return seed001_nat().add(*outside())

@@ -137,6 +137,10 @@ class Topology:
                 )
         _no_overlaps(list(bridges.values()))
         self._check_gateways()
+        for resource in self.resources:
+            check = getattr(resource, "check_topology", None)
+            if check is not None:
+                check(self)
 
     def _check_gateways(self) -> None:
         on_link: dict[str | None, list[Any]] = {}

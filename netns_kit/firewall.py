@@ -1,0 +1,165 @@
+"""What NAT rules and port forwards share: a namespace, own chains named from the spec,
+checked deletes, and a look at the iptables backend before a real run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import iptables
+from .command import Command
+from .errors import ValidationError
+from .executor import Executor
+from .resource import Resource
+from .validate import field_name, to_name, valid_bool, valid_optional_netns
+
+if TYPE_CHECKING:
+    from .topology import Topology
+
+log = logging.getLogger("netns_kit")
+
+#: the longest ``name=`` that leaves room for the prefix and the hook suffix
+NAME_MAX = 16
+_HOOKS = ("PRE", "OUT", "POST", "FWD", "RAW")
+
+_checked: weakref.WeakKeyDictionary[Executor, set[tuple[str | None, int]]] = weakref.WeakKeyDictionary()
+
+
+def valid_chain_name(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """``name=``: a short word that goes into the chain names (``NK-NAT-<name>-POST``)."""
+    if value is None:
+        return
+    field = field_name(instance, attribute)
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, value, "must be a non-empty string (it names the iptables chains)")
+    if len(value) > NAME_MAX:
+        rule = f"is {len(value)} chars; chain names hold {iptables.CHAIN_MAX}, which leaves {NAME_MAX} for the name"
+        raise ValidationError(field, value, rule)
+    if not all(c.isascii() and (c.isalnum() or c in "_-") for c in value):
+        raise ValidationError(field, value, "must keep to [A-Za-z0-9_-] (it names the iptables chains)")
+
+
+def public_network(field: str, network: Any) -> None:
+    """Reject networks no NAT rule can sensibly apply to."""
+    if network.is_multicast or network.is_loopback or network.is_link_local or network.is_unspecified:
+        raise ValidationError(field, str(network), "must be a unicast subnet (not loopback, link-local or multicast)")
+
+
+@attrs.frozen(kw_only=True)
+class Firewall(Resource):
+    """Base class of :class:`~netns_kit.nat.NatRule` and :class:`~netns_kit.portforward.PortForward`."""
+
+    #: the namespace whose firewall this is (None: the executor's host)
+    netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
+    #: a short word for the chain names (default: a hash of the spec)
+    name: str | None = attrs.field(default=None, validator=valid_chain_name)
+    #: add the FORWARD accepts the traffic needs (limited to the bridge and subnet)
+    forward: bool = attrs.field(default=True, validator=valid_bool)
+
+    KIND = "FW"
+
+    @property
+    def version(self) -> int:
+        raise NotImplementedError
+
+    def _spec(self) -> tuple[Any, ...]:
+        """The fields that define this resource (executor and adopt left out)."""
+        return tuple(
+            (a.name, str(getattr(self, a.name)))
+            for a in attrs.fields(type(self))
+            if a.init and a.name not in ("executor", "adopt", "name")
+        )
+
+    @property
+    def id(self) -> str:
+        """The name (or 10 hex digits of the spec's hash) in this resource's chain names."""
+        if self.name is not None:
+            return self.name
+        return hashlib.sha256(repr((self.KIND, self._spec())).encode()).hexdigest()[:10]
+
+    def chain(self, hook: str) -> str:
+        """``NK-<KIND>-<id>-<HOOK>``: deterministic, unique per spec, at most 28 chars."""
+        assert hook in _HOOKS
+        return f"{iptables.CHAIN_PREFIX}{self.KIND}-{self.id}-{hook}"
+
+    def chains(self) -> list[iptables.Chain]:
+        raise NotImplementedError
+
+    def extra(self, executor: Executor) -> list[Command]:
+        """Commands beyond iptables (sysctls, bridge port flags), planned with their undo."""
+        return []
+
+    def plan(self, executor: Executor) -> list[Command]:
+        tag = iptables.comment(f"{type(self).__name__}.executor.owner.tag", executor.owner.tag)
+        self._look_at_backend(executor)
+        commands = [c for chain in self.chains() for c in chain.plan(tag, self.netns)]
+        # switched on once the rules are in place (and so restored first on delete)
+        return commands + self.extra(executor)
+
+    def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
+        iptables.checked_undo(executor, [u for command in reversed(done) for u in command.undo])
+
+    def exists(self, executor: Executor | None = None) -> bool:
+        """True if the jump into this resource's first chain is there."""
+        executor = self._executor(executor)
+        chain = self.chains()[0]
+        argv = (*chain.base(), "-C", *chain.jump(chain.hooks[0], executor.owner.tag))
+        return executor.run(Command(argv, netns=self.netns, mutating=False, ok_codes=(0, 1, 2))).returncode == 0
+
+    def _look_at_backend(self, executor: Executor) -> None:
+        """On a real run, warn (once per executor and namespace) when the other
+        iptables backend holds rules that will shadow ours."""
+        if executor.dry_run:
+            return
+        seen = _checked.setdefault(executor, set())
+        if (self.netns, self.version) in seen:
+            return
+        seen.add((self.netns, self.version))
+        backend = iptables.detect(executor, self.netns, version=self.version)
+        if backend.shadowing:
+            log.warning("%s", backend.hint())
+
+    def check_topology(self, topology: Topology) -> None:
+        """Checks against the rest of ``topology`` (called by :meth:`Topology.check`)."""
+        from .link import Bridge
+
+        mine = {c.name for c in self.chains()}
+        for other in topology.of_type(Firewall):
+            if other is not self and other.netns == self.netns and mine & {c.name for c in other.chains()}:
+                raise ValidationError(
+                    f"{type(self).__name__}.name",
+                    self.id,
+                    f"gives the same chains as another {type(other).__name__} in {self.netns or 'the host'}; "
+                    "two rules need different specs or names",
+                )
+        bridge = getattr(self, "bridge", None)
+        if bridge is not None:
+            bridges = {b.name for b in topology.of_type(Bridge) if b.netns == self.netns}
+            if bridge not in bridges:
+                raise ValidationError(
+                    f"{type(self).__name__}.bridge",
+                    bridge,
+                    f"is not a bridge of this topology in {self.netns or 'the host'} (have: {sorted(bridges)})",
+                )
+
+
+def addresses_of(topology: Topology) -> dict[Any, str | None]:
+    """Every address the topology puts on an interface, and the namespace it lives in."""
+    from .link import Bridge, VethPair
+    from .route import Address
+
+    found: dict[Any, str | None] = {}
+    for bridge in topology.of_type(Bridge):
+        found.update((a.ip, bridge.netns) for a in bridge.addresses)
+    for veth in topology.of_type(VethPair):
+        found.update((a.ip, veth.netns) for a in veth.addresses)
+        found.update((a.ip, veth.peer_netns) for a in veth.peer_addresses)
+    for address in topology.of_type(Address):
+        found.update((a.ip, address.netns) for a in address.addresses)
+    return found
