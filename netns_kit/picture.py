@@ -7,6 +7,7 @@ built from a :class:`~netns_kit.topology.Topology`; nothing runs.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -15,6 +16,8 @@ import attrs
 
 from .link import Bridge, VethPair
 from .namespace import Namespace
+from .nat import NatRule
+from .portforward import PortForward
 from .resource import Resource
 from .route import Address, Route
 from .topology import Topology
@@ -44,6 +47,7 @@ class Picture:
     nodes: list[Node] = attrs.field(factory=list)
     edges: list[Edge] = attrs.field(factory=list)
     notes: dict[str | None, list[str]] = attrs.field(factory=dict)
+    addresses: dict[tuple[str, str | None], list[str]] = attrs.field(factory=dict)
 
     def node(self, label: str, place: str | None, shape: str, key: Any) -> str:
         node_id = f"n{len(self.nodes) + 1}"
@@ -63,7 +67,7 @@ def picture(topology: Topology) -> Picture:
     """The picture of ``topology``, in creation order."""
     pic = Picture()
     resources = topology.ordered()
-    addresses = _addresses(resources)
+    addresses = pic.addresses = _addresses(resources)
     for resource in resources:
         if isinstance(resource, Namespace):
             if resource.name not in pic.places:
@@ -88,9 +92,51 @@ def picture(topology: Topology) -> Picture:
             if pic.find((resource.dev, resource.netns)) is None:
                 label = _label(resource.dev, [str(a) for a in resource.addresses], "existing")
                 pic.node(label, resource.netns, "interface", (resource.dev, resource.netns))
+        elif isinstance(resource, NatRule):
+            _nat(pic, resource)
+        elif isinstance(resource, PortForward):
+            _forward(pic, resource, addresses)
         else:
             _other(pic, resource)
     return pic
+
+
+def _addresses_in(pic: Picture, netns: str | None) -> dict[tuple[str, str | None], list[str]]:
+    return {key: held for key, held in pic.addresses.items() if key[1] == netns}
+
+
+def _nat(pic: Picture, rule: NatRule) -> None:
+    """MASQUERADE: the subnet's bridge -> the rule -> the interface it leaves by (or "outside")."""
+    out = f"out of {rule.out_interface}" if rule.out_interface else f"not out of {rule.bridge}"
+    node = pic.node(f"NAT: MASQUERADE\n{rule.source}\n{out}", rule.netns, "rule", id(rule))
+    for (name, netns), held in _addresses_in(pic, rule.netns).items():
+        if any(ipaddress.ip_interface(a).ip in rule.source for a in held) and (inside := pic.find((name, netns))):
+            pic.edges.append(Edge(inside, node, "NAT", "dotted"))
+    exit_ = pic.find((rule.out_interface, rule.netns)) if rule.out_interface else None
+    if exit_ is None:
+        exit_ = pic.find("outside") or pic.node("the outside", rule.netns, "outside", "outside")
+        label = rule.out_interface or "any other interface"
+    else:
+        label = ""
+    pic.edges.append(Edge(node, exit_, label, "dotted"))
+
+
+def _forward(pic: Picture, forward: PortForward, addresses: dict[tuple[str, str | None], list[str]]) -> None:
+    """A port forward: the rule -> the interface that holds the destination address."""
+    scope = f" on {forward.address}" if forward.address else ""
+    scope += f" from {forward.in_interface}" if forward.in_interface else ""
+    extra = [word for word, on in (("localhost", forward.localhost), ("hairpin", forward.hairpin)) if on]
+    label = f"port forward {forward.protocol}/{forward.port}{scope}\n-> {forward.destination}"
+    if extra:
+        label += "\n" + ", ".join(extra)
+    node = pic.node(label, forward.netns, "rule", id(forward))
+    outside = pic.find("outside") or pic.node("the outside", forward.netns, "outside", "outside")
+    pic.edges.append(Edge(outside, node, f"{forward.protocol}/{forward.port}", "dotted"))
+    for (name, netns), held in addresses.items():
+        if any(a.split("/")[0] == str(forward.to) for a in held):
+            target = pic.find((name, netns))
+            if target is not None:
+                pic.edges.append(Edge(node, target, "DNAT", "dotted"))
 
 
 def _other(pic: Picture, resource: Resource) -> None:
@@ -131,7 +177,7 @@ def _label(name: str, addresses: Iterable[str], kind: str) -> str:
 
 
 def _occupied(pic: Picture, place: str | None) -> bool:
-    return any(n.place == place for n in pic.nodes) or bool(pic.notes.get(place))
+    return any(n.place == place and n.shape != "outside" for n in pic.nodes) or bool(pic.notes.get(place))
 
 
 def _place_title(place: str | None) -> str:
@@ -147,13 +193,14 @@ def mermaid(topology: Topology) -> str:
             continue
         out.append(f'  subgraph p{index}["{_mm(_place_title(place))}"]')
         for node in pic.nodes:
-            if node.place == place:
+            if node.place == place and node.shape != "outside":
                 out.append(f"    {node.id}{_mm_shape(node)}")
         for number, note in enumerate(pic.notes.get(place, ()), start=1):
             out.append(f'    p{index}r{number}>"{_mm(note)}"]')
         if not _occupied(pic, place):
             out.append(f'    p{index}e["(empty)"]')
         out.append("  end")
+    out += [f"  {node.id}{_mm_shape(node)}" for node in pic.nodes if node.shape == "outside"]
     arrows = {"solid": "---", "dashed": "-.-", "dotted": "-.->"}
     for edge in pic.edges:
         label = f'|"{_mm(edge.label)}"|' if edge.label else ""
@@ -171,6 +218,7 @@ def _mm_shape(node: Node) -> str:
         "bridge": f'[["{text}"]]',
         "interface": f'("{text}")',
         "rule": f'{{{{"{text}"}}}}',
+        "outside": f'(("{text}"))',
     }.get(node.shape, f'["{text}"]')
 
 
@@ -178,21 +226,22 @@ def dot(topology: Topology) -> str:
     """A Graphviz digraph (``dot -Tsvg``)."""
     pic = picture(topology)
     out = ["graph topology {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
-    shapes = {"bridge": "box3d", "interface": "ellipse", "rule": "hexagon"}
+    shapes = {"bridge": "box3d", "interface": "ellipse", "rule": "hexagon", "outside": "doublecircle"}
     for index, place in enumerate(pic.places):
         if place is None and not _occupied(pic, None):
             continue
         out.append(f"  subgraph cluster_{index} {{")
         out.append(f"    label={_dq(_place_title(place))};")
         for node in pic.nodes:
-            if node.place == place:
-                out.append(f"    {node.id} [label={_dq(node.label)}, shape={shapes.get(node.shape, 'box')}];")
+            if node.place == place and node.shape != "outside":
+                out.append(f"    {node.id} [label={_dq(node.label)}, shape={shapes[node.shape]}];")
         notes = pic.notes.get(place, ())
         if notes:
             out.append(f"    p{index}_routes [label={_dq(chr(10).join(notes))}, shape=note];")
         if not _occupied(pic, place):
             out.append(f'    p{index}_empty [label="(empty)", shape=plaintext];')
         out.append("  }")
+    out += [f"  {n.id} [label={_dq(n.label)}, shape={shapes[n.shape]}];" for n in pic.nodes if n.shape == "outside"]
     for edge in pic.edges:
         attrs_ = [f"style={edge.style}"] + ([f"label={_dq(edge.label)}"] if edge.label else [])
         out.append(f"  {edge.a} -- {edge.b} [{', '.join(attrs_)}];")

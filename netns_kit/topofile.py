@@ -26,6 +26,8 @@ import attrs
 from .errors import ValidationError
 from .link import Bridge, VethPair
 from .namespace import Namespace
+from .nat import NatRule
+from .portforward import PortForward
 from .resource import Resource
 from .route import Address, Route
 from .topology import Topology
@@ -37,6 +39,8 @@ TABLES: dict[str, type[Resource]] = {
     "veths": VethPair,
     "addresses": Address,
     "routes": Route,
+    "nat_rules": NatRule,
+    "port_forwards": PortForward,
 }
 
 #: keys of the ``[topology]`` table and their TOML types

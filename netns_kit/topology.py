@@ -183,7 +183,7 @@ class Topology:
         self._journal = journal
         if self.wait:
             try:
-                self.wait_ready(timeout=self.wait_timeout)
+                self.wait_ready(timeout=self.wait_timeout, executor=executor)
             except BaseException as error:
                 self._journal = None
                 journal.fail(error)

@@ -52,7 +52,8 @@ class KillingSandbox(Sandbox):
 
 
 def topology() -> netns_kit.Topology:
-    topo = scenarios.seed001_bridge()
+    """Seed 001 in full (bridge, routes, NatRule, PortForward, sysctl) plus hand-made tagged rules."""
+    topo = scenarios.seed001_nat()
     topo.add(TaggedRules())
     return topo
 

@@ -36,8 +36,11 @@ def sabotage(command: Command) -> tuple[Command | None, Command, Command | None]
     if argv[:3] == ("ip", "route", "add"):  # a gateway on no connected subnet
         bad = tuple("203.0.113.99" if a == str(argv[argv.index("via") + 1]) else a for a in argv)
         return None, attrs.evolve(command, argv=bad), None
-    if argv[0] == "iptables":  # a bad address in the rule
-        return None, attrs.evolve(command, argv=tuple(re.sub(r"/24$", "/99", a) for a in argv)), None
+    if argv[0] == "iptables" and "-j" in argv:  # a jump to a chain that does not exist
+        target = argv.index("-j") + 1
+        return None, attrs.evolve(command, argv=(*argv[:target], "NK-nochain", *argv[target + 1 :])), None
+    if argv[0] == "sysctl":  # no such key
+        return None, attrs.evolve(command, argv=(*argv[:-1], "net.ipv4.nk_nokey=1")), None
     raise AssertionError(f"no real failure known for {command.line}")
 
 

@@ -62,3 +62,15 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     with open(path, "a") as out:
         out.write('{"seq": 1, "mark": "und')
     assert [e.state for e in read(path)] == ["ok"] * len(recorder.commands)
+
+
+def test_wait_uses_the_executor_up_was_given() -> None:
+    from netns_kit import use
+
+    elsewhere, given = Recorder(), Recorder()
+    topo = scenarios.seed001_pipe()
+    topo.wait = True
+    with use(elsewhere):
+        topo.up(given)
+    assert elsewhere.queries == [] and elsewhere.commands == []
+    assert given.commands

@@ -13,6 +13,23 @@ def test_seed001_bridge_as_dot(golden) -> None:  # type: ignore[no-untyped-def]
     golden("seed001_bridge.dot", picture.dot(scenarios.seed001_bridge()))
 
 
+def test_seed001_nat_as_mermaid(golden) -> None:  # type: ignore[no-untyped-def]
+    golden("seed001_nat.mmd", picture.mermaid(scenarios.seed001_nat()))
+
+
+def test_nat_and_port_forward_are_drawn_toward_the_outside() -> None:
+    pic = picture.picture(scenarios.seed001_nat())
+    labels = {n.id: n.label for n in pic.nodes}
+    nat = next(i for i, label in labels.items() if label.startswith("NAT: MASQUERADE"))
+    forward = next(i for i, label in labels.items() if label.startswith("port forward tcp/8080"))
+    outside = next(i for i, label in labels.items() if label == "the outside")
+    edges = {(labels[e.a].split(" ")[0], labels[e.b].split(" ")[0], e.label) for e in pic.edges}
+    assert ("v-net-0", "NAT:", "NAT") in edges
+    assert (labels[nat].split(" ")[0], "the", "eth0") in edges
+    assert ("port", "red-veth", "DNAT") in edges
+    assert any(e.a == outside and e.b == forward and e.label == "tcp/8080" for e in pic.edges)
+
+
 def test_every_namespace_is_a_box_with_its_interfaces() -> None:
     pic = picture.picture(scenarios.seed001_bridge())
     assert pic.places == [None, "red", "blue", "green"]

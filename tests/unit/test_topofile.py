@@ -41,7 +41,12 @@ def test_a_file_builds_the_same_commands_as_the_python_scenario() -> None:
 
 @pytest.mark.parametrize(
     ("example", "scenario"),
-    [("seed001-pipe", "seed001_pipe"), ("seed002-ns1-host", "seed002_host"), ("seed004-red-blue", "seed004_pipe")],
+    [
+        ("seed001-pipe", "seed001_pipe"),
+        ("seed001-bridge-nat", "seed001_nat"),
+        ("seed002-ns1-host", "seed002_host"),
+        ("seed004-red-blue", "seed004_pipe"),
+    ],
 )
 def test_examples_describe_the_seed_scenarios(example: str, scenario: str) -> None:
     loaded = topofile.load(EXAMPLES / f"{example}.toml")
@@ -51,7 +56,7 @@ def test_examples_describe_the_seed_scenarios(example: str, scenario: str) -> No
 
 def test_every_example_loads() -> None:
     files = sorted(EXAMPLES.glob("*.toml"))
-    assert len(files) >= 3
+    assert len(files) == 6
     for path in files:
         assert topofile.load(path).topology.resources, path
 
@@ -169,6 +174,32 @@ def test_a_new_resource_kind_plugs_in_with_one_line(monkeypatch: pytest.MonkeyPa
     assert loaded.topology.resources == [Tunnel("gre1", ttl=8)]
     with pytest.raises(TopologyFileError, match=r"tunnels\[0\]\.ttl: 'x' must be an integer"):
         loads('[[tunnels]]\nname = "t"\nttl = "x"\n')
+
+
+def test_nat_rules_and_port_forwards_have_tables() -> None:
+    text = (
+        '[[namespaces]]\nname = "red"\n[[bridges]]\nname = "br0"\naddresses = "192.168.1.254/24"\n'
+        '[[veths]]\nname = "veth-red"\nbridge = "br0"\npeer = "eth0"\npeer_netns = "red"\n'
+        'peer_addresses = "192.168.1.1/24"\n'
+        '[[nat_rules]]\nsource = "192.168.1.0/24"\nbridge = "br0"\n'
+        '[[port_forwards]]\nport = 8080\nto = "192.168.1.1"\nto_port = 80\nprotocol = "udp"\nbridge = "br0"\n'
+    )
+    kinds = [type(r).__name__ for r in loads(text).topology.ordered()]
+    assert kinds[-2:] == ["NatRule", "PortForward"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ('[[port_forwards]]\nport = 0\nto = "192.168.1.1"', "port_forwards[0].port: 0 must be an int from 1 to 65535"),
+        ('[[port_forwards]]\nport = 80\nto = "192.168.1.1"\nprotocol = "sctp"', "port_forwards[0].protocol: 'sctp'"),
+        ('[[port_forwards]]\nport = "80"\nto = "192.168.1.1"', "port_forwards[0].port: '80' must be an integer"),
+        ('[[nat_rules]]\nsource = "192.168.1.0/33"\nbridge = "b"', "nat_rules[0].source: '192.168.1.0/33'"),
+        ('[[nat_rules]]\nsource = "192.168.1.0/24"', "nat_rules[0].out_interface: None or NatRule.bridge"),
+    ],
+)
+def test_nat_and_port_forward_errors_point_to_the_key(entry: str, expected: str) -> None:
+    assert expected in error_of(entry + "\n")
 
 
 def test_fields_are_the_attrs_init_fields_without_the_executor() -> None:
