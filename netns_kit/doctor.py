@@ -18,6 +18,7 @@ from pathlib import Path
 
 import attrs
 
+from . import iptables
 from .command import Command, query
 from .errors import CommandError
 from .executor import Executor, ShExecutor
@@ -252,6 +253,7 @@ class _Doctor:
         nft = "nf_tables" in backend.summary
         other = "legacy" if nft else "nft"
         counts: dict[str, int] = {}
+        shadowing: list[str] = []
         for family, names_file in (("iptables", "ip_tables_names"), ("ip6tables", "ip6_tables_names")):
             tool = f"{family}-{other}"
             if not self.p.which(tool):
@@ -270,15 +272,18 @@ class _Doctor:
                 rules = [line for line in out.splitlines() if line.startswith(("-A", "-N"))] if ok else []
                 if rules:
                     counts[f"{family} {table}"] = len(rules)
+                if ok:
+                    shadowing += [f"{family} {s}" for s in iptables.shadowing_rules(f"*{table}\n{out}")]
         if not counts:
             return Check(name, OK, f"no rules held by iptables-{other}")
         where = ", ".join(f"{k} ({n})" for k, n in counts.items())
+        drops = f"\nThese drop what netns_kit lets through: {'; '.join(shadowing[:5])}" if shadowing else ""
         return Check(
             name,
             WARN,
             f"iptables is {'nf_tables' if nft else 'legacy'} but iptables-{other} holds rules: {where}",
             "Both rule sets apply to every packet: a DROP in the other backend silently shadows the "
-            "ACCEPT and NAT rules netns_kit adds, and iptables-save shows only one of them.",
+            "ACCEPT and NAT rules netns_kit adds, and iptables-save shows only one of them." + drops,
             f"inspect them with iptables-{other}-save; migrate them (iptables-{other}-save | "
             f"iptables-{'nft' if nft else 'legacy'}-restore) and flush the old set, or switch the "
             "default with update-alternatives --config iptables",

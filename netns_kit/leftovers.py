@@ -115,11 +115,15 @@ class _Cleanup:
         self.report = report
         self.files = [lf for lf in scan.ledgers if lf.owner in self.owners]
         self.taken = {id(lf): _taken_entries(lf, scan) for lf in self.files}
+        self.first_unproven = {
+            id(lf): min((e.seq for e in lf.standing if e.seq not in self.taken[id(lf)]), default=0) for lf in self.files
+        }
         self.doomed_netns: set[str] = set()
         self.ledger_chains: set[tuple[str, str | None, str, str]] = set()
         self.ledger_firewalls: set[tuple[str, str | None]] = set()
         self.failed_owners: set[Owner] = set()
         self._made_cache: dict[Owner, tuple[set[Any], set[Any], set[Any]]] = {}
+        self.sysctls_seen: set[tuple[Owner, str | None, str]] = set()
         self.firewall_steps: list[_Step] = []
         self.undo_steps: list[_Step] = []
         self.link_steps: list[_Step] = []
@@ -131,15 +135,12 @@ class _Cleanup:
             self._plan_namespaces(owner)
         for owner in self.owners:
             self._plan_links(owner)
-        ledger_steps: list[tuple[float, int, _Step]] = []
-        for lf in self.files:
-            taken = self.taken[id(lf)]
-            for entry in lf.entries:
-                step = self._ledger_step(lf.owner, entry, entry.seq in taken)
-                if step is not None:
-                    ledger_steps.append((entry.time, entry.seq, step))
+        entries = [(entry.time, entry.seq, lf, entry) for lf in self.files for entry in lf.entries]
         # newest first: the exact reverse of the order the changes were made
-        self.undo_steps = [s for _, _, s in sorted(ledger_steps, key=lambda t: (t[0], t[1]), reverse=True)]
+        for _, _, lf, entry in sorted(entries, key=lambda t: (t[0], t[1]), reverse=True):
+            step = self._ledger_step(lf, entry, entry.seq in self.taken[id(lf)])
+            if step is not None:
+                self.undo_steps.append(step)
         self._plan_firewall()
 
     def _owned(self, owner: Owner, alias: str | None, key: Any, what: str) -> bool:
@@ -194,7 +195,8 @@ class _Cleanup:
             command = Command(("ip", "link", "del", "dev", link.name), netns=link.netns, missing_ok=True)
             self.link_steps.append(_Step(str(link), self._runner([command]), owner))
 
-    def _ledger_step(self, owner: Owner, entry: Entry, taken: bool) -> _Step | None:
+    def _ledger_step(self, lf: inv.LedgerFile, entry: Entry, taken: bool) -> _Step | None:
+        owner = lf.owner
         command = entry.command
         argv = command.argv
         if argv[0] in inv.FIREWALL_TOOLS or argv[0].startswith(inv.FIREWALL_TOOLS):
@@ -209,7 +211,8 @@ class _Cleanup:
         if command.netns in self.doomed_netns:
             return None  # goes with its namespace
         if not taken:
-            if entry.state in _MAYBE:
+            if entry.state in _MAYBE and entry.seq == self.first_unproven.get(id(lf)):
+                # the changes after it never started (commands run in order)
                 self.report.kept.append(f"{command.line}: was in flight when {owner.id} died and may not have run")
             return None
         if argv[0] == "sysctl":
@@ -218,11 +221,18 @@ class _Cleanup:
         return _Step("; ".join(u.line for u in undo), self._runner(undo), owner)
 
     def _sysctl_step(self, owner: Owner, command: Command) -> _Step | None:
+        """Restore a sysctl to the value it had before this owner's FIRST change of it,
+        if it still holds the value of the owner's LAST change (the newest entry is met
+        first: older changes of the same key are folded into it)."""
         assignment = next((a for a in command.argv[1:] if "=" in a), None)
         if assignment is None:
             return None
-        undo = command.undo[0]
         key, _, value = assignment.partition("=")
+        place = (owner, command.netns, key)
+        if place in self.sysctls_seen:
+            return None
+        self.sysctls_seen.add(place)
+        undo = self._first_sysctl_undo(place) or command.undo[0]
 
         def restore() -> None:
             result = self.executor.run(query("sysctl", "-n", key, netns=command.netns), check=False)
@@ -234,6 +244,21 @@ class _Cleanup:
             self.executor.run(attrs.evolve(undo, missing_ok=True))
 
         return _Step(f"sysctl {key} restored: {undo.line}", restore, owner)
+
+    def _first_sysctl_undo(self, place: tuple[Owner, str | None, str]) -> Command | None:
+        owner, netns, key = place
+        for lf in sorted((lf for lf in self.files if lf.owner == owner), key=lambda lf: lf.entries[0].time):
+            for entry in lf.entries:
+                argv = entry.command.argv
+                if (
+                    entry.seq in self.taken[id(lf)]
+                    and argv[0] == "sysctl"
+                    and entry.command.netns == netns
+                    and any(a.startswith(key + "=") for a in argv)
+                    and entry.command.undo
+                ):
+                    return entry.command.undo[0]
+        return None
 
     def _namespace_deleter(self, name: str) -> Callable[[], None]:
         def delete() -> None:

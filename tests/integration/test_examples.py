@@ -29,6 +29,7 @@ def test_plan_run_by_sh_equals_up_and_down_returns_to_the_start(path: Path) -> N
         assert state.diff(empty, built), "up built nothing"
         down = netns_kit("down", "--attach", str(by_cli.pid), str(path))
         assert down.returncode == 0, down.stderr
+        assert "left alone" not in down.stdout and "FAILED" not in down.stdout
         assert state.diff(empty, state.snapshot(by_cli)) == []
         again = netns_kit("down", "--attach", str(by_cli.pid), str(path))
         assert "down: nothing to do" in again.stdout

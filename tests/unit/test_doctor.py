@@ -139,6 +139,9 @@ def test_legacy_rules_while_iptables_is_nft_warn_with_counts() -> None:
         check.summary == "iptables is nf_tables but iptables-legacy holds rules: iptables filter (1), iptables nat (2)"
     )
     assert "iptables-legacy-save" in check.fix
+    assert (
+        "These drop what netns_kit lets through: iptables filter: -A INPUT -s 10.1.1.1/32 -j DROP" in check.explanation
+    )
     assert report.ok  # a warning, not a failure
     # only tables the kernel lists are read: nothing is created on the machine
     assert not any(q.argv[:4] == ("iptables-legacy", "-w", "-t", "mangle") for q in executor.queries)

@@ -264,3 +264,15 @@ def test_a_failed_step_keeps_the_ledger_for_a_retry(machine: Machine) -> None:
 def test_nothing_to_do_when_no_owner_is_gone(machine: Machine) -> None:
     report = cleanup(machine)
     assert report.nothing_done and report.owners == [] and report.lines() == []
+
+
+def test_a_sysctl_changed_twice_is_restored_once_to_its_first_prior_value(machine: Machine) -> None:
+    # NatRule and PortForward are planned together: both read 0 and both set 1
+    localnet = change(
+        "sysctl", "-q", "-w", "net.ipv4.ip_forward=2", undo=Command(("sysctl", "-q", "-w", "net.ipv4.ip_forward=1"))
+    )
+    ledger(machine.directory, DEAD, [FORWARD, FORWARD, localnet], ["ok", "ok", "ok"])
+    machine.sysctls["net.ipv4.ip_forward"] = "2"
+    report = cleanup(machine)
+    assert machine.changes == ["sysctl -q -w net.ipv4.ip_forward=0"]
+    assert report.kept == [] and report.errors == []
