@@ -53,3 +53,22 @@ def test_cli_doctor_prints_each_check_with_its_fix(fresh_sandbox: Sandbox) -> No
     assert "fix: add a scoped accept" in result.stdout
     assert "[OK  ] iptables backend: iptables v" in result.stdout
     assert "-> backend nf_tables" in result.stdout
+
+
+def test_the_br_netfilter_warning_is_true(sb: Sandbox) -> None:
+    """With FORWARD DROP, namespaces on one bridge cannot talk exactly when doctor says so."""
+    import netns_kit
+    from netns_kit import scenarios
+
+    topo = scenarios.seed001_bridge()
+    topo.wait = True
+    with topo:
+        topo["red"].wait_reachable("192.168.1.2")
+        sb.run(Command(("iptables", "-w", "-P", "FORWARD", "DROP")))
+        try:
+            warned = doctor(sb)["br_netfilter"].status == WARN
+            reached = topo["red"].ping("192.168.1.2", count=2, timeout=1)
+        finally:
+            sb.run(Command(("iptables", "-w", "-P", "FORWARD", "ACCEPT")))
+    assert warned == (not reached)
+    assert netns_kit.current() is sb
