@@ -104,3 +104,24 @@ def test_cli_owner_is_a_named_owner() -> None:
     owner = cli.owner_for(topofile.load(PIPE).name)
     assert owner.id == "cli.seed001-pipe"
     assert owner.pid is None  # never "gone": cleanup leaves it until named
+
+
+def test_progress_line_counts_changes_on_a_terminal() -> None:
+    import io
+    import logging
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    log = logging.getLogger("netns_kit")
+    with cli._Progress(2, verbose=False, stream=stream):
+        log.debug("%s %s", "query", "ip -j netns list")
+        log.debug("%s %s", "run", "ip netns add red")
+        log.debug("%s %s", "run", "ip -n red link set dev lo up")
+    text = stream.getvalue()
+    assert "[1/2] ip netns add red" in text and "[2/2] ip -n red link set dev lo up" in text
+    assert "netns list" not in text
+    assert text.endswith("\r")  # the line is wiped at the end
+    assert log.handlers == [] or all(not isinstance(h, cli._Progress) for h in log.handlers)

@@ -89,6 +89,8 @@ def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerF
     seen: list = []
     real = netns_kit.ShExecutor()
     mocker.patch.object(real, "_execute", side_effect=lambda argv, **kw: (seen.append(argv), (0, "", ""))[1])
+    # nothing runs for real, so nothing goes into the machine's /run/netns_kit ledger either
+    mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=None)
     real.owner = netns_kit.Owner.dry_run()
     scenarios.seed001_pipe().up(real)
     recorder = scenarios.seed001_pipe().plan()
