@@ -36,6 +36,8 @@ class Link:
     netns: str | None
     kind: str | None
     alias: str | None
+    #: the namespace the other end of a veth lives in, when it is a named one
+    peer_netns: str | None = None
 
     @property
     def owner(self) -> Owner | None:
@@ -153,11 +155,14 @@ class Inventory:
         return sorted(found, key=lambda o: o.id)
 
 
-def scan(executor: Executor, *, firewall: bool = True, skip_firewall_in: Iterable[str] = ()) -> Inventory:
+def scan(executor: Executor, *, firewall: bool = True) -> Inventory:
     """Read what is there: namespaces, links, rules, chains and ledgers."""
     inventory = Inventory()
     listing = executor.run(query("ip", "-j", "netns", "list"), check=False)
-    names = sorted(entry["name"] for entry in (listing.json() if listing.ok else []))
+    entries = listing.json() if listing.ok else []
+    names = sorted(entry["name"] for entry in entries)
+    # the ids the host knows other namespaces by (a veth on the host names its peer's that way)
+    ids = {entry["id"]: entry["name"] for entry in entries if "id" in entry}
     for netns in (None, *names):
         result = executor.run(query("ip", "-j", "-d", "link", "show", netns=netns), check=False)
         if not result.ok:
@@ -168,18 +173,22 @@ def scan(executor: Executor, *, firewall: bool = True, skip_firewall_in: Iterabl
                     inventory.namespaces[netns] = data.get("ifalias")
                 continue
             kind = data.get("linkinfo", {}).get("info_kind")
-            inventory.links.append(Link(data["ifname"], netns, kind, data.get("ifalias")))
+            peer = ids.get(data["link_netnsid"]) if netns is None and "link_netnsid" in data else None
+            inventory.links.append(Link(data["ifname"], netns, kind, data.get("ifalias"), peer))
         if netns is not None:
             inventory.namespaces.setdefault(netns, None)
     if firewall:
-        skip = set(skip_firewall_in)
-        for netns in (None, *names):
-            if netns in skip:
-                continue
-            for tool in FIREWALL_TOOLS:
-                inventory.firewalls.append(read_firewall(executor, tool, netns))
+        read_firewalls(executor, inventory)
     inventory.ledgers = read_ledgers(executor)
     return inventory
+
+
+def read_firewalls(executor: Executor, inventory: Inventory, *, skip: Iterable[str] = ()) -> None:
+    """Read the rules in the host and in every namespace of ``inventory`` but ``skip``."""
+    left_out = set(skip)
+    for netns in (None, *sorted(inventory.namespaces)):
+        if netns not in left_out:
+            inventory.firewalls += [read_firewall(executor, tool, netns) for tool in FIREWALL_TOOLS]
 
 
 def read_firewall(executor: Executor, tool: str, netns: str | None) -> Firewall:

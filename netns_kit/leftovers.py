@@ -80,14 +80,12 @@ def cleanup(
     """
     executor = executor or current()
     wanted = Owner(owner) if isinstance(owner, str) else owner
-    scan = inv.scan(executor)
-    targets = [wanted] if wanted is not None else stale_owners(scan)
-    report = CleanupReport(owners=targets, dry_run=dry_run)
-    if not targets:
-        return report
+    scan = inv.scan(executor, firewall=False)
+    report = CleanupReport(dry_run=dry_run)
     if wanted is not None and wanted.is_alive():
         report.kept.append(f"note: owner {wanted.id} is still running; removing its objects as asked")
-    work = _Cleanup(executor, scan, targets, report)
+    targets = [wanted] if wanted is not None else stale_owners(scan)
+    work = _Cleanup(executor, scan, targets, report, more_owners=wanted is None)
     work.plan()
     work.execute()
     return report
@@ -108,7 +106,17 @@ class _Step:
 class _Cleanup:
     """Plans the removal for a set of owners, then carries it out in order."""
 
-    def __init__(self, executor: Executor, scan: inv.Inventory, owners: Sequence[Owner], report: CleanupReport):
+    def __init__(
+        self,
+        executor: Executor,
+        scan: inv.Inventory,
+        owners: Sequence[Owner],
+        report: CleanupReport,
+        *,
+        more_owners: bool,
+    ) -> None:
+        #: also take in owners that are gone and known only by their iptables rules
+        self.more_owners = more_owners
         self.executor = executor
         self.scan = scan
         self.owners = list(owners)
@@ -188,8 +196,8 @@ class _Cleanup:
 
     def _plan_links(self, owner: Owner) -> None:
         for link in self.scan.links:
-            if link.netns in self.doomed_netns:
-                continue  # goes with its namespace
+            if link.netns in self.doomed_netns or link.peer_netns in self.doomed_netns:
+                continue  # goes with its namespace (a veth: with its peer's namespace)
             if not self._owned(owner, link.alias, (link.name, link.netns), str(link)):
                 continue
             command = Command(("ip", "link", "del", "dev", link.name), netns=link.netns, missing_ok=True)
@@ -276,6 +284,11 @@ class _Cleanup:
         return run
 
     def _plan_firewall(self) -> None:
+        # read now, and only where no namespace is about to go
+        inv.read_firewalls(self.executor, self.scan, skip=self.doomed_netns)
+        if self.more_owners:
+            self.owners += [o for o in stale_owners(self.scan) if o not in self.owners]
+        self.report.owners = list(self.owners)
         tags = {owner.tag: owner for owner in self.owners}
         for firewall in self.scan.firewalls:
             if firewall.netns in self.doomed_netns:
