@@ -27,13 +27,18 @@ from .errors import (
     PermissionDeniedError,
     SandboxError,
     TimeoutError,
+    UnsupportedError,
     ValidationError,
 )
 from .executor import Executor, Recorder, ShExecutor, current, use
+from .impairment import Impairment
 from .link import Bridge, VethPair
+from .link_impairment import LinkImpairment
 from .namespace import Host, Namespace
+from .netns_file import NetnsFile, hosts_files
 from .owner import Owner
-from .process import Process
+from .partition import LinkDown, Partition
+from .process import PIPE, STDOUT, Process
 from .resource import Resource
 from .route import Address, Route
 from .sandbox import Sandbox
@@ -48,10 +53,16 @@ __all__ = [
     "CommandError",
     "Executor",
     "Host",
+    "Impairment",
+    "LinkDown",
+    "LinkImpairment",
     "Namespace",
+    "NetnsFile",
     "NetnsKitError",
     "NotFoundError",
     "Owner",
+    "PIPE",
+    "Partition",
     "PermissionDeniedError",
     "Process",
     "Recorder",
@@ -60,13 +71,16 @@ __all__ = [
     "Route",
     "Sandbox",
     "SandboxError",
+    "STDOUT",
     "ShExecutor",
     "TimeoutError",
     "Topology",
+    "UnsupportedError",
     "ValidationError",
     "VethPair",
     "change",
     "current",
+    "hosts_files",
     "query",
     "use",
 ]
