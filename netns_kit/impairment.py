@@ -107,8 +107,10 @@ class Impairment:
 
     def __attrs_post_init__(self) -> None:
         for name, needed in _NEEDS.items():
-            if getattr(self, name) is not None and getattr(self, needed) is None:
-                raise ValidationError(f"Impairment.{name}", getattr(self, name), f"needs {needed} to be set too")
+            value = getattr(self, name)
+            if value is not None and getattr(self, needed) is None:
+                shown = value if isinstance(value, int | str) else str(value)
+                raise ValidationError(f"Impairment.{name}", shown, f"needs {needed} to be set too")
         if self.reorder is not None and self.delay == Duration(0):
             raise ValidationError(
                 "Impairment.reorder", str(self.reorder), "needs a delay above 0 (netem reorders by not delaying)"

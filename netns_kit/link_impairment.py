@@ -94,21 +94,20 @@ class LinkImpairment(Resource):
         netem = impairment.netem_settings(loss=False)
         # Probe only when the answer matters: a pure rate limit never needs netem.
         available = capability.has_netem(executor) if netem or impairment.loss is not None else True
-        method = impairment.loss_method(netem_available=available)
-        if impairment.netem_settings(loss=method == "netem"):
-            settings = ", ".join(
-                f"{n}={getattr(impairment, n)}" for n in impairment.netem_settings(loss=method == "netem")
-            )
+        netem_loss = impairment.loss_method(netem_available=available) == "netem"
+        needs = impairment.netem_settings(loss=netem_loss)
+        if needs:
+            settings = ", ".join(f"{n}={getattr(impairment, n)}" for n in needs)
             capability.require_netem(
                 executor,
                 f"LinkImpairment on {self.dev}: {settings}",
                 "rate limits work without it (tbf), and so does plain random loss (loss_via='iptables')",
             )
         commands = []
-        args = impairment.qdisc_args(netem_loss=method == "netem")
+        args = impairment.qdisc_args(netem_loss=netem_loss)
         if args:
             commands.append(self._qdisc(verb, args))
-        if method == "iptables":
+        if impairment.loss_method(netem_available=available) == "iptables":
             commands += self._drop_rules(impairment, executor)
         return commands
 

@@ -140,3 +140,9 @@ def test_drop_probability_is_the_exact_fraction() -> None:
     assert Impairment(loss="5%").drop_probability == "0.05"
     assert Impairment(loss="0.1%").drop_probability == "0.001"
     assert Impairment(loss="100%").drop_probability == "1"
+
+
+def test_a_missing_prerequisite_is_named_in_the_units_given() -> None:
+    with pytest.raises(ValidationError) as info:
+        Impairment(jitter="10ms")
+    assert str(info.value) == "Impairment.jitter: '10ms' needs delay to be set too"
