@@ -6,6 +6,9 @@ import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
 
+# the netns_kit plugin itself is tested by running pytest on test files written by the tests
+pytest_plugins = ("pytester",)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files")
