@@ -272,3 +272,47 @@ def test_the_readme_example_passes(pytester: pytest.Pytester) -> None:
     assert "def test_" in code
     pytester.makepyfile(test_readme=code)
     pytester.runpytest("-v").assert_outcomes(passed=code.count("\ndef test_"))
+
+
+def test_the_recorder_and_the_executor_cannot_both_be_in_effect(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_both(netns_recorder, netns_executor):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*netns_executor and netns_recorder both set the executor in effect*"])
+
+
+SANDBOX_PIDS = """
+PIDS = []
+
+def test_one(netns_sandbox):
+    PIDS.append(netns_sandbox.pid)
+
+def test_two(netns_sandbox):
+    PIDS.append(netns_sandbox.pid)
+
+def test_count(netns_sandbox):
+    print("sandboxes:", len(set(PIDS)))
+"""
+
+
+@pytest.mark.parametrize(("args", "sandboxes"), [((), 1), (("--netns-sandbox-scope=function",), 2)])
+def test_one_sandbox_per_session_unless_told_otherwise(
+    args: tuple[str, ...], sandboxes: int, pytester: pytest.Pytester
+) -> None:
+    pytester.makepyfile(SANDBOX_PIDS)
+    result = pytester.runpytest("-s", *args)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([f"*sandboxes: {sandboxes}*"])
+
+
+def test_a_bad_sandbox_scope_in_the_ini_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nnetns_sandbox_scope = forever\n")
+    pytester.makepyfile(SANDBOX_PIDS)
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*netns_sandbox_scope = 'forever': must be one of session, package, module*"])
+    assert result.ret != 0
