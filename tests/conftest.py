@@ -9,6 +9,9 @@ GOLDEN = Path(__file__).parent / "golden"
 #: needs the netem qdisc: collected only where the kernel has it (never skipped, never faked)
 NETEM_TESTS = "test_netem.py"
 
+# the netns_kit plugin itself is tested by running pytest on test files written by the tests
+pytest_plugins = ("pytester",)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files")
