@@ -27,16 +27,21 @@ from .errors import (
     PermissionDeniedError,
     SandboxError,
     TimeoutError,
+    UnsupportedError,
     ValidationError,
 )
 from .executor import Executor, Recorder, ShExecutor, current, use
+from .impairment import Impairment
 from .leftovers import CleanupReport, cleanup
 from .link import Bridge, VethPair
+from .link_impairment import LinkImpairment
 from .namespace import Host, Namespace
 from .nat import NatRule
+from .netns_file import NetnsFile, hosts_files
 from .owner import Owner
+from .partition import LinkDown, Partition
 from .portforward import PortForward
-from .process import Process
+from .process import PIPE, STDOUT, Process
 from .resource import Resource
 from .route import Address, Route
 from .sandbox import Sandbox
@@ -52,11 +57,17 @@ __all__ = [
     "CommandError",
     "Executor",
     "Host",
+    "Impairment",
+    "LinkDown",
+    "LinkImpairment",
     "Namespace",
     "NatRule",
+    "NetnsFile",
     "NetnsKitError",
     "NotFoundError",
     "Owner",
+    "PIPE",
+    "Partition",
     "PermissionDeniedError",
     "PortForward",
     "Process",
@@ -66,14 +77,17 @@ __all__ = [
     "Route",
     "Sandbox",
     "SandboxError",
+    "STDOUT",
     "ShExecutor",
     "TimeoutError",
     "Topology",
+    "UnsupportedError",
     "ValidationError",
     "VethPair",
     "change",
     "cleanup",
     "current",
+    "hosts_files",
     "query",
     "use",
 ]

@@ -29,6 +29,16 @@ def _non_empty(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str,
         raise ValueError(f"{attribute.name} must not be empty")
 
 
+def _stdin_text(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    # A here-document always ends its last line: only such text renders exactly.
+    if value and not value.endswith("\n"):
+        raise ValueError("stdin must be empty or end with a newline (it is rendered as a here-document)")
+
+
+#: iproute2 binaries that take ``-n NS`` themselves (cheaper than ``ip netns exec``)
+_NETNS_AWARE = frozenset({"ip", "tc"})
+
+
 @attrs.frozen
 class Command:
     """One process to run: an argv tuple, optionally inside a named namespace.
@@ -37,7 +47,9 @@ class Command:
     into scripts. Queries only read state. ``undo`` holds the commands that
     reverse this one when that is known up front (``ip netns add x`` is undone
     by ``ip netns del x``). ``missing_ok`` makes a :class:`~netns_kit.errors.NotFoundError`
-    count as success (idempotent deletes).
+    count as success (idempotent deletes). ``stdin`` is text fed to the
+    process (a file's content, say); scripts render it as a quoted
+    here-document, so a dry-run script writes the same bytes.
     """
 
     argv: tuple[str, ...] = attrs.field(converter=_argv, validator=_non_empty)
@@ -46,20 +58,31 @@ class Command:
     ok_codes: frozenset[int] = attrs.field(default=frozenset({0}), converter=_codes)
     undo: tuple[Command, ...] = attrs.field(default=(), converter=_commands)
     missing_ok: bool = False
+    stdin: str | None = attrs.field(default=None, validator=_stdin_text)
 
     @property
     def full_argv(self) -> tuple[str, ...]:
-        """The argv as run: ``ip -n NS ...`` for ip, ``ip netns exec NS ...`` for the rest."""
+        """The argv as run: ``ip -n NS ...`` for ip and tc, ``ip netns exec NS ...`` for the rest."""
         if self.netns is None:
             return self.argv
-        if self.argv[0] == "ip":
-            return ("ip", "-n", self.netns, *self.argv[1:])
+        if self.argv[0] in _NETNS_AWARE:
+            return (self.argv[0], "-n", self.netns, *self.argv[1:])
         return ("ip", "netns", "exec", self.netns, *self.argv)
 
     @property
     def line(self) -> str:
-        """The shell-quoted line (for logs, errors and scripts; never run through a shell)."""
+        """The shell-quoted line (for logs and errors; never run through a shell)."""
         return shlex.join(self.full_argv)
+
+    @property
+    def script(self) -> str:
+        """The command as a script writes it: :attr:`line`, plus a quoted here-document for ``stdin``."""
+        if self.stdin is None:
+            return self.line
+        end = "EOF"
+        while end in self.stdin.splitlines():
+            end += "_"
+        return f"{self.line} <<'{end}'\n{self.stdin}{end}"
 
     def __str__(self) -> str:
         return self.line
@@ -80,6 +103,8 @@ class Command:
             data["undo"] = [u.to_json() for u in self.undo]
         if self.missing_ok:
             data["missing_ok"] = True
+        if self.stdin is not None:
+            data["stdin"] = self.stdin
         return data
 
     @classmethod
@@ -91,6 +116,7 @@ class Command:
             ok_codes=data.get("ok_codes", (0,)),
             undo=tuple(cls.from_json(u) for u in data.get("undo", ())),
             missing_ok=data.get("missing_ok", False),
+            stdin=data.get("stdin"),
         )
 
 
@@ -104,10 +130,11 @@ def change(
     netns: str | None = None,
     undo: Command | Iterable[Command] = (),
     missing_ok: bool = False,
+    stdin: str | None = None,
 ) -> Command:
-    """A command that changes state, with what undoes it."""
+    """A command that changes state, with what undoes it (and text for its stdin)."""
     undo_t = (undo,) if isinstance(undo, Command) else tuple(undo)
-    return Command(argv, netns=netns, undo=undo_t, missing_ok=missing_ok)
+    return Command(argv, netns=netns, undo=undo_t, missing_ok=missing_ok, stdin=stdin)
 
 
 @attrs.frozen

@@ -6,6 +6,7 @@
     ├── ValidationError          (also a ValueError) bad input, raised before any command
     ├── SandboxError             the sandbox could not start (user namespaces refused, ...)
     ├── TimeoutError             a wait with a deadline ran out
+    ├── UnsupportedError         this kernel lacks a feature asked for (the netem qdisc, ...)
     └── CommandError             a command exited with a code it does not accept
         ├── NotFoundError        no such device / namespace / rule / chain
         ├── AlreadyExistsError   the name (or address, route, chain) is taken
@@ -49,6 +50,18 @@ class SandboxError(NetnsKitError):
 
 class TimeoutError(NetnsKitError):
     """A wait with a deadline ran out."""
+
+
+class UnsupportedError(NetnsKitError):
+    """This kernel (or a binary) lacks a feature that was asked for.
+
+    ``feature`` names what is missing (``"netem qdisc"``); the message says
+    which settings need it and what works instead.
+    """
+
+    def __init__(self, feature: str, message: str) -> None:
+        self.feature = feature
+        super().__init__(message)
 
 
 class CommandError(NetnsKitError):
@@ -141,8 +154,16 @@ TABLE: tuple[tuple[re.Pattern[str], frozenset[int] | None, type[CommandError], s
             "ip6table_nat, nft_compat for the nf_tables backend)",
         ),
         (
+            r"Specified qdisc kind is unknown",
+            None,
+            CommandError,
+            "this kernel lacks that qdisc (for netem: CONFIG_NET_SCH_NETEM, module sch_netem); "
+            "netns_kit.capability.has_netem() probes for it",
+        ),
+        (
             r"Cannot find device|Device does not exist|No such device|"
             r"Cannot open network namespace|Cannot remove namespace file|"
+            r"Cannot delete qdisc with handle of zero|Cannot find specified qdisc|"
             r"Invalid \"netns\" value|"
             r"No such file or directory|No such process|Address not found|"
             r"does a matching rule exist|No chain/target/match by that name|"

@@ -13,7 +13,7 @@ import attrs
 from .command import Command, Result, change, query
 from .errors import NetnsKitError, TimeoutError
 from .executor import Executor, current
-from .process import Process
+from .process import Process, with_env
 from .resource import Resource
 from .validate import to_name, valid_netns
 
@@ -37,13 +37,17 @@ class _Place:
         input: str | None = None,
         timeout: float | None = None,
         mutating: bool = False,
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
     ) -> Result:
         """Run ``argv`` here and wait; raises :class:`CommandError` on failure unless ``check=False``.
 
-        ``mutating=True`` marks a command that changes state (a dry-run then
-        records it in its script).
+        ``env`` adds environment variables and ``cwd`` sets the working
+        directory (both through ``env -C DIR K=V``, so they work through
+        every executor). ``mutating=True`` marks a command that changes state
+        (a dry-run then records it in its script).
         """
-        command = Command(tuple(argv), netns=self._where(), mutating=mutating)
+        command = with_env(Command(tuple(argv), netns=self._where(), mutating=mutating), env, cwd)
         return self._executor().run(command, check=check, input=input, timeout=timeout)
 
     def popen(
@@ -54,11 +58,28 @@ class _Place:
         stderr: str | Path | int | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
+        port: int | None = None,
+        timeout: float = 10.0,
     ) -> Process:
-        """Start ``argv`` here in the background (a server, say)."""
+        """Start ``argv`` here in the background (a server, say), supervised.
+
+        ``stdout``/``stderr`` take a file path, ``PIPE`` (memory, the
+        default), ``STDOUT`` (stderr only) or ``os.devnull``; ``env`` adds
+        variables, ``cwd`` sets the directory. With ``port``, returns only
+        once something listens on that TCP port here (see
+        :meth:`Process.wait_port`); a process that exits first raises with its
+        output, and is not left behind. A namespace stops its processes when
+        it is deleted (SIGTERM to each process group, SIGKILL after a timeout).
+        """
         command = Command(tuple(argv), netns=self._where())
         process = self._executor().popen(command, stdout=stdout, stderr=stderr, env=env, cwd=cwd)
         self._track(process)
+        if port is not None:
+            try:
+                process.wait_port(port, timeout=timeout)
+            except BaseException:
+                process.stop()
+                raise
         return process
 
     def _track(self, process: Process) -> None:

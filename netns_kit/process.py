@@ -1,7 +1,21 @@
-"""A background process started by an executor (a server under test, say)."""
+"""Supervised background processes (a server under test, say).
+
+A :class:`Process` is started by an executor (through ``Namespace.popen``)
+in a session of its own, so that :meth:`Process.stop` reaches its children
+too: SIGTERM to the whole process group, then SIGKILL after a timeout.
+Every process started is remembered until it is stopped or seen to exit;
+:func:`stop_all` stops what is left (a fixture's teardown calls it, and so
+does the interpreter's exit).
+
+Environment and working directory go into the argv as ``env -C DIR K=V ...``
+(:func:`with_env`): that survives every executor prefix (``ip netns exec``
+and the sandbox's ``nsenter --mount``, which resets the working directory)
+and shows in logs exactly as run.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shlex
@@ -9,7 +23,15 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .command import Command, query
+from .errors import NetnsKitError, TimeoutError, ValidationError
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 log = logging.getLogger("netns_kit")
 
@@ -18,18 +40,56 @@ PIPE = -1
 #: pass as ``stderr=`` to merge it into stdout
 STDOUT = -2
 
+Target = str | Path | int | None
+
+_running: set[Process] = set()
+
+
+def with_env(command: Command, env: Mapping[str, str] | None = None, cwd: str | Path | None = None) -> Command:
+    """``command`` run as ``env [-C cwd] [K=V ...] argv``: more variables and another directory."""
+    if not env and cwd is None:
+        return command
+    prefix = ["env"]
+    if cwd is not None:
+        cwd = str(cwd)
+        if not cwd:
+            raise ValidationError("cwd", cwd, "must be a directory path, not empty")
+        prefix += ["-C", cwd]
+    for key, value in (env or {}).items():
+        if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+            raise ValidationError("env", key, "must be a variable name: not empty, no '=' or NUL")
+        if not isinstance(value, str) or "\0" in value:
+            raise ValidationError(f"env[{key!r}]", value, "must be a string without NUL")
+        prefix.append(f"{key}={value}")
+    if "=" in command.argv[0]:
+        raise ValidationError("argv[0]", command.argv[0], "must not contain '=' when env or cwd is given")
+    return attrs.evolve(command, argv=(*prefix, *command.argv))
+
 
 class Process:
     """A process started in the background; stop it with :meth:`stop`.
 
-    Output goes to a file (a path), to memory (``PIPE``, the default; read
-    :attr:`stdout` / :attr:`stderr`), or nowhere (``os.devnull``).
+    Output goes to a file (a path: :attr:`stdout` reads it back), to memory
+    (``PIPE``, the default), or nowhere (``os.devnull``). ``command`` is
+    what was asked for and ``argv`` what was really started.
     """
 
-    def __init__(self, argv: Sequence[str], running: Any) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        running: Any,
+        *,
+        command: Command | None = None,
+        executor: Executor | None = None,
+        outputs: tuple[Target, Target] = (None, None),
+    ) -> None:
         self.argv = tuple(argv)
+        self.command = command
+        self.executor = executor
         self._running = running
+        self._outputs = outputs
         self.pid: int = running.pid
+        _running.add(self)
 
     def __repr__(self) -> str:
         state = "running" if self.is_alive() else f"exited {self.returncode}"
@@ -40,11 +100,14 @@ class Process:
         cls,
         argv: Sequence[str],
         *,
-        stdout: str | Path | int | None = None,
-        stderr: str | Path | int | None = None,
+        stdout: Target = None,
+        stderr: Target = None,
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
+        command: Command | None = None,
+        executor: Executor | None = None,
     ) -> Process:
+        """Start ``argv`` in a new session (``env`` is the complete environment)."""
         import sh
 
         from .errors import binary_not_found
@@ -69,14 +132,18 @@ class Process:
             else:
                 kwargs[key] = str(target)
         if env is not None:
-            kwargs["_env"] = {**os.environ, **env}
+            kwargs["_env"] = dict(env)
         if cwd is not None:
             kwargs["_cwd"] = str(cwd)
-        return cls(argv, program(*argv[1:], **kwargs))
+        running = program(*argv[1:], **kwargs)
+        return cls(argv, running, command=command, executor=executor, outputs=(stdout, stderr))
 
     # -- state ---------------------------------------------------------------
     def is_alive(self) -> bool:
-        return bool(self._running.process.is_alive()[0])
+        alive = bool(self._running.process.is_alive()[0])
+        if not alive:
+            _running.discard(self)
+        return alive
 
     @property
     def returncode(self) -> int | None:
@@ -84,19 +151,28 @@ class Process:
         alive, code = self._running.process.is_alive()
         return None if alive else code
 
+    def _output(self, index: int) -> str:
+        target = self._outputs[index]
+        if isinstance(target, str | Path):
+            try:
+                return Path(target).read_text(errors="replace")
+            except OSError:
+                return ""
+        stream = self._running.process.stdout if index == 0 else self._running.process.stderr
+        return bytes(stream).decode(errors="replace")
+
     @property
     def stdout(self) -> str:
-        return bytes(self._running.process.stdout).decode(errors="replace")
+        """What it wrote to stdout so far (read back from the file when it went to one)."""
+        return self._output(0)
 
     @property
     def stderr(self) -> str:
-        return bytes(self._running.process.stderr).decode(errors="replace")
+        return self._output(1)
 
     # -- control -------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit and return the exit code."""
-        from .errors import TimeoutError
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.is_alive():
             if deadline is not None and time.monotonic() >= deadline:
@@ -106,27 +182,92 @@ class Process:
         assert code is not None
         return code
 
+    def wait_port(self, port: int, *, timeout: float = 10.0, udp: bool = False) -> Process:
+        """Block until something listens on ``port`` where this process runs.
+
+        Polls ``ss -Hltn`` (``-Hlun`` with ``udp``) in the process's namespace:
+        a listening TCP socket accepts connections from then on. Raises
+        :class:`NetnsKitError` with the process's output when it exits first,
+        :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        from .validate import port as valid_port
+
+        valid_port("port", port)
+        if self.executor is None:
+            raise NetnsKitError("wait_port needs a process started through an executor (Namespace.popen)")
+        netns = self.command.netns if self.command is not None else None
+        probe = query("ss", "-Hlun" if udp else "-Hltn", f"sport = :{port}", netns=netns)
+        deadline = time.monotonic() + timeout
+        interval = 0.005
+        while True:
+            result = self.executor.run(probe, check=False)
+            if result.ok and result.stdout.strip():
+                return self
+            if not self.is_alive():
+                raise NetnsKitError(
+                    f"process {self.pid} exited with code {self.returncode} before listening on port {port}: "
+                    f"{shlex.join(self.argv)}\n{self._tail()}"
+                )
+            if time.monotonic() >= deadline:
+                where = f"namespace {netns}" if netns else "the host"
+                raise TimeoutError(f"nothing listened on port {port} in {where} within {timeout:g} s")
+            time.sleep(interval)
+            interval = min(interval * 2, 0.1)
+
+    def _tail(self, lines: int = 20) -> str:
+        out = []
+        for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if text.strip():
+                out.append(f"{name}: " + "\n        ".join(text.strip().splitlines()[-lines:]))
+        return "\n".join(out) or "(no output)"
+
     def signal(self, signum: int) -> None:
-        if self.is_alive():
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
+        """Send ``signum`` to the process and its children (its process group)."""
+        try:
+            os.killpg(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
     def stop(self, timeout: float = 3.0) -> int:
-        """SIGTERM, then SIGKILL if it is still running after ``timeout`` seconds."""
-        from .errors import TimeoutError
-
-        self.signal(signal.SIGTERM)
-        try:
-            return self.wait(timeout)
-        except TimeoutError:
-            log.debug("process %s ignored SIGTERM for %s s: SIGKILL", self.pid, timeout)
-            self.signal(signal.SIGKILL)
-            return self.wait(5.0)
+        """SIGTERM to it and its children, then SIGKILL if any still runs after ``timeout`` s."""
+        if self.is_alive() or self._group_alive():
+            self.signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while (self.is_alive() or self._group_alive()) and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if self.is_alive() or self._group_alive():
+                log.debug("process %s ignored SIGTERM for %s s: SIGKILL", self.pid, timeout)
+                self.signal(signal.SIGKILL)
+        code = self.wait(5.0)
+        _running.discard(self)
+        return code
 
     def __enter__(self) -> Process:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def running() -> list[Process]:
+    """Processes started through netns_kit that are still running."""
+    return [p for p in list(_running) if p.is_alive()]
+
+
+def stop_all(timeout: float = 3.0) -> list[Process]:
+    """Stop every process netns_kit started that still runs; return them."""
+    stopped = running()
+    for process in stopped:
+        process.stop(timeout)
+    _running.clear()
+    return stopped
+
+
+atexit.register(stop_all, 1.0)

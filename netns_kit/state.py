@@ -1,8 +1,9 @@
 """Normalized network state, read back through an executor, for comparisons.
 
-:func:`snapshot` reads ``ip netns list`` and, in the host and every named
-namespace, ``ip -j`` links, addresses and routes, the forwarding sysctls and
-``iptables-save`` / ``ip6tables-save``; it keeps what identifies an object
+:func:`snapshot` reads ``ip netns list``, the files under ``/etc/netns`` and,
+in the host and every named namespace, ``ip -j`` links, addresses and
+routes, ``tc -j`` qdiscs, the forwarding sysctls and ``iptables-save`` /
+``ip6tables-save``; it keeps what identifies an object
 and drops what changes from run to run (ifindex, MACs, link-local IPv6,
 counters, owner ids in tags, an empty table the kernel created lazily).
 Two snapshots are equal when the networks are the same.
@@ -67,6 +68,15 @@ def _routes(data: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
+def _qdiscs(data: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Qdiscs someone configured (not the kernel's defaults), without their numbered handles."""
+    return sorted(
+        (q.get("dev"), q.get("kind"), "root" if q.get("root") else q.get("parent"))
+        for q in data
+        if q.get("handle") != "0:"
+    )
+
+
 def iptables_rules(text: str) -> dict[str, list[str]]:
     """``iptables-save`` output as {table: [lines]}, normalized.
 
@@ -111,7 +121,7 @@ def snapshot(executor: Executor | None = None, *, firewall: bool = True) -> dict
         return result.json() if result.ok else []
 
     names = sorted(entry["name"] for entry in json("netns", "list"))
-    state: dict[str, Any] = {"netns": names}
+    state: dict[str, Any] = {"netns": names, "etc_netns": sorted(run("find", "/etc/netns", "-mindepth", "1").split())}
     for netns in (None, *names):
         key = netns or "<host>"
         state[key] = {
@@ -119,12 +129,19 @@ def snapshot(executor: Executor | None = None, *, firewall: bool = True) -> dict
             "addresses": _addresses(json("addr", "show", netns=netns)),
             "routes": _routes(json("-4", "route", "show", "table", "main", netns=netns))
             + _routes(json("-6", "route", "show", "table", "main", netns=netns)),
+            "qdiscs": _qdiscs(_tc_json(executor, netns)),
             "sysctl": {k: run("sysctl", "-n", k, netns=netns).strip() for k in SYSCTLS},
         }
         if firewall:
             for tool in ("iptables-save", "ip6tables-save"):
                 state[key][tool] = iptables_rules(run(tool, netns=netns))
     return state
+
+
+def _tc_json(executor: Executor, netns: str | None) -> list[dict[str, Any]]:
+    result = executor.run(query("tc", "-j", "qdisc", "show", netns=netns), check=False)
+    data: list[dict[str, Any]] = result.json() if result.ok else []
+    return data
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:

@@ -25,8 +25,11 @@ import attrs
 
 from .errors import ValidationError
 from .link import Bridge, VethPair
+from .link_impairment import LinkImpairment
 from .namespace import Namespace
 from .nat import NatRule
+from .netns_file import NetnsFile
+from .partition import LinkDown, Partition
 from .portforward import PortForward
 from .resource import Resource
 from .route import Address, Route
@@ -41,6 +44,10 @@ TABLES: dict[str, type[Resource]] = {
     "routes": Route,
     "nat_rules": NatRule,
     "port_forwards": PortForward,
+    "impairments": LinkImpairment,
+    "partitions": Partition,
+    "links_down": LinkDown,
+    "netns_files": NetnsFile,
 }
 
 #: keys of the ``[topology]`` table and their TOML types
@@ -149,8 +156,12 @@ def build(cls: type[Resource], item: Mapping[str, Any], *, source: str, key: str
     try:
         return cls(**{name: _convert(known[name], value) for name, value in item.items()})
     except ValidationError as error:
-        attr = error.field.rpartition(".")[2] if error.field.startswith(cls.__name__ + ".") else None
-        where = f"{key}.{attr}" if attr in known else key
+        owner, _, attr = error.field.rpartition(".")
+        if owner == cls.__name__ and attr in known:
+            where = f"{key}.{attr}"
+        else:  # a value inside a table of this entry (impairment = {delay = ...})
+            nested = [name for name, f in known.items() if owner and str(f.type).startswith(owner)]
+            where = f"{key}.{nested[0]}.{attr}" if nested else key
         raise TopologyFileError(source, where, error.value, error.rule) from None
 
 

@@ -1,12 +1,16 @@
-from __future__ import annotations
+"""The integration tests run through netns_kit's own pytest plugin (netns_kit.pytest_plugin).
 
-import os
-from collections.abc import Iterator
+``sandbox``, ``sb`` and ``fresh_sandbox`` are thin aliases of the plugin's
+``netns_sandbox``, ``netns_executor`` and ``netns_fresh_sandbox``: the plugin
+starts the sandbox (skipping, or failing under NETNS_KIT_REQUIRE_SANDBOX=1,
+when it cannot), puts it in effect for the test and fails a test that leaks.
+"""
+
+from __future__ import annotations
 
 import pytest
 
-import netns_kit
-from netns_kit import state
+from netns_kit.executor import Executor
 from netns_kit.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -19,32 +23,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
+def sandbox(netns_sandbox: Sandbox) -> Sandbox:
     """One sandbox holder for the session; each test gets fresh namespaces inside."""
-    try:
-        box = Sandbox().start()
-    except netns_kit.SandboxError as error:
-        if os.environ.get("NETNS_KIT_REQUIRE_SANDBOX"):
-            pytest.fail(f"the sandbox cannot start here: {error}")
-        pytest.skip(f"the sandbox cannot start here: {error}")
-    try:
-        yield box
-    finally:
-        box.close()
+    return netns_sandbox
 
 
 @pytest.fixture
-def sb(sandbox: Sandbox) -> Iterator[Sandbox]:
+def sb(netns_executor: Executor) -> Sandbox:
     """The sandbox in effect for this test, which must leave it as it found it."""
-    before = state.snapshot(sandbox)
-    with netns_kit.use(sandbox):
-        yield sandbox
-    problems = state.diff(before, state.snapshot(sandbox))
-    assert not problems, "the test leaked:\n" + "\n".join(problems)
+    if not isinstance(netns_executor, Sandbox):
+        pytest.fail("netns_kit's own integration tests run only inside a sandbox: drop --netns-host", pytrace=False)
+    return netns_executor
 
 
 @pytest.fixture
-def fresh_sandbox() -> Iterator[Sandbox]:
+def fresh_sandbox(netns_fresh_sandbox: Sandbox) -> Sandbox:
     """A sandbox of its own (for dry-run fidelity: a script run in a clean host)."""
-    with Sandbox() as box:
-        yield box
+    return netns_fresh_sandbox

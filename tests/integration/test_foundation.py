@@ -112,7 +112,7 @@ def test_popen_server_answers_a_tcp_client_in_another_namespace(sb: Sandbox) -> 
 def test_namespace_delete_stops_processes_it_did_not_start_itself(sb: Sandbox) -> None:
     ns = Namespace("busy").create()
     stray = sb.popen(netns_kit.Command(("sleep", "600"), netns="busy"))
-    assert ns.pids() == [stray.pid]
+    netns_kit.executor.wait_until(lambda: ns.pids() == [stray.pid], timeout=10, what="sleep to enter busy")
     ns.delete()
     assert stray.wait(5) != 0
     assert not ns.exists()

@@ -59,3 +59,30 @@ def test_result_ok_follows_the_accepted_codes() -> None:
     assert not Result(command, 2).ok
     assert Result(command, 0, '[{"a": 1}]').json() == [{"a": 1}]
     assert Result(command, 0, "").json() == []
+
+
+def test_tc_in_a_namespace_uses_dash_n_like_ip() -> None:
+    assert Command(("tc", "qdisc", "show"), netns="red").line == "tc -n red qdisc show"
+
+
+def test_stdin_is_rendered_as_a_quoted_here_document_in_scripts_only() -> None:
+    command = change("install", "-m", "0644", "/dev/stdin", "/etc/netns/red/hosts", stdin="10.0.0.1\tred $HOME\n")
+    assert command.line == "install -m 0644 /dev/stdin /etc/netns/red/hosts"
+    assert command.script == "install -m 0644 /dev/stdin /etc/netns/red/hosts <<'EOF'\n10.0.0.1\tred $HOME\nEOF"
+
+
+def test_the_here_document_delimiter_never_appears_in_the_content() -> None:
+    command = change("cat", stdin="EOF\nEOF_\n")
+    assert command.script == "cat <<'EOF__'\nEOF\nEOF_\nEOF__"
+
+
+def test_stdin_must_end_with_a_newline_to_render_exactly() -> None:
+    with pytest.raises(ValueError, match="newline"):
+        change("cat", stdin="no newline")
+    assert change("cat", stdin="").script == "cat <<'EOF'\nEOF"
+
+
+def test_stdin_survives_json_round_trip() -> None:
+    command = change("cat", stdin="a\n", undo=Command(("rm", "-f", "x")))
+    assert Command.from_json(command.to_json()) == command
+    assert "stdin" not in change("cat").to_json()

@@ -85,12 +85,11 @@ def test_teardown_script_is_the_inverse_in_reverse_order() -> None:
     assert recorder.teardown_script().splitlines()[3:] == ["ip link del dev x", "ip netns del a"]
 
 
-def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerFixture) -> None:
+def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerFixture, tmp_path) -> None:
     seen: list = []
     real = netns_kit.ShExecutor()
+    mocker.patch.object(type(real), "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
     mocker.patch.object(real, "_execute", side_effect=lambda argv, **kw: (seen.append(argv), (0, "", ""))[1])
-    # nothing runs for real, so nothing goes into the machine's /run/netns_kit ledger either
-    mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=None)
     real.owner = netns_kit.Owner.dry_run()
     scenarios.seed001_pipe().up(real)
     recorder = scenarios.seed001_pipe().plan()

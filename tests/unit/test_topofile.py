@@ -202,6 +202,24 @@ def test_nat_and_port_forward_errors_point_to_the_key(entry: str, expected: str)
     assert expected in error_of(entry + "\n")
 
 
+def test_impairments_take_an_inline_table_and_errors_point_inside_it() -> None:
+    text = PIPE + '[[impairments]]\ndev = "veth-red"\nnetns = "red"\nimpairment = { delay = "100ms", loss = "1%" }\n'
+    [impairment] = [r for r in loads(text).topology.resources if type(r).__name__ == "LinkImpairment"]
+    assert str(impairment.impairment.delay) == "100ms"
+    bad = PIPE + '[[impairments]]\ndev = "veth-red"\nnetns = "red"\nimpairment = { delay = 200 }\n'
+    assert error_of(bad).startswith("net.toml: impairments[0].impairment.delay: 200 must be a time")
+
+
+def test_partitions_and_netns_files_have_tables() -> None:
+    text = PIPE + (
+        '[[partitions]]\na = "red"\nb = "blue"\n'
+        '[[netns_files]]\nnetns = "red"\nname = "hosts"\ncontent = "192.168.1.2 blue\\n"\n'
+        '[[links_down]]\ndev = "veth-blue"\nnetns = "blue"\n'
+    )
+    kinds = [type(r).__name__ for r in loads(text).topology.resources]
+    assert kinds[-3:] == ["Partition", "NetnsFile", "LinkDown"]
+
+
 def test_fields_are_the_attrs_init_fields_without_the_executor() -> None:
     assert list(topofile.fields(Namespace)) == ["adopt", "name"]
     assert "executor" not in topofile.fields(VethPair)

@@ -1,0 +1,179 @@
+"""An :class:`~netns_kit.impairment.Impairment` put on one veth end: ``tc`` and, for loss, maybe iptables.
+
+::
+
+    veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b", ...)
+    slow = LinkImpairment.on(veth, {"rate": "10mbit"}, end="both")
+    Topology([..., veth, *slow])
+
+It acts on the packets LEAVING ``dev`` (a root qdisc is egress): ``tc qdisc
+add dev DEV root ...`` to create, ``tc qdisc replace`` for :meth:`change`,
+``tc qdisc del dev DEV root`` to remove. When loss goes through iptables it
+is dropped where those packets arrive: on the ``peer`` end's ingress, in the
+raw table's PREROUTING chain, so the sender sees ordinary loss (no error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from . import capability
+from .command import Command, change, query
+from .droprule import drop_rule
+from .errors import ValidationError
+from .executor import Executor
+from .impairment import Impairment, to_impairment
+from .link import VethPair
+from .resource import Resource, _State
+from .validate import to_name, valid_ifname, valid_optional_ifname, valid_optional_netns
+
+ENDS = ("name", "peer", "both")
+
+
+@attrs.define
+class _ImpairState(_State):
+    #: the impairment in effect after :meth:`LinkImpairment.change` (None: the one given)
+    current: Impairment | None = None
+
+
+def _valid_impairment(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Impairment):
+        raise ValidationError("LinkImpairment.impairment", value, "must be an Impairment or a mapping of its settings")
+
+
+@attrs.frozen
+class LinkImpairment(Resource):
+    """Impair the packets leaving ``dev`` (in ``netns``; ``None`` is the host).
+
+    ``peer``/``peer_netns`` name the other end of the veth, where loss is
+    dropped when it goes through iptables (``Impairment.loss_via``);
+    :meth:`on` fills them in from a :class:`VethPair`.
+    """
+
+    dev: str = attrs.field(validator=valid_ifname)
+    impairment: Impairment = attrs.field(converter=to_impairment, validator=_valid_impairment)
+    netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
+    peer: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_ifname)
+    peer_netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
+    _state: _ImpairState = attrs.field(factory=_ImpairState, init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.impairment:
+            raise ValidationError("LinkImpairment.impairment", str(self.impairment), "must set at least one setting")
+
+    @classmethod
+    def on(
+        cls, veth: VethPair, impairment: Impairment | Mapping[str, Any], *, end: str = "both", **kwargs: Any
+    ) -> list[LinkImpairment]:
+        """Impair one end of ``veth`` (``"name"``, ``"peer"``) or ``"both"`` (each direction)."""
+        if end not in ENDS:
+            raise ValidationError("LinkImpairment.end", end, f"must be one of {', '.join(ENDS)}")
+        (a, a_ns), (b, b_ns) = veth.ends
+        out = []
+        if end in ("name", "both"):
+            out.append(cls(a, impairment, netns=a_ns, peer=b, peer_netns=b_ns, **kwargs))
+        if end in ("peer", "both"):
+            out.append(cls(b, impairment, netns=b_ns, peer=a, peer_netns=a_ns, **kwargs))
+        return out
+
+    @property
+    def current(self) -> Impairment:
+        """The impairment in effect (the one given, or the last :meth:`change`)."""
+        return self._state.current or self.impairment
+
+    # -- commands --------------------------------------------------------------
+    def _qdisc(self, verb: str, args: Sequence[str]) -> Command:
+        remove = Command(("tc", "qdisc", "del", "dev", self.dev, "root"), netns=self.netns)
+        return change("tc", "qdisc", verb, "dev", self.dev, "root", *args, netns=self.netns, undo=remove)
+
+    def _commands(self, impairment: Impairment, executor: Executor, *, verb: str) -> list[Command]:
+        """The qdisc (``add`` or ``replace``) and the drop rules ``impairment`` needs."""
+        netem = impairment.netem_settings(loss=False)
+        # Probe only when the answer matters: a pure rate limit never needs netem.
+        available = capability.has_netem(executor) if netem or impairment.loss is not None else True
+        netem_loss = impairment.loss_method(netem_available=available) == "netem"
+        needs = impairment.netem_settings(loss=netem_loss)
+        if needs:
+            settings = ", ".join(f"{n}={getattr(impairment, n)}" for n in needs)
+            capability.require_netem(
+                executor,
+                f"LinkImpairment on {self.dev}: {settings}",
+                "rate limits work without it (tbf), and so does plain random loss (loss_via='iptables')",
+            )
+        commands = []
+        args = impairment.qdisc_args(netem_loss=netem_loss)
+        if args:
+            commands.append(self._qdisc(verb, args))
+        if impairment.loss_method(netem_available=available) == "iptables":
+            commands += self._drop_rules(impairment, executor)
+        return commands
+
+    def _drop_rules(self, impairment: Impairment, executor: Executor) -> list[Command]:
+        if self.peer is None:
+            raise ValidationError(
+                "LinkImpairment.peer",
+                None,
+                f"must name the other end of {self.dev} for loss through iptables (it drops where packets "
+                "arrive); use LinkImpairment.on(veth, ...), or a kernel with netem",
+            )
+        match = ("-i", self.peer, "-m", "statistic", "--mode", "random", "--probability", impairment.drop_probability)
+        return [
+            drop_rule(match, tag=executor.owner.tag, netns=self.peer_netns, chain="PREROUTING", table="raw", ipv6=v6)
+            for v6 in (False, True)
+        ]
+
+    def plan(self, executor: Executor) -> list[Command]:
+        return self._commands(self.impairment, executor, verb="add")
+
+    def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
+        current, self._state.current = self._state.current, None
+        if current is None:
+            super().undo(executor, done, complete=complete)
+            return
+        # changed at run time: remove what is in effect now, whatever it is
+        removal = [u for c in reversed(self._commands(current, executor, verb="add")) for u in c.undo]
+        if removal:
+            executor.run_all([attrs.evolve(u, missing_ok=True) for u in removal])
+
+    # -- at run time -----------------------------------------------------------
+    def change(self, impairment: Impairment | Mapping[str, Any], executor: Executor | None = None) -> None:
+        """Put ``impairment`` in place of the current one (``tc qdisc replace``, no gap).
+
+        Takes effect on the packets queued from then on; teardown removes
+        whatever is in effect. ``Impairment()`` (nothing) removes it all.
+        """
+        executor = self._executor(executor)
+        new = to_impairment(impairment)
+        if not isinstance(new, Impairment):
+            raise ValidationError("LinkImpairment.change", impairment, "must be an Impairment or a mapping")
+        old = self._commands(self.current, executor, verb="add")
+        planned = self._commands(new, executor, verb="replace")
+        old_rules = [c for c in old if c.argv[0] != "tc"]
+        new_rules = [c for c in planned if c.argv[0] != "tc"]
+        commands = [c for c in planned if c.argv[0] == "tc"]
+        if not commands and any(c.argv[0] == "tc" for c in old):
+            commands.append(attrs.evolve(self._qdisc("add", ()).undo[0], missing_ok=True))
+        if [c.argv for c in old_rules] != [c.argv for c in new_rules]:
+            commands += [attrs.evolve(u, missing_ok=True) for c in reversed(old_rules) for u in c.undo]
+            commands += new_rules
+        executor.run_all(commands)
+        self._state.current = new
+
+    def clear(self, executor: Executor | None = None) -> None:
+        """Remove the impairment now (teardown then has nothing left to do)."""
+        self.change(Impairment(), executor)
+
+    def qdisc(self, executor: Executor | None = None) -> dict[str, Any] | None:
+        """The root qdisc of ``dev`` as ``tc -j`` reports it (None: the default one)."""
+        result = self._executor(executor).run(
+            query("tc", "-j", "qdisc", "show", "dev", self.dev, "root", netns=self.netns)
+        )
+        data = [q for q in result.json() if q.get("root") and q.get("kind") not in ("noqueue", "pfifo_fast")]
+        return data[0] if data else None
+
+    def exists(self, executor: Executor | None = None) -> bool:
+        found = self.qdisc(executor)
+        return found is not None and found.get("kind") in ("netem", "tbf")

@@ -1,0 +1,181 @@
+"""The plugin where namespaces cannot be made (skip, or fail on request), on a shared
+network (``--netns-host``) and under pytest-xdist.
+
+Runs on a shared network happen inside a sandbox of the test's own: pytest is
+started there through ``nsenter``, so its "machine" is the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import netns_kit
+from netns_kit import Command, state
+from netns_kit.leakcheck import describe
+from netns_kit.pytest_plugin import REQUIRE_ENV
+from netns_kit.sandbox import Sandbox
+
+NEEDS_NAMESPACES = """
+def test_needs_namespaces(netns_namespace):
+    assert netns_namespace.exists()
+
+def test_a_dry_run_needs_nothing(netns_recorder):
+    assert netns_recorder.commands == []
+"""
+
+MISSING = (
+    "missing programs: ip (package iproute2), sysctl (package procps), "
+    "nsenter (package util-linux), unshare (package util-linux)"
+)
+NO_USERNS = "kernel.apparmor_restrict_unprivileged_userns is 1"
+REFUSED = "the sandbox did not start: unshare: unshare failed: Operation not permitted"
+
+
+def break_environment(how: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make real namespaces impossible in this process; return the reason the plugin must give."""
+    if how == "missing programs":
+        monkeypatch.setenv("PATH", str(pytester.mkdir("empty-bin")))
+        return MISSING
+    if how == "no user namespaces":
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+        monkeypatch.setattr(netns_kit.sandbox, "userns_problem", lambda: NO_USERNS)
+        return f"not root, and unprivileged user namespaces are unavailable: {NO_USERNS}"
+
+    def refuse(self: Sandbox, *, detached: bool = False) -> Sandbox:
+        raise netns_kit.SandboxError(REFUSED)
+
+    monkeypatch.setattr(Sandbox, "start", refuse)
+    return REFUSED
+
+
+HOW = ["missing programs", "no user namespaces", "sandbox refuses to start"]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_fixtures_skip_with_the_exact_reason(
+    how: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    reason = break_environment(how, pytester, monkeypatch)
+    pytester.makepyfile(NEEDS_NAMESPACES)
+    passed, skipped, failed = pytester.inline_run().listoutcomes()
+    assert [r.head_line for r in passed] == ["test_a_dry_run_needs_nothing"]
+    assert failed == []
+    assert len(skipped) == 1
+    assert isinstance(skipped[0].longrepr, tuple)
+    assert skipped[0].longrepr[2] == (
+        f"Skipped: netns_kit cannot make real namespaces here: {reason} "
+        f"(--netns-require or {REQUIRE_ENV}=1 to fail instead)"
+    )
+
+
+@pytest.mark.parametrize("asked_by", ["--netns-require", REQUIRE_ENV, "ini netns_require"])
+@pytest.mark.parametrize("how", HOW)
+def test_fixtures_fail_instead_when_asked(
+    how: str, asked_by: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    args = []
+    if asked_by == REQUIRE_ENV:
+        monkeypatch.setenv(REQUIRE_ENV, "1")
+    elif asked_by.startswith("ini"):
+        pytester.makeini("[pytest]\nnetns_require = true\n")
+    else:
+        args.append(asked_by)
+    reason = break_environment(how, pytester, monkeypatch)
+    pytester.makepyfile(NEEDS_NAMESPACES)
+    passed, skipped, failed = pytester.inline_run(*args).listoutcomes()
+    assert (len(passed), len(skipped), len(failed)) == (1, 0, 1)
+    assert failed[0].when == "setup"
+    assert str(failed[0].longrepr).endswith(f"netns_kit cannot make real namespaces here: {reason}")
+
+
+def test_netns_host_refuses_a_user_who_is_not_root(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    pytester.makepyfile(NEEDS_NAMESPACES)
+    passed, skipped, failed = pytester.inline_run("--netns-host").listoutcomes()
+    assert (len(passed), len(skipped), len(failed)) == (1, 0, 1)
+    assert str(failed[0].longrepr) == (
+        "--netns-host: not root (euid 1000): only root may change this machine's own network; "
+        "drop --netns-host to use a rootless sandbox"
+    )
+
+
+def pytest_in(sandbox: Sandbox, pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run pytest in ``pytester.path`` with the sandbox as its machine.
+
+    (``env -C``: entering the sandbox's mount namespace moves a process to ``/``.)
+    """
+    path = pytester.path
+    pytest_argv = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={path / 'tmp'}")
+    return pytester.run(*sandbox.argv_for(Command(("env", "-C", str(path), *pytest_argv, *args, str(path)))))
+
+
+SHARED_LEAKS = """
+from netns_kit import Host, Namespace
+
+def test_leaks_a_namespace(netns_executor):
+    assert netns_executor.prefix == ()  # no sandbox: this machine (here, the outer test's sandbox)
+    Namespace("leaky").create()
+
+def test_leaks_a_tagged_iptables_rule(netns_executor):
+    tag = netns_executor.owner.tag
+    Host().run(["iptables", "-w", "-A", "INPUT", "-s", "10.9.9.9", "-m", "comment", "--comment", tag, "-j", "DROP"],
+               mutating=True)
+
+def test_clean(netns_pair):
+    netns_pair.a.wait_reachable(netns_pair.b_address)
+"""
+
+
+def test_netns_host_checks_leaks_by_owner_tag(pytester: pytest.Pytester, netns_fresh_sandbox: Sandbox) -> None:
+    pytester.makepyfile(SHARED_LEAKS)
+    result = pytest_in(netns_fresh_sandbox, pytester, "--netns-host")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*the test left this behind:", "*  ip netns add leaky (not undone)"])
+    result.stdout.fnmatch_lines(
+        ['*  the host, iptables-save: -A INPUT -s 10.9.9.9/32 -m comment --comment "netns_kit:*" -j DROP']
+    )
+
+
+MANY = """
+import json, os, pathlib
+import pytest
+from netns_kit import Namespace
+
+@pytest.mark.parametrize("i", range(32))
+def test_many_namespaces(i, netns_factory, netns_namespace, netns_pair):
+    names = [netns_namespace.name, netns_pair.a.name, netns_pair.b.name]
+    names += [netns_factory.namespace().name for _ in range(2)]
+    netns_pair.a.wait_reachable(netns_pair.b_address)
+    assert all(Namespace(name).exists() for name in names)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "none")
+    (pathlib.Path(os.environ["NAMES_DIR"]) / f"{i}.json").write_text(json.dumps([worker, names]))
+"""
+
+
+@pytest.mark.parametrize("mode", ["--netns-host", "--netns-sandbox-scope=session"])
+def test_xdist_workers_make_many_namespaces_without_collisions_or_leaks(
+    mode: str, pytester: pytest.Pytester, netns_fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --netns-host the four workers share one network (the sandbox): names must not collide."""
+    names_dir = pytester.mkdir("names")
+    monkeypatch.setenv("NAMES_DIR", str(names_dir))
+    pytester.makepyfile(MANY)
+    empty = state.snapshot(netns_fresh_sandbox)
+    result = pytest_in(netns_fresh_sandbox, pytester, "-n", "4", mode)
+    result.assert_outcomes(passed=32)
+    records = [json.loads(path.read_text()) for path in names_dir.iterdir()]
+    workers = {worker for worker, _ in records}
+    names = [name for _, made in records for name in made]
+    assert len(records) == 32 and len(workers) > 1
+    assert len(names) == 160 == len(set(names))
+    assert max(len(name.encode()) for name in names) <= 15
+    assert describe(empty, state.snapshot(netns_fresh_sandbox)) == []
+    assert not list(Path(netns_fresh_sandbox.root_path("/run/netns")).iterdir())

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netns_kit.executor import ShExecutor
+
+
+@pytest.fixture(autouse=True)
+def _no_ledger_on_this_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Unit tests never write into the machine's own /run/netns_kit."""
+    monkeypatch.setattr(ShExecutor, "ledger_dir", property(lambda self: tmp_path / "ledger"))
+    yield
