@@ -55,6 +55,8 @@ def describe(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     b = {k: v for k, v in after.items() if k not in new}
     a["netns"] = b["netns"] = []
     for key in set(a) & set(b) - {"netns"}:
+        if not isinstance(a[key], dict):
+            continue  # not a place: e.g. the files under /etc/netns
         a[key], b[key] = copy.deepcopy(a[key]), copy.deepcopy(b[key])
         for tool in _FIREWALL:
             _same_tables(a[key].get(tool, {}), b[key].get(tool, {}))
@@ -66,7 +68,7 @@ def _where(line: str) -> str:
     """``/red/links: new ...`` -> ``namespace red, links: new ...``."""
     path, _, what = line.partition(": ")
     _, key, *rest = path.split("/")
-    place = "the host" if key == "<host>" else f"namespace {key}"
+    place = {"<host>": "the host", "etc_netns": "files under /etc/netns"}.get(key, f"namespace {key}")
     return f"{place}, {' '.join(rest)}: {what}"
 
 
