@@ -111,10 +111,11 @@ def _userns_works() -> tuple[bool, str]:
 class Probes:
     """Where doctor looks. Replace any field to simulate a machine."""
 
-    which: Callable[[str], str | None] = shutil.which
-    read: Callable[[str], str | None] = _read
-    euid: Callable[[], int] = os.geteuid
-    userns_works: Callable[[], tuple[bool, str]] = _userns_works
+    # looked up when a Probes is made, so a test may monkeypatch the module functions
+    which: Callable[[str], str | None] = attrs.field(factory=lambda: shutil.which)
+    read: Callable[[str], str | None] = attrs.field(factory=lambda: _read)
+    euid: Callable[[], int] = attrs.field(factory=lambda: os.geteuid)
+    userns_works: Callable[[], tuple[bool, str]] = attrs.field(factory=lambda: _userns_works)
     #: runs the read-only commands (versions, iptables); None: the real machine
     executor: Executor | None = None
     #: the executor is a sandbox (its firewall may be probed more freely)

@@ -20,7 +20,6 @@ import itertools
 import os
 import re
 import secrets
-import shutil
 import string
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Self, TypeVar, cast
 
 import attrs
 
+from . import doctor
 from . import sandbox as _sandbox
 from .errors import SandboxError, TimeoutError, ValidationError
 from .executor import Executor, Recorder, current
@@ -258,29 +258,25 @@ class Factory:
 
 # -- can real namespaces be made here? ---------------------------------------
 
-#: the programs the fixtures need, with the Debian/Ubuntu package that has each
-NEEDED = {"ip": "iproute2", "sysctl": "procps"}
-NEEDED_BY_SANDBOX = {"nsenter": "util-linux", "unshare": "util-linux"}
+#: doctor checks that stop real namespaces (the others, e.g. a FORWARD policy, only warn)
+_BLOCKING = ("iproute2", "util-linux", "procps", "privileges")
 
 
-def environment_problem(*, sandbox: bool = True, start: bool = True) -> str | None:
-    """Why real namespaces cannot be made here (one sentence), or None when they can.
+def environment_problem(*, sandbox: bool = True, start: bool = True, probes: doctor.Probes | None = None) -> str | None:
+    """Why real namespaces cannot be made here (doctor's reason), or None when they can.
 
-    Checks that the programs are installed, that this process is root or
-    may use user namespaces (``sandbox=True``) or is root (``sandbox=False``:
-    the machine's own network) and, with ``start``, that a sandbox really
-    starts. ``netns-kit doctor`` gives the full report.
+    Uses :func:`netns_kit.doctor.doctor`'s checks that stop netns_kit: the
+    programs it runs, and root or usable user namespaces (``sandbox=True``)
+    or root (``sandbox=False``: the machine's own network). With ``start``, a
+    sandbox must really start too. ``netns-kit doctor`` gives the full report.
     """
-    needed = {**NEEDED, **(NEEDED_BY_SANDBOX if sandbox else {})}
-    missing = [f"{binary} (package {package})" for binary, package in needed.items() if shutil.which(binary) is None]
-    if missing:
-        return "missing programs: " + ", ".join(missing)
-    if os.geteuid() != 0:
-        if not sandbox:
-            return f"not root (euid {os.geteuid()}): only root may change this machine's own network"
-        problem = _sandbox.userns_problem()
-        if problem:
-            return f"not root, and unprivileged user namespaces are unavailable: {problem}"
+    report = doctor.doctor(probes=probes)
+    failures = [c for c in report.failures() if c.name.startswith(_BLOCKING)]
+    if failures:
+        return "; ".join(f"{c.name}: {c.summary} (fix: {c.fix})" for c in failures)
+    euid = (probes or doctor.Probes()).euid()
+    if not sandbox and euid != 0:
+        return f"not root (euid {euid}): only root may change this machine's own network"
     if sandbox and start:
         try:
             _sandbox.Sandbox().start().close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import netns_kit
+import netns_kit.doctor
 from netns_kit import Command, state
 from netns_kit.leakcheck import describe
 from netns_kit.pytest_plugin import REQUIRE_ENV
@@ -28,11 +29,19 @@ def test_a_dry_run_needs_nothing(netns_recorder):
     assert netns_recorder.commands == []
 """
 
+_FIX = "(Debian/Ubuntu; or your distribution's package)"
 MISSING = (
-    "missing programs: ip (package iproute2), sysctl (package procps), "
-    "nsenter (package util-linux), unshare (package util-linux)"
+    f"iproute2 (ip): missing: ip (fix: apt-get install iproute2  {_FIX}); "
+    f"util-linux (nsenter, unshare): missing: nsenter, unshare (fix: apt-get install util-linux  {_FIX}); "
+    f"procps (sysctl, kill): missing: sysctl, kill (fix: apt-get install procps  {_FIX})"
 )
-NO_USERNS = "kernel.apparmor_restrict_unprivileged_userns is 1"
+APPARMOR = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+NO_USERNS = (
+    "privileges: not root, and user namespaces are refused: Ubuntu's AppArmor restricts unprivileged user "
+    "namespaces (kernel.apparmor_restrict_unprivileged_userns=1) (fix: sysctl -w "
+    "kernel.apparmor_restrict_unprivileged_userns=0 (until reboot; persist it in /etc/sysctl.d/), or give the "
+    "test runner an AppArmor profile that allows 'userns'; or run as root)"
+)
 REFUSED = "the sandbox did not start: unshare: unshare failed: Operation not permitted"
 
 
@@ -43,8 +52,8 @@ def break_environment(how: str, pytester: pytest.Pytester, monkeypatch: pytest.M
         return MISSING
     if how == "no user namespaces":
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
-        monkeypatch.setattr(netns_kit.sandbox, "userns_problem", lambda: NO_USERNS)
-        return f"not root, and unprivileged user namespaces are unavailable: {NO_USERNS}"
+        monkeypatch.setattr(netns_kit.doctor, "_read", lambda path: "1" if path == APPARMOR else None)
+        return NO_USERNS
 
     def refuse(self: Sandbox, *, detached: bool = False) -> Sandbox:
         raise netns_kit.SandboxError(REFUSED)

@@ -189,20 +189,36 @@ def test_wait_reachable_returns_at_once_in_a_dry_run() -> None:
 # -- the environment probe ---------------------------------------------------------
 
 
-def test_probe_names_missing_programs_and_their_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(testing.shutil, "which", lambda name: None if name in ("ip", "unshare") else "/bin/x")
-    assert environment_problem() == "missing programs: ip (package iproute2), unshare (package util-linux)"
-    assert environment_problem(sandbox=False) == "missing programs: ip (package iproute2)"
+def _probes(**fields):
+    from netns_kit.doctor import Probes
+
+    base = {"which": lambda name: "/bin/x", "euid": lambda: 0, "userns_works": lambda: (True, "")}
+    return Probes(**{**base, **fields})
 
 
-def test_probe_names_the_user_namespace_switch_when_not_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(testing.shutil, "which", lambda name: "/bin/x")
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(netns_kit.sandbox, "userns_problem", lambda: "user.max_user_namespaces is 0")
-    assert environment_problem() == (
-        "not root, and unprivileged user namespaces are unavailable: user.max_user_namespaces is 0"
+def test_probe_gives_doctors_reason_for_missing_programs() -> None:
+    probes = _probes(which=lambda name: None if name in ("ip", "unshare") else "/bin/x")
+    problem = environment_problem(probes=probes, start=False)
+    assert problem is not None
+    assert "iproute2 (ip): missing: ip (fix: apt-get install iproute2" in problem
+    assert "util-linux (nsenter, unshare): missing: unshare" in problem
+
+
+def test_probe_gives_doctors_reason_for_refused_user_namespaces() -> None:
+    probes = _probes(
+        euid=lambda: 1000,
+        read=lambda path: "0" if path == "/proc/sys/user/max_user_namespaces" else None,
     )
-    assert environment_problem(sandbox=False) == (
+    problem = environment_problem(probes=probes, start=False)
+    assert problem is not None
+    assert problem.startswith("privileges: not root, and user namespaces are refused: user.max_user_namespaces is 0")
+    assert "sysctl -w user.max_user_namespaces=15000" in problem
+
+
+def test_probe_needs_root_for_the_machines_own_network() -> None:
+    probes = _probes(euid=lambda: 1000)
+    assert environment_problem(probes=probes, start=False) is None
+    assert environment_problem(probes=probes, sandbox=False) == (
         "not root (euid 1000): only root may change this machine's own network"
     )
 
@@ -211,11 +227,9 @@ def test_probe_reports_a_sandbox_that_does_not_start(monkeypatch: pytest.MonkeyP
     def refuse(self: Sandbox, *, detached: bool = False) -> Sandbox:
         raise netns_kit.SandboxError("the sandbox did not start: nope")
 
-    monkeypatch.setattr(testing.shutil, "which", lambda name: "/bin/x")
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(Sandbox, "start", refuse)
-    assert environment_problem() == "the sandbox did not start: nope"
-    assert environment_problem(start=False) is None
+    assert environment_problem(probes=_probes()) == "the sandbox did not start: nope"
+    assert environment_problem(probes=_probes(), start=False) is None
 
 
 # -- leak descriptions ---------------------------------------------------------------
