@@ -23,9 +23,9 @@ import secrets
 import string
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Self, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 import attrs
 
@@ -33,8 +33,11 @@ from . import doctor
 from . import sandbox as _sandbox
 from .errors import SandboxError, TimeoutError, ValidationError
 from .executor import Executor, Recorder, current
+from .impairment import Impairment
 from .link import VethPair
+from .link_impairment import LinkImpairment
 from .namespace import Namespace, _Place
+from .partition import Partition
 from .resource import Resource
 from .topology import Topology
 from .validate import IFNAMSIZ, netns_name
@@ -235,6 +238,16 @@ class Factory:
         veth = VethPair("eth0", "eth0", netns=a.name, peer_netns=b.name, addresses=a_address, peer_addresses=b_address)
         topology = self(a, b, veth, wait=True)
         return Pair(a, b, veth, topology)
+
+    def impair(
+        self, veth: VethPair, impairment: Impairment | Mapping[str, Any], *, end: str = "both"
+    ) -> list[LinkImpairment]:
+        """Impair ``veth`` (one end or ``"both"``); removed on close, or earlier with ``.clear()``."""
+        return [self.create(shaped) for shaped in LinkImpairment.on(veth, impairment, end=end)]
+
+    def partition(self, a: Namespace | str, b: Namespace | str, **kwargs: Any) -> Partition:
+        """Cut ``a`` off from ``b`` both ways; ``.heal()`` ends it (and close does, if still cut)."""
+        return self.create(Partition(a, b, **kwargs))
 
     def close(self) -> None:
         """Undo everything, last first; raise the first error after trying all."""

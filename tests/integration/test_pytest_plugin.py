@@ -316,3 +316,35 @@ def test_a_bad_sandbox_scope_in_the_ini_file_is_a_usage_error(pytester: pytest.P
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*netns_sandbox_scope = 'forever': must be one of session, package, module*"])
     assert result.ret != 0
+
+
+EMULATION = """
+MADE = []
+
+
+def test_partition_and_heal_through_the_factory(netns_pair, netns_factory):
+    netns_pair.a.wait_reachable(netns_pair.b_address)
+    cut = netns_factory.partition(netns_pair.a, netns_pair.b)
+    assert not netns_pair.a.ping(netns_pair.b_address, timeout=0.3)
+    cut.heal()
+    netns_pair.a.wait_reachable(netns_pair.b_address)
+
+
+def test_rate_limit_through_the_factory(netns_pair, netns_factory):
+    shaped = netns_factory.impair(netns_pair.veth, {"rate": "8mbit"})
+    assert [s.qdisc()["kind"] for s in shaped] == ["tbf", "tbf"]
+
+
+def test_starts_a_server_and_leaves_it_running(netns_namespace):
+    MADE.append(netns_namespace.popen(["sleep", "600"]))
+
+
+def test_the_server_was_stopped_at_teardown(netns_executor):
+    assert MADE[0].returncode is not None
+"""
+
+
+def test_emulation_works_through_the_fixtures_and_leaves_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_emulation_user=EMULATION)
+    result = pytester.runpytest_inprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
