@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .command import Command, Result
-from .errors import CommandError, NetnsKitError, NotFoundError, binary_not_found, classify
+from .command import Command, Result, query
+from .errors import CommandError, NetnsKitError, NotFoundError, ValidationError, binary_not_found, classify
 from .owner import Owner
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ class Executor:
 
     #: True for executors that never touch the system (the recorder).
     dry_run: bool = False
+    #: True when :meth:`run_all` may run many commands in one process (``ip -batch``,
+    #: ``iptables-restore``); see :mod:`netns_kit.batch`.
+    batch: bool = False
 
     def __init__(self, owner: Owner | None = None) -> None:
         self.owner = owner or Owner.current()
@@ -96,26 +99,51 @@ class Executor:
         return Result(command, returncode, stdout, stderr)
 
     def run_all(self, commands: Sequence[Command]) -> list[Result]:
-        """Run commands in order, stopping at the first failure.
+        """Run commands, stopping at the first failure.
 
-        The error raised carries ``completed``: the results of the commands
-        that took effect before it, so an undo journal knows exactly what to
-        reverse.
+        The error raised says exactly what took effect, so an undo journal
+        can reverse it: ``completed`` (the results, in the order they ran),
+        ``completed_indexes`` (their positions in ``commands``),
+        ``inflight_indexes`` (positions that may have taken effect: a command
+        interrupted by Ctrl-C, say) and ``failed_index``. A batching executor
+        (``batch=True``) may run commands that do not depend on each other out
+        of order, so ``completed_indexes`` need not be a prefix.
         """
+        if self.batch and len(commands) > 1:
+            from . import batch
+
+            return batch.run_all(self, commands)
         results: list[Result] = []
-        for command in commands:
+        for index, command in enumerate(commands):
             try:
                 results.append(self.run(command))
             except BaseException as error:
                 error.completed = tuple(results)  # type: ignore[attr-defined]
+                error.completed_indexes = tuple(range(index))  # type: ignore[attr-defined]
+                interrupted = not isinstance(error, CommandError)
+                error.inflight_indexes = (index,) if interrupted else ()  # type: ignore[attr-defined]
+                error.failed_index = None if interrupted else index  # type: ignore[attr-defined]
                 raise
         return results
 
+    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """The processes in each of the named namespaces: ``ip netns pids`` each (queries
+        the recorder answers itself, from its handler or as a fresh machine: none)."""
+        found: dict[str, list[int]] = {}
+        for name in names:
+            result = self.run(query("ip", "netns", "pids", name), check=False)
+            found[name] = [int(p) for p in result.stdout.split() if p.isdigit()] if result.ok else []
+        return found
+
 
 class ShExecutor(Executor):
-    """Runs commands for real, with the ``sh`` package.
+    """Runs commands for real.
 
     ``prefix`` is put in front of every argv (``("sudo", "-n")``, say).
+    ``batch`` (the default) lets :meth:`run_all` run many commands per
+    process (:mod:`netns_kit.batch`); ``batch=False`` runs one process per
+    command. ``runner`` starts them: ``"subprocess"`` (the default, ~0.9 ms
+    a process) or ``"sh"`` (the ``sh`` package, ~6.8 ms).
     """
 
     def __init__(
@@ -124,13 +152,30 @@ class ShExecutor(Executor):
         *,
         env: Mapping[str, str] | None = None,
         owner: Owner | None = None,
+        batch: bool = True,
+        runner: str = "subprocess",
     ) -> None:
         super().__init__(owner)
+        if runner not in ("subprocess", "sh"):
+            raise ValidationError("ShExecutor.runner", runner, "must be 'subprocess' or 'sh'")
         self.prefix = tuple(prefix)
         self.env = dict(env) if env is not None else None
+        self.batch = batch
+        self.runner = runner
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(prefix={self.prefix!r})"
+        return f"{type(self).__name__}(prefix={self.prefix!r}, batch={self.batch})"
+
+    def netns_path(self, name: str) -> Path:
+        """The file of the named namespace, as this process sees it."""
+        return Path("/run/netns") / name
+
+    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """The processes in each of the named namespaces, by ONE scan of ``/proc``."""
+        from . import spawn
+
+        found = spawn.netns_pids({name: self.netns_path(name) for name in names})
+        return {name: found.get(name, []) for name in names}
 
     def argv_for(self, command: Command) -> tuple[str, ...]:
         return self.prefix + command.full_argv
@@ -144,6 +189,11 @@ class ShExecutor(Executor):
         return base / "netns_kit" if runtime else base
 
     def _execute(self, argv: Sequence[str], *, input: str | None, timeout: float | None) -> tuple[int, str, str]:
+        if self.runner == "subprocess":
+            from . import spawn
+
+            env = {**os.environ, **self.env} if self.env is not None else None
+            return spawn.run(argv, input=input, timeout=timeout, env=env)
         import sh  # imported here: `import netns_kit` stays fast
 
         try:

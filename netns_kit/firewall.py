@@ -105,6 +105,13 @@ class Firewall(Resource):
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
         iptables.checked_undo(executor, [u for command in reversed(done) for u in command.undo])
 
+    def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
+        """The undo, for a batching executor (which checks a ``-D`` when its batch fails)."""
+        return [attrs.evolve(u, missing_ok=True) for command in reversed(done) for u in command.undo]
+
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        return () if self.netns in doomed else None
+
     def exists(self, executor: Executor | None = None) -> bool:
         """True if the jump into this resource's first chain is there."""
         executor = self._executor(executor)
@@ -117,7 +124,7 @@ class Firewall(Resource):
         iptables backend holds rules that will shadow ours."""
         if executor.dry_run:
             return
-        seen = _checked.setdefault(executor, set())
+        seen = _checked.setdefault(getattr(executor, "inner", executor), set())
         if (self.netns, self.version) in seen:
             return
         seen.add((self.netns, self.version))

@@ -17,11 +17,23 @@ from .command import Command, Result
 from .errors import CommandError, NetnsKitError
 from .executor import Executor
 from .ledger import Ledger
+from .overlay import PlannedSysctls
 
 if TYPE_CHECKING:
     from .resource import Resource
 
 log = logging.getLogger("netns_kit")
+
+
+def taken(error: BaseException, count: int) -> tuple[set[int], set[int], int | None]:
+    """What a failed ``run_all`` of ``count`` commands did: (positions that took effect,
+    positions that may have, the position that failed)."""
+    completed = getattr(error, "completed_indexes", None)
+    if completed is None:  # an executor that only sets ``completed``: a prefix
+        n = len(getattr(error, "completed", ()))
+        interrupted = not isinstance(error, CommandError) and n < count
+        return set(range(n)), {n} if interrupted else set(), None if interrupted or n >= count else n
+    return set(completed), set(getattr(error, "inflight_indexes", ())), getattr(error, "failed_index", None)
 
 
 @attrs.define
@@ -52,7 +64,7 @@ class Journal:
     def apply_all(self, resources: Sequence[Resource]) -> list[Result]:
         """Apply several resources; their commands may be batched by the executor."""
         units = [Unit(r) for r in resources]
-        plans = [r.plan(self.executor) for r in resources]
+        plans = self._plan(resources, self.executor)
         flat = [(unit, command) for unit, plan in zip(units, plans, strict=True) for command in plan]
         self.units.extend(units)
         commands = [command for _, command in flat]
@@ -60,17 +72,17 @@ class Journal:
         try:
             results = self.executor.run_all(commands)
         except BaseException as error:
-            done = len(getattr(error, "completed", ()))
             # A command that failed did not take effect; one that was interrupted
-            # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok).
-            taken = done if isinstance(error, CommandError) else min(done + 1, len(flat))
-            self._record(flat[:taken], seqs[:taken])
-            if self.ledger and done < len(seqs):
-                self.ledger.mark(
-                    [(s, "ok") for s in seqs[:done]]
-                    + [(seqs[done], "failed" if taken == done else "in-flight")]
-                    + [(s, "skipped") for s in seqs[done + 1 :]]
-                )
+            # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok). A batching
+            # executor may have run commands out of plan order: the sets need not be prefixes.
+            done, inflight, failed = taken(error, len(flat))
+            both = sorted(done | inflight)
+            self._record([flat[i] for i in both], [seqs[i] for i in both])
+            if self.ledger:
+                state = {i: "ok" for i in done} | {i: "in-flight" for i in inflight}
+                if failed is not None:
+                    state[failed] = "failed"
+                self.ledger.mark([(s, state.get(i, "skipped")) for i, s in enumerate(seqs)])
             self.fail(error)
         self._record(flat, seqs)
         if self.ledger:
@@ -78,6 +90,16 @@ class Journal:
         for unit in units:
             unit.complete = True
         return results
+
+    @staticmethod
+    def _plan(resources: Sequence[Resource], executor: Executor) -> list[list[Command]]:
+        """Plan each resource, seeing the sysctls the ones before it will set."""
+        view = PlannedSysctls(executor)
+        plans = []
+        for resource in resources:
+            plans.append(resource.plan(view))
+            view.learn(plans[-1])
+        return plans
 
     def _record(self, flat: Sequence[tuple[Unit, Command]], seqs: Sequence[int]) -> None:
         for (unit, command), seq in zip(flat, seqs, strict=True):
@@ -96,6 +118,11 @@ class Journal:
 
     def rollback(self) -> list[Exception]:
         """Undo every unit in reverse order; return the errors met (and keep going)."""
+        from . import teardown
+
+        fast = teardown.rollback(self)  # all at once, when it can
+        if fast is not None:
+            return fast
         errors: list[Exception] = []
         while self.units:
             unit = self.units.pop()

@@ -104,8 +104,15 @@ class Sandbox(ShExecutor):
     no user namespace. :meth:`attach` joins a holder started elsewhere.
     """
 
-    def __init__(self, *, rootless: bool | None = None, owner: Owner | None = None) -> None:
-        super().__init__(owner=owner)
+    def __init__(
+        self,
+        *,
+        rootless: bool | None = None,
+        owner: Owner | None = None,
+        batch: bool = True,
+        runner: str = "subprocess",
+    ) -> None:
+        super().__init__(owner=owner, batch=batch, runner=runner)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         self._holder: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
@@ -115,11 +122,11 @@ class Sandbox(ShExecutor):
         return f"Sandbox(pid={self._pid}, rootless={self.rootless})"
 
     @classmethod
-    def attach(cls, pid: int, *, rootless: bool | None = None) -> Sandbox:
+    def attach(cls, pid: int, *, rootless: bool | None = None, batch: bool = True) -> Sandbox:
         """Use the sandbox held by process ``pid`` (not stopped on close)."""
         if not Path(f"/proc/{pid}/ns/net").exists():
             raise SandboxError(f"no sandbox holder with pid {pid}")
-        sandbox = cls(rootless=rootless)
+        sandbox = cls(rootless=rootless, batch=batch)
         sandbox._set_pid(pid)
         sandbox.has_etc_netns = Path(f"/proc/{pid}/root/etc/netns").is_dir()
         return sandbox
@@ -137,6 +144,9 @@ class Sandbox(ShExecutor):
     def root_path(self, path: str | Path) -> Path:
         """Where a path inside the sandbox is seen from this process."""
         return Path(f"/proc/{self.pid}/root") / Path(path).relative_to("/")
+
+    def netns_path(self, name: str) -> Path:
+        return self.root_path(f"/run/netns/{name}")
 
     def _set_pid(self, pid: int) -> None:
         self._pid = pid

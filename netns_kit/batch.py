@@ -1,0 +1,206 @@
+"""Running many commands in few processes: ``ip -batch`` and ``iptables-restore``.
+
+:func:`run_all` is what a batching executor's ``run_all`` does: it groups the
+commands into steps (:func:`~netns_kit.schedule.schedule`), runs each step as
+one process, and turns a failure back into the precise error of the command
+that failed:
+
+* ``ip -batch -`` stops at the first failing line and says
+  ``Command failed -:N``: line N is the command, the lines before it took
+  effect. Its own stderr is classified as if it had run alone. A
+  ``missing_ok`` command that finds nothing counts as done and the rest of
+  the step runs on in a new process.
+* ``iptables-restore --noflush`` applies each ``*table ... COMMIT`` block
+  atomically and names the line that failed: the blocks before it took
+  effect, that one did not. Its commands (and the rest of the step) are then
+  run again one by one, so the error is exactly the one an unbatched run
+  raises, and what took effect before it is exactly what it would be.
+
+A failure ``ip`` reports without a line number (it exits on a word it
+cannot parse) leaves it unknown which lines of that step ran: they are
+reported as in flight, so an undo journal undoes them with ``missing_ok``.
+
+The error carries, besides ``completed`` (the results that took effect, in
+the order they ran), ``completed_indexes`` (their positions in the commands
+given), ``inflight_indexes`` (positions that may have taken effect) and
+``failed_index`` (the command that failed, or None).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .command import Command, Result, query
+from .errors import BinaryNotFoundError, CommandError, NotFoundError, classify
+from .schedule import Step, ip_line, restore_line, schedule
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+log = logging.getLogger("netns_kit")
+
+_IP_FAILED = re.compile(r"^Command failed -:(\d+)\s*$", re.MULTILINE)
+_RESTORE_FAILED = re.compile(r"line:? (\d+)(?: failed)?", re.IGNORECASE)
+
+
+class _Progress:
+    """What took effect so far, in the order it ran."""
+
+    def __init__(self, commands: Sequence[Command]) -> None:
+        self.commands = commands
+        self.results: dict[int, Result] = {}
+        self.order: list[int] = []
+
+    def done(self, index: int, result: Result | None = None) -> None:
+        self.results[index] = result or Result(self.commands[index])
+        self.order.append(index)
+
+    def fail(self, error: BaseException, *, failed: int | None, inflight: Sequence[int] = ()) -> BaseException:
+        error.completed = tuple(self.results[i] for i in self.order)  # type: ignore[attr-defined]
+        error.completed_indexes = tuple(self.order)  # type: ignore[attr-defined]
+        error.inflight_indexes = tuple(inflight)  # type: ignore[attr-defined]
+        error.failed_index = failed  # type: ignore[attr-defined]
+        return error
+
+
+def run_all(executor: Executor, commands: Sequence[Command]) -> list[Result]:
+    """Run ``commands`` in few processes; see the module docstring for failures."""
+    progress = _Progress(commands)
+    for step in schedule(commands):
+        todo = list(step.indexes)
+        try:
+            if step.kind == "ip":
+                _run_ip(executor, step, todo, progress)
+            elif step.kind == "restore":
+                _run_restore(executor, step, todo, progress)
+            else:
+                _run_one(executor, todo, progress)
+        except BaseException as error:
+            if hasattr(error, "completed_indexes"):
+                raise
+            # the binary is missing (nothing ran), or interrupted (Ctrl-C, SIGTERM):
+            # what this step had not finished may have taken effect
+            inflight = [] if isinstance(error, BinaryNotFoundError) else todo
+            raise progress.fail(error, failed=None, inflight=inflight) from None
+    return [progress.results[i] for i in range(len(commands))]
+
+
+def _run_one(executor: Executor, todo: list[int], progress: _Progress) -> None:
+    for index in list(todo):
+        try:
+            result = executor.run(progress.commands[index])
+        except CommandError as error:
+            raise progress.fail(error, failed=index) from None
+        progress.done(index, result)
+        todo.remove(index)
+
+
+def _launch(
+    executor: Executor, process: Command, text: str, todo: list[int], progress: _Progress
+) -> tuple[int, str, str]:
+    """Run one step's process with ``text`` on stdin; on success all of ``todo`` is done."""
+    for index in todo:
+        log.debug("run %s", progress.commands[index].line)
+    log.debug("as one process (%d commands): %s", len(todo), process.line)
+    returncode, stdout, stderr = executor._execute(executor.argv_for(process), input=text, timeout=None)
+    if returncode == 0:
+        for index in todo:
+            progress.done(index)
+        todo.clear()
+    return returncode, stdout, stderr
+
+
+def _run_ip(executor: Executor, step: Step, todo: list[int], progress: _Progress) -> None:
+    process = step.process(progress.commands)
+    while todo:
+        lines = [ip_line(progress.commands[i]) or "" for i in todo]
+        returncode, stdout, stderr = _launch(executor, process, "\n".join(lines) + "\n", todo, progress)
+        if returncode == 0:
+            return
+        match = _IP_FAILED.search(stderr)
+        if match is None or not 1 <= int(match.group(1)) <= len(todo):
+            error = classify(executor.argv_for(process), returncode, stdout, stderr)
+            error.add_note("ip stopped on a line it could not parse; which lines ran is unknown")
+            raise progress.fail(error, failed=None, inflight=list(todo))
+        line = int(match.group(1))
+        for index in todo[: line - 1]:
+            progress.done(index)
+        failed = todo[line - 1]
+        command = progress.commands[failed]
+        error = classify(command.full_argv, returncode, "", stderr[: match.start()].strip() + "\n")
+        del todo[:line]
+        if command.missing_ok and isinstance(error, NotFoundError):
+            log.debug("nothing to do (already gone): %s", command.line)
+            progress.done(failed)
+            continue
+        raise progress.fail(error, failed=failed)
+
+
+def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Progress) -> None:
+    text, blocks = restore_input([progress.commands[i] for i in todo])
+    process = step.process(progress.commands)
+    returncode, stdout, stderr = _launch(executor, process, text, todo, progress)
+    if returncode == 0:
+        return
+    match = _RESTORE_FAILED.search(stderr)
+    if match is None:
+        error = classify(executor.argv_for(process), returncode, stdout, stderr)
+        error.add_note("iptables-restore named no line; which of its blocks took effect is unknown")
+        raise progress.fail(error, failed=None, inflight=list(todo))
+    # each block is atomic: those committed before the failing line took effect, the rest did not
+    failed_line = int(match.group(1))
+    committed = sum(end - first for first, end, commit in blocks if commit < failed_line)
+    for index in todo[:committed]:
+        progress.done(index)
+    del todo[:committed]
+    log.debug("%s failed at line %d; running the rest one by one", process.line, failed_line)
+    for index in list(todo):
+        command = progress.commands[index]
+        if command.missing_ok and is_delete(command) and not rule_exists(executor, command):
+            log.debug("nothing to delete (no such rule): %s", command.line)
+            progress.done(index)
+        else:
+            try:
+                result = executor.run(command)
+            except CommandError as error:
+                raise progress.fail(error, failed=index) from None
+            progress.done(index, result)
+        todo.remove(index)
+
+
+def restore_input(commands: Sequence[Command]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The ``iptables-restore`` text for ``commands``: one ``*table`` ... ``COMMIT`` block
+    per run of one table. Returns it and the blocks as ``(first, end, commit_line)``:
+    the positions of their commands and the line number of their COMMIT."""
+    out: list[str] = []
+    blocks: list[tuple[int, int, int]] = []
+    table = None
+    start = 0
+    for position, command in enumerate(commands):
+        found = restore_line(command)
+        assert found is not None
+        name, line = found
+        if name != table:
+            if table is not None:
+                out.append("COMMIT")
+                blocks.append((start, position, len(out)))
+            out.append(f"*{name}")
+            table, start = name, position
+        out.append(line)
+    out.append("COMMIT")
+    blocks.append((start, len(commands), len(out)))
+    return "\n".join(out) + "\n", blocks
+
+
+def is_delete(command: Command) -> bool:
+    """An ``iptables -D`` (whose rule may be gone: checked with ``-C`` first)."""
+    return command.argv[0] in ("iptables", "ip6tables") and "-D" in command.argv
+
+
+def rule_exists(executor: Executor, command: Command) -> bool:
+    """True if the rule an ``iptables -D`` would delete is there (``-C``)."""
+    argv = tuple("-C" if part == "-D" else part for part in command.argv)
+    return executor.run(query(*argv, netns=command.netns, ok_codes=(0, 1, 2)), check=False).returncode == 0

@@ -1,0 +1,340 @@
+"""Which commands may share one process, and in what order they may run.
+
+A plan lists commands in an order that is always safe. Run one process per
+command and 200 namespaces cost thousands of processes; ``ip -batch`` and
+``iptables-restore`` take many commands per process, but only for one
+namespace (and one set of global options, one iptables family) each. So the
+commands are regrouped into :class:`Step` values, each one process, and
+reordered only where the order cannot matter.
+
+When the order cannot matter is decided from what each command reads and
+writes (:func:`effects`), as keys:
+
+* ``ns:NAME``: the namespace NAME exists (written by ``ip netns add/del``,
+  read by every command run in NAME or naming it with ``netns NAME``);
+* ``dev:NS:NAME``: the device NAME in NS (``""`` is the host), with its
+  addresses, flags and master;
+* ``fw4:NS`` / ``fw6:NS``: the iptables / ip6tables rules of NS;
+* ``all:NS``: everything in NS (routes, sysctls: they depend on devices);
+* ``*``: everything (a command netns_kit does not model).
+
+Two commands conflict when one writes a key the other reads or writes
+(``all:NS`` covers every key of NS, ``*`` covers all). :func:`schedule`
+places each command, in plan order, in the earliest step of its kind that
+comes after every step holding a command it conflicts with, so every pair
+of conflicting commands runs in plan order: the result is one of the orders
+the plan allows. A command it does not understand conflicts with everything
+and so is never moved.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import attrs
+
+from .command import Command
+
+STAR = "*"
+#: the iptables operations ``iptables-restore --noflush`` runs for us
+RESTORE_OPS = frozenset({"-N", "-A", "-I", "-D", "-F", "-X"})
+_IP_OPTIONS = frozenset({"-4", "-6"})
+#: ip reads at most 100 words a line (``largv[100]``); keep well below
+_IP_MAX_WORDS = 90
+
+
+@attrs.frozen
+class Effects:
+    reads: frozenset[str]
+    writes: frozenset[str]
+
+
+_BARRIER = Effects(frozenset(), frozenset({STAR}))
+
+
+def _scope(netns: str | None) -> str:
+    return netns or ""
+
+
+def _key_scope(key: str) -> str | None:
+    """The namespace a key lives in (None for ``ns:`` keys and ``*``)."""
+    if key.startswith("dev:"):
+        return key[4:].rsplit(":", 1)[0]
+    if key.startswith(("fw4:", "fw6:", "all:")):
+        return key[4:]
+    return None
+
+
+def _after(words: Sequence[str], keyword: str) -> str | None:
+    for i, word in enumerate(words[:-1]):
+        if word == keyword:
+            return words[i + 1]
+    return None
+
+
+def _ip_link(netns: str | None, verb: str, args: Sequence[str]) -> Effects | None:
+    here = _scope(netns)
+    reads: set[str] = set()
+    writes: set[str] = set()
+    if verb == "add":
+        split = args.index("type") if "type" in args else len(args)
+        head, tail = args[:split], args[split:]
+        name = _after(head, "name")
+        if name is None or "link" in head:
+            return None
+        where = _after(head, "netns")
+        writes.add(f"dev:{_scope(where) if where else here}:{name}")
+        if where:
+            reads.add(f"ns:{where}")
+        master = _after(head, "master")
+        if master:
+            reads.add(f"dev:{here}:{master}")
+        if "peer" in tail:
+            peer_args = tail[tail.index("peer") + 1 :]
+            peer = _after(peer_args, "name")
+            if peer is None:
+                return None
+            peer_ns = _after(peer_args, "netns")
+            writes.add(f"dev:{_scope(peer_ns) if peer_ns else here}:{peer}")
+            if peer_ns:
+                reads.add(f"ns:{peer_ns}")
+        return Effects(frozenset(reads), frozenset(writes))
+    if verb == "set" and args[:1] == ("dev",) and len(args) > 1:
+        writes.add(f"dev:{here}:{args[1]}")
+        master = _after(args, "master")
+        if master:
+            reads.add(f"dev:{here}:{master}")
+        if "netns" in args:
+            return None  # a move: rare, expensive and not modelled
+        return Effects(frozenset(reads), frozenset(writes))
+    return None  # del (takes the peer along, wherever it is), ...
+
+
+def effects(command: Command) -> Effects:
+    """What ``command`` reads and writes, as keys (see the module docstring)."""
+    argv = command.argv
+    inside = frozenset({f"ns:{command.netns}"}) if command.netns else frozenset()
+    found: Effects | None = None
+    if argv[0] == "ip":
+        found = _ip_effects(command)
+    elif argv[0] in ("iptables", "ip6tables") and restore_line(command) is not None:
+        found = Effects(frozenset(), frozenset({f"fw{6 if argv[0] == 'ip6tables' else 4}:{_scope(command.netns)}"}))
+    elif argv[:3] == ("sysctl", "-q", "-w"):
+        found = Effects(frozenset(), frozenset({f"all:{_scope(command.netns)}"}))
+    if found is None:
+        return _BARRIER
+    return Effects(found.reads | inside, found.writes)
+
+
+def _ip_effects(command: Command) -> Effects | None:
+    words = ip_words(command)
+    if words is None or len(words) < 2:
+        return None
+    obj, verb, args = words[0], words[1], tuple(words[2:])
+    here = _scope(command.netns)
+    if obj == "netns" and command.netns is None and len(args) == 1:
+        if verb == "add":
+            return Effects(frozenset(), frozenset({f"ns:{args[0]}"}))
+        return None  # del frees devices (and veth peers elsewhere) asynchronously
+    if obj == "link":
+        return _ip_link(command.netns, verb, args)
+    if obj == "addr" and verb in ("add", "del") and "dev" in args:
+        return Effects(frozenset(), frozenset({f"dev:{here}:{_after(args, 'dev')}"}))
+    if obj == "route" and verb in ("add", "del", "replace"):
+        return Effects(frozenset(), frozenset({f"all:{here}"}))
+    return None
+
+
+# -- what can go into a batch ---------------------------------------------------
+
+
+def ip_options(command: Command) -> tuple[str, ...] | None:
+    """The global options of an ``ip`` command (``("-6",)``), or None if it cannot be batched."""
+    options = []
+    for word in command.argv[1:]:
+        if not word.startswith("-"):
+            break
+        if word not in _IP_OPTIONS:
+            return None
+        options.append(word)
+    return tuple(options)
+
+
+def ip_words(command: Command) -> tuple[str, ...] | None:
+    """The words after ``ip`` and its global options."""
+    options = ip_options(command)
+    if options is None:
+        return None
+    return command.argv[1 + len(options) :]
+
+
+def ip_word(word: str) -> str | None:
+    """``word`` as ``ip -batch`` reads it back, or None if it cannot be said there.
+
+    ip splits batch lines on blanks, honours '...' and "..." (no escapes),
+    cuts a line at ``#`` and joins lines ending in a backslash.
+    """
+    if any(c in word for c in "#\\\n\r\0"):
+        return None
+    if word and not any(c in word for c in " \t\"'"):
+        return word
+    if '"' not in word:
+        return f'"{word}"'
+    if "'" not in word:
+        return f"'{word}'"
+    return None
+
+
+def ip_line(command: Command) -> str | None:
+    """The ``ip -batch`` line for ``command``, or None if it must run on its own."""
+    words = ip_words(command)
+    if not command.mutating or command.ok_codes != frozenset({0}) or not words or len(words) > _IP_MAX_WORDS:
+        return None
+    quoted = [ip_word(w) for w in words]
+    if any(q is None for q in quoted):
+        return None
+    return " ".join(q for q in quoted if q is not None)
+
+
+_RESTORE_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:,/!+=@%^[]-")
+
+
+def restore_word(word: str) -> str | None:
+    """``word`` as ``iptables-restore`` reads it back, or None if it cannot be said there."""
+    if word and all(c in _RESTORE_SAFE for c in word):
+        return word
+    if any(c in word for c in "\"\\\n\r\0'"):
+        return None
+    return f'"{word}"'
+
+
+def restore_line(command: Command) -> tuple[str, str] | None:
+    """``(table, line)`` for ``iptables-restore --noflush``, or None if it must run on its own.
+
+    Only the shape netns_kit plans is taken: ``iptables -w -t TABLE OP ...``
+    with OP one of ``-N -A -I -D -F -X``.
+    """
+    argv = command.argv
+    if (
+        len(argv) < 6
+        or argv[0] not in ("iptables", "ip6tables")
+        or argv[1:3] != ("-w", "-t")
+        or argv[4] not in RESTORE_OPS
+        or not command.mutating
+        or command.ok_codes != frozenset({0})
+    ):
+        return None
+    quoted = [restore_word(w) for w in argv[4:]]
+    if any(q is None for q in quoted) or not argv[3].isalnum():
+        return None
+    return argv[3], " ".join(q for q in quoted if q is not None)
+
+
+# -- steps ----------------------------------------------------------------------
+
+
+@attrs.define
+class Step:
+    """One process: an ``ip -batch``, an ``iptables-restore``, or one command alone.
+
+    ``indexes`` point into the commands given to :func:`schedule`, in the
+    order the step runs them.
+    """
+
+    kind: str  #: "ip", "restore" or "one"
+    netns: str | None
+    options: tuple[str, ...]  #: ip's global options, or ("iptables",) / ("ip6tables",)
+    indexes: list[int] = attrs.field(factory=list)
+
+    def process(self, commands: Sequence[Command]) -> Command:
+        """The command that runs this step (``ip -batch -``, ``iptables-restore``, or the one)."""
+        if self.kind == "ip":
+            return Command(("ip", *self.options, "-batch", "-"), netns=self.netns)
+        if self.kind == "restore":
+            return Command((f"{self.options[0]}-restore", "--noflush", "-w"), netns=self.netns)
+        return commands[self.indexes[0]]
+
+
+def step_kind(command: Command) -> tuple[str, str | None, tuple[str, ...]]:
+    """The kind of step ``command`` can join: (kind, netns, options)."""
+    if command.argv[0] == "ip" and ip_line(command) is not None:
+        options = ip_options(command)
+        assert options is not None
+        return "ip", command.netns, options
+    if restore_line(command) is not None:
+        return "restore", command.netns, (command.argv[0],)
+    return "one", command.netns, ()
+
+
+class _Index:
+    """The last step that read or wrote each key (and each namespace), for :func:`schedule`."""
+
+    def __init__(self) -> None:
+        self.read: dict[str, int] = {}
+        self.written: dict[str, int] = {}
+        self.scope_read: dict[str, int] = {}  # any key of a namespace, read
+        self.scope_written: dict[str, int] = {}
+        self.star = -1
+
+    def last_conflict(self, fx: Effects) -> int:
+        last = self.star
+        if STAR in fx.writes:
+            return max([last, *self.read.values(), *self.written.values()])
+        for key in fx.writes:
+            scope = _key_scope(key)
+            if key.startswith("all:"):
+                assert scope is not None
+                last = max(last, self.scope_read.get(scope, -1), self.scope_written.get(scope, -1))
+            else:
+                last = max(last, self.read.get(key, -1), self.written.get(key, -1))
+                if scope is not None:
+                    all_key = f"all:{scope}"
+                    last = max(last, self.read.get(all_key, -1), self.written.get(all_key, -1))
+        for key in fx.reads:
+            scope = _key_scope(key)
+            if key.startswith("all:"):
+                assert scope is not None
+                last = max(last, self.scope_written.get(scope, -1))
+            else:
+                last = max(last, self.written.get(key, -1))
+                if scope is not None:
+                    last = max(last, self.written.get(f"all:{scope}", -1))
+        return last
+
+    def note(self, fx: Effects, step: int) -> None:
+        if STAR in fx.writes:
+            self.star = max(self.star, step)
+        for keys, exact, scoped in (
+            (fx.reads, self.read, self.scope_read),
+            (fx.writes, self.written, self.scope_written),
+        ):
+            for key in keys:
+                exact[key] = max(exact.get(key, -1), step)
+                scope = _key_scope(key)
+                if scope is not None:
+                    scoped[scope] = max(scoped.get(scope, -1), step)
+
+
+def schedule(commands: Sequence[Command]) -> list[Step]:
+    """Group ``commands`` into steps (one process each), reordering only what commutes."""
+    steps: list[Step] = []
+    by_kind: dict[tuple[str, str | None, tuple[str, ...]], list[int]] = {}
+    index = _Index()
+    for i, command in enumerate(commands):
+        fx = effects(command)
+        earliest = index.last_conflict(fx)
+        kind = step_kind(command)
+        place = None
+        if kind[0] != "one":
+            candidates = by_kind.get(kind, [])
+            at = bisect.bisect_left(candidates, earliest)
+            if at < len(candidates):
+                place = candidates[at]
+        if place is None:
+            place = len(steps)
+            steps.append(Step(kind[0], kind[1], kind[2]))
+            by_kind.setdefault(kind, []).append(place)
+        steps[place].indexes.append(i)
+        index.note(fx, place)
+    return steps
