@@ -25,7 +25,6 @@ from collections.abc import Sequence
 
 import attrs
 
-from .batch import is_delete, rule_exists
 from .command import Command, change, query
 from .errors import CommandError, classify
 from .executor import Executor
@@ -114,6 +113,8 @@ def checked_undo(executor: Executor, undo: Sequence[Command]) -> None:
     """Run ``undo`` idempotently: a ``-D`` only after ``-C`` finds the rule; a missing
     chain or sysctl counts as done. A batching executor tries them all in one
     ``iptables-restore`` first and checks each ``-D`` only when that fails."""
+    from .batch import is_delete, rule_exists
+
     if executor.batch:
         executor.run_all([attrs.evolve(command, missing_ok=True) for command in undo])
         return

@@ -110,9 +110,10 @@ class Sandbox(ShExecutor):
         rootless: bool | None = None,
         owner: Owner | None = None,
         batch: bool = True,
+        parallel: int = 4,
         runner: str = "subprocess",
     ) -> None:
-        super().__init__(owner=owner, batch=batch, runner=runner)
+        super().__init__(owner=owner, batch=batch, parallel=parallel, runner=runner)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         self._holder: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None

@@ -14,7 +14,8 @@ writes (:func:`effects`), as keys:
   read by every command run in NAME or naming it with ``netns NAME``);
 * ``dev:NS:NAME``: the device NAME in NS (``""`` is the host), with its
   addresses, flags and master;
-* ``fw4:NS`` / ``fw6:NS``: the iptables / ip6tables rules of NS;
+* ``fw4:NS:TABLE`` / ``fw6:NS:TABLE``: the iptables / ip6tables rules of
+  one table in NS (a jump only ever goes to a chain of its own table);
 * ``all:NS``: everything in NS (routes, sysctls: they depend on devices);
 * ``*``: everything (a command netns_kit does not model).
 
@@ -30,6 +31,7 @@ and so is never moved.
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 
 import attrs
@@ -59,9 +61,9 @@ def _scope(netns: str | None) -> str:
 
 def _key_scope(key: str) -> str | None:
     """The namespace a key lives in (None for ``ns:`` keys and ``*``)."""
-    if key.startswith("dev:"):
+    if key.startswith(("dev:", "fw4:", "fw6:")):
         return key[4:].rsplit(":", 1)[0]
-    if key.startswith(("fw4:", "fw6:", "all:")):
+    if key.startswith("all:"):
         return key[4:]
     return None
 
@@ -111,15 +113,20 @@ def _ip_link(netns: str | None, verb: str, args: Sequence[str]) -> Effects | Non
     return None  # del (takes the peer along, wherever it is), ...
 
 
-def effects(command: Command) -> Effects:
-    """What ``command`` reads and writes, as keys (see the module docstring)."""
+def effects(command: Command, kind: str | None = None) -> Effects:
+    """What ``command`` reads and writes, as keys (see the module docstring).
+
+    ``kind`` is its :func:`step_kind`, when already known."""
     argv = command.argv
     inside = frozenset({f"ns:{command.netns}"}) if command.netns else frozenset()
     found: Effects | None = None
+    if kind is None:
+        kind = step_kind(command)[0]
     if argv[0] == "ip":
         found = _ip_effects(command)
-    elif argv[0] in ("iptables", "ip6tables") and restore_line(command) is not None:
-        found = Effects(frozenset(), frozenset({f"fw{6 if argv[0] == 'ip6tables' else 4}:{_scope(command.netns)}"}))
+    elif kind == "restore":
+        family = 6 if argv[0] == "ip6tables" else 4
+        found = Effects(frozenset(), frozenset({f"fw{family}:{_scope(command.netns)}:{argv[3]}"}))
     elif argv[:3] == ("sysctl", "-q", "-w"):
         found = Effects(frozenset(), frozenset({f"all:{_scope(command.netns)}"}))
     if found is None:
@@ -169,16 +176,20 @@ def ip_words(command: Command) -> tuple[str, ...] | None:
     return command.argv[1 + len(options) :]
 
 
+_IP_PLAIN = re.compile(r"[^\s#\\\"'\0]+")
+_IP_QUOTABLE = re.compile(r"[^#\\\n\r\0]*")
+
+
 def ip_word(word: str) -> str | None:
     """``word`` as ``ip -batch`` reads it back, or None if it cannot be said there.
 
     ip splits batch lines on blanks, honours '...' and "..." (no escapes),
     cuts a line at ``#`` and joins lines ending in a backslash.
     """
-    if any(c in word for c in "#\\\n\r\0"):
-        return None
-    if word and not any(c in word for c in " \t\"'"):
+    if _IP_PLAIN.fullmatch(word):
         return word
+    if not _IP_QUOTABLE.fullmatch(word):
+        return None
     if '"' not in word:
         return f'"{word}"'
     if "'" not in word:
@@ -197,16 +208,17 @@ def ip_line(command: Command) -> str | None:
     return " ".join(q for q in quoted if q is not None)
 
 
-_RESTORE_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:,/!+=@%^[]-")
+_RESTORE_PLAIN = re.compile(r"[A-Za-z0-9_.:,/!+=@%^\[\]-]+")
+_RESTORE_QUOTABLE = re.compile(r"[^\"'\\\n\r\0]*")
 
 
 def restore_word(word: str) -> str | None:
     """``word`` as ``iptables-restore`` reads it back, or None if it cannot be said there."""
-    if word and all(c in _RESTORE_SAFE for c in word):
+    if _RESTORE_PLAIN.fullmatch(word):
         return word
-    if any(c in word for c in "\"\\\n\r\0'"):
-        return None
-    return f'"{word}"'
+    if _RESTORE_QUOTABLE.fullmatch(word):
+        return f'"{word}"'
+    return None
 
 
 def restore_line(command: Command) -> tuple[str, str] | None:
@@ -246,6 +258,9 @@ class Step:
     netns: str | None
     options: tuple[str, ...]  #: ip's global options, or ("iptables",) / ("ip6tables",)
     indexes: list[int] = attrs.field(factory=list)
+    #: what its commands read and write, together
+    reads: set[str] = attrs.field(factory=set, repr=False)
+    writes: set[str] = attrs.field(factory=set, repr=False)
 
     def process(self, commands: Sequence[Command]) -> Command:
         """The command that runs this step (``ip -batch -``, ``iptables-restore``, or the one)."""
@@ -322,9 +337,9 @@ def schedule(commands: Sequence[Command]) -> list[Step]:
     by_kind: dict[tuple[str, str | None, tuple[str, ...]], list[int]] = {}
     index = _Index()
     for i, command in enumerate(commands):
-        fx = effects(command)
-        earliest = index.last_conflict(fx)
         kind = step_kind(command)
+        fx = effects(command, kind[0])
+        earliest = index.last_conflict(fx)
         place = None
         if kind[0] != "one":
             candidates = by_kind.get(kind, [])
@@ -336,5 +351,22 @@ def schedule(commands: Sequence[Command]) -> list[Step]:
             steps.append(Step(kind[0], kind[1], kind[2]))
             by_kind.setdefault(kind, []).append(place)
         steps[place].indexes.append(i)
+        steps[place].reads |= fx.reads
+        steps[place].writes |= fx.writes
         index.note(fx, place)
     return steps
+
+
+def waves(steps: Sequence[Step]) -> list[list[Step]]:
+    """Split ``steps`` into runs of consecutive steps that do not conflict with each
+    other: the steps of one wave may run at the same time."""
+    found: list[list[Step]] = []
+    index = _Index()
+    for step in steps:
+        fx = Effects(frozenset(step.reads), frozenset(step.writes))
+        if not found or index.last_conflict(fx) >= 0:
+            found.append([])
+            index = _Index()
+        found[-1].append(step)
+        index.note(fx, 0)
+    return found

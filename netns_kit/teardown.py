@@ -8,7 +8,7 @@ to them. So a journal that created namespaces is undone like this:
 1. stop the processes in those namespaces (one look at ``/proc`` for all);
 2. undo, in reverse, every resource that does NOT live in them (host
    firewall rules, sysctls, bridges), in as few processes as the executor
-   batches them into;
+   batches them into, and meanwhile
 3. delete the namespaces (one ``ip -batch`` of ``netns del``);
 4. wait, with a deadline, until the devices they took along elsewhere (the
    host ends of veths) are gone, so the same names can be used at once.
@@ -46,12 +46,13 @@ def rollback(journal: Journal) -> list[Exception] | None:
         return None
     doomed = [u.resource for u in units if isinstance(u.resource, Namespace) and u.done]
     names = frozenset(ns.name for ns in doomed)
+    ids = {id(ns) for ns in doomed}
     if not names:
         return None
     undo: list[Command] = []
     left: list[tuple[str | None, str]] = []
     for unit in reversed(units):
-        if not unit.done or unit.resource in doomed:
+        if not unit.done or id(unit.resource) in ids:
             continue
         goes = unit.resource.vanishes_with(names)
         if goes is not None:
@@ -61,10 +62,10 @@ def rollback(journal: Journal) -> list[Exception] | None:
         if plan is None:
             return None
         undo.extend(plan)
+    delete = [Command(("ip", "netns", "del", ns.name), missing_ok=True) for ns in reversed(doomed)]
     try:
         stop_processes(executor, doomed)
-        undo += [Command(("ip", "netns", "del", ns.name), missing_ok=True) for ns in reversed(doomed)]
-        executor.run_all(undo)
+        _run_side_by_side(executor, undo, delete)
     except NetnsKitError as error:
         log.debug("fast teardown failed (%s): undoing one resource at a time", error)
         return None
@@ -78,6 +79,25 @@ def rollback(journal: Journal) -> list[Exception] | None:
         journal.ledger.close(empty=not errors)
     units.clear()
     return errors
+
+
+def _run_side_by_side(executor: Executor, undo: list[Command], delete: list[Command]) -> None:
+    """Undo what lives outside the doomed namespaces while they are being deleted.
+
+    Nothing outside needs them: a command whose device the deletion takes
+    along finds nothing to do (every undo is ``missing_ok``).
+    """
+    if executor.parallel < 2 or not undo:
+        executor.run_all(undo + delete)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="netns_kit") as pool:
+        deleting = pool.submit(executor.run_all, delete)
+        try:
+            executor.run_all(undo)
+        finally:
+            deleting.result()
 
 
 def wait_gone(executor: Executor, devices: list[tuple[str | None, str]], *, timeout: float = GONE_TIMEOUT) -> None:
