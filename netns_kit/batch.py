@@ -138,7 +138,7 @@ def _launch(
     for index in todo:
         log.debug("run %s", progress.commands[index])
     log.debug("as one process (%d commands): %s", len(todo), process)
-    returncode, stdout, stderr = executor._execute(executor.argv_for(process), input=text, timeout=None)
+    returncode, stdout, stderr = executor._execute(executor.batch_argv_for(process), input=text, timeout=None)
     if returncode == 0:
         for index in todo:
             progress.done(index)
@@ -155,7 +155,7 @@ def _run_ip(executor: Executor, step: Step, todo: list[int], progress: _Progress
             return
         match = _IP_FAILED.search(stderr)
         if match is None or not 1 <= int(match.group(1)) <= len(todo):
-            error = classify(executor.argv_for(process), returncode, stdout, stderr)
+            error = classify(executor.batch_argv_for(process), returncode, stdout, stderr)
             error.add_note("ip stopped on a line it could not parse; which lines ran is unknown")
             raise progress.fail(error, failed=None, inflight=list(todo))
         line = int(match.group(1))
@@ -185,7 +185,7 @@ def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Pro
         return
     match = _RESTORE_FAILED.search(stderr)
     if match is None:
-        error = classify(executor.argv_for(process), returncode, stdout, stderr)
+        error = classify(executor.batch_argv_for(process), returncode, stdout, stderr)
         error.add_note("iptables-restore named no line; which of its blocks took effect is unknown")
         raise progress.fail(error, failed=None, inflight=list(todo))
     # each block is atomic: those committed before the failing line took effect, the rest did not

@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .command import Command
 from .errors import SandboxError
 from .executor import ShExecutor
 from .owner import Owner
@@ -149,6 +150,14 @@ class Sandbox(ShExecutor):
     def netns_path(self, name: str) -> Path:
         return self.root_path(f"/run/netns/{name}")
 
+    def batch_argv_for(self, command: Command) -> tuple[str, ...]:
+        if command.netns is None:
+            return self.argv_for(command)
+        # one nsenter: the sandbox's user and mount namespaces, the named network namespace
+        user = ("--user", "--preserve-credentials") if self.rootless else ()
+        net = f"--net={self.netns_path(command.netns)}"
+        return ("nsenter", f"--target={self.pid}", *user, "--mount", net, "--", *command.argv)
+
     def _set_pid(self, pid: int) -> None:
         self._pid = pid
         user = ("--user", "--preserve-credentials") if self.rootless else ()
@@ -239,6 +248,4 @@ class Sandbox(ShExecutor):
 
     def run_script(self, script: str) -> Any:
         """Run a shell script (a recorder's :meth:`~Recorder.script`) inside, with /bin/sh."""
-        from .command import Command
-
         return self.run(Command(("sh", "-s")), input=script)

@@ -114,9 +114,10 @@ def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: Mocker
     # (the sysctl between them keeps NAT rules in place before forwarding is on): 7, not 41
     assert started[2:] == [
         "ip -batch -",
-        "ip -n red -batch -",
-        "ip -n blue -batch -",
-        "ip -n green -batch -",
+        # the namespace's network only: `ip -n` would also copy the mount table each time
+        "nsenter --net=/run/netns/red -- ip -batch -",
+        "nsenter --net=/run/netns/blue -- ip -batch -",
+        "nsenter --net=/run/netns/green -- ip -batch -",
         "iptables-restore --noflush -w",
         "sysctl -q -w net.ipv4.ip_forward=1",
         "iptables-restore --noflush -w",
