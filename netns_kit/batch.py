@@ -178,6 +178,7 @@ def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Pro
     first_seen: dict[str, int] = {}
     tables = {i: progress.commands[i].argv[3] for i in todo}
     todo.sort(key=lambda i: first_seen.setdefault(tables[i], len(first_seen)))
+    todo[:] = deletes_first(executor, progress.commands, todo)
     text, blocks = restore_input([progress.commands[i] for i in todo])
     process = step.process(progress.commands)
     returncode, stdout, stderr = _launch(executor, process, text, todo, progress)
@@ -207,6 +208,43 @@ def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Pro
                 raise progress.fail(error, failed=index) from None
             progress.done(index, result)
         todo.remove(index)
+
+
+#: below this many deletes from one chain, looking up where the rules stand costs more than it saves
+_MANY_DELETES = 64
+
+
+def deletes_first(executor: Executor, commands: Sequence[Command], todo: list[int]) -> list[int]:
+    """A teardown step (only ``-D``, ``-F``, ``-X``) reordered to delete fast.
+
+    ``iptables-nft`` finds the rule a ``-D`` names by comparing it with each
+    rule of the chain from the top, so deleting 500 jumps appended to
+    PREROUTING last-first costs 4x more than first-first. When no ``-F``/``-X``
+    names a chain a ``-D`` deletes from, every ``-D`` may go first (deleting
+    distinct rules commutes, and a chain is flushed or deleted only once its
+    jumps are gone): they do, each chain's in the order its rules stand (one
+    ``-S`` listing per chain with many deletes; an unknown rule goes last).
+    Only the speed depends on that order, never the outcome.
+    """
+    ops = {i: commands[i].argv[4] for i in todo}
+    if any(op not in ("-D", "-F", "-X") for op in ops.values()):
+        return todo
+    deletes = [i for i in todo if ops[i] == "-D"]
+    emptied = {(commands[i].argv[3], commands[i].argv[5]) for i in todo if ops[i] != "-D"}
+    if not deletes or any((commands[i].argv[3], commands[i].argv[5]) in emptied for i in deletes):
+        return todo
+    by_chain: dict[tuple[str, str, str | None, str], list[int]] = {}
+    for i in deletes:
+        argv = commands[i].argv
+        by_chain.setdefault((argv[0], argv[3], commands[i].netns, argv[5]), []).append(i)
+    ordered: list[int] = []
+    for (tool, table, netns, chain), chain_deletes in by_chain.items():
+        if len(chain_deletes) >= _MANY_DELETES:
+            listed = executor.run(query(tool, "-w", "-t", table, "-S", chain, netns=netns), check=False)
+            where = {line.rsplit(" -j ", 1)[-1]: n for n, line in enumerate(listed.stdout.splitlines())}
+            chain_deletes.sort(key=lambda i: where.get(commands[i].argv[-1], len(where)))
+        ordered += chain_deletes
+    return ordered + [i for i in todo if ops[i] != "-D"]
 
 
 def restore_input(commands: Sequence[Command]) -> tuple[str, list[tuple[int, int, int]]]:

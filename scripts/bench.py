@@ -70,6 +70,10 @@ def check_clean(where: str) -> None:
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
     names = [line.split(":")[1].strip() for line in links.splitlines()]
     left = [n for n in names if n != "lo"] + sorted(os.listdir("/run/netns"))
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    left += [line for line in rules.splitlines() if line.startswith("-A")][:3]
+    if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
+        left.append("net.ipv4.ip_forward=1")
     if left:
         raise RuntimeError(f"{where} left {left[:5]} behind")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change, scenarios
-from netns_kit.batch import restore_input
+from netns_kit.batch import deletes_first, restore_input
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
 from netns_kit.executor import Executor
 from netns_kit.schedule import Effects, effects, ip_word, restore_word, schedule, waves
@@ -272,3 +272,25 @@ def test_journal_undoes_exactly_what_took_effect_when_it_is_not_a_prefix() -> No
         topo.up(recorder)
     # the undo of command 2 (the bridge) and of command 0 (the namespace), and nothing else
     assert [c.line for c in recorder.commands[2:]] == ["ip link del dev x", "ip netns del a"]
+
+
+def test_a_teardown_step_deletes_jumps_first_in_the_order_they_stand() -> None:
+    jumps = [change("iptables", "-w", "-t", "nat", "-D", "PREROUTING", "-j", f"NK-{k}") for k in range(70)]
+    step = []
+    for k in reversed(range(70)):  # undo order: the last one made first
+        step += [jumps[k], change("iptables", "-w", "-t", "nat", "-F", f"NK-{k}")]
+        step.append(change("iptables", "-w", "-t", "nat", "-X", f"NK-{k}"))
+
+    listed = "-P PREROUTING ACCEPT\n" + "".join(f"-A PREROUTING -j NK-{k}\n" for k in range(70))
+
+    def Listing() -> Recorder:  # noqa: N802 (reads like the class it makes)
+        return Recorder(lambda c: listed if "-S" in c.argv else None)
+
+    order = deletes_first(Listing(), step, list(range(len(step))))
+    assert [step[i] for i in order[:70]] == jumps  # first-made first: found at the top of the chain
+    assert [step[i].argv[4] for i in order[70:]] == ["-F", "-X"] * 70
+    # a step that also adds rules, or flushes a chain it deletes from, keeps its order
+    adding = [change("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", "NK-0"), *step]
+    assert deletes_first(Listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
+    flushing = [change("iptables", "-w", "-t", "nat", "-F", "PREROUTING"), *step]
+    assert deletes_first(Listing(), flushing, list(range(len(flushing)))) == list(range(len(flushing)))
