@@ -283,14 +283,14 @@ def test_a_teardown_step_deletes_jumps_first_in_the_order_they_stand() -> None:
 
     listed = "-P PREROUTING ACCEPT\n" + "".join(f"-A PREROUTING -j NK-{k}\n" for k in range(70))
 
-    def Listing() -> Recorder:  # noqa: N802 (reads like the class it makes)
+    def listing() -> Recorder:
         return Recorder(lambda c: listed if "-S" in c.argv else None)
 
-    order = deletes_first(Listing(), step, list(range(len(step))))
+    order = deletes_first(listing(), step, list(range(len(step))))
     assert [step[i] for i in order[:70]] == jumps  # first-made first: found at the top of the chain
     assert [step[i].argv[4] for i in order[70:]] == ["-F", "-X"] * 70
     # a step that also adds rules, or flushes a chain it deletes from, keeps its order
     adding = [change("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", "NK-0"), *step]
-    assert deletes_first(Listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
+    assert deletes_first(listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
     flushing = [change("iptables", "-w", "-t", "nat", "-F", "PREROUTING"), *step]
-    assert deletes_first(Listing(), flushing, list(range(len(flushing)))) == list(range(len(flushing)))
+    assert deletes_first(listing(), flushing, list(range(len(flushing)))) == list(range(len(flushing)))
