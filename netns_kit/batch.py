@@ -76,11 +76,17 @@ def run_all(executor: Executor, commands: Sequence[Command], *, parallel: int = 
     """
     progress = _Progress(commands)
     for wave in waves(schedule(commands)):
-        if parallel > 1 and len(wave) > 1:
-            _run_wave(executor, wave, progress, parallel)
-        else:
-            for step in wave:
-                _run_step(executor, step, progress)
+        try:
+            if parallel > 1 and len(wave) > 1:
+                _run_wave(executor, wave, progress, parallel)
+            else:
+                for step in wave:
+                    _run_step(executor, step, progress)
+        except BaseException as error:
+            if not hasattr(error, "completed_indexes"):  # interrupted while waiting for the wave
+                pending = [i for step in wave for i in step.indexes if i not in progress.results]
+                progress.fail(error, failed=None, inflight=pending)
+            raise
     return [progress.results[i] for i in range(len(commands))]
 
 

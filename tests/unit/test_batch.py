@@ -294,3 +294,16 @@ def test_a_teardown_step_deletes_jumps_first_in_the_order_they_stand() -> None:
     assert deletes_first(listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
     flushing = [change("iptables", "-w", "-t", "nat", "-F", "PREROUTING"), *step]
     assert deletes_first(listing(), flushing, list(range(len(flushing)))) == list(range(len(flushing)))
+
+
+def test_an_interruption_while_a_wave_runs_reports_its_unfinished_steps_in_flight(mocker) -> None:  # type: ignore[no-untyped-def]
+    fake = FakeBinaries(r"^$", "")
+    fake.parallel = 4
+    commands = scenarios.seed001_bridge().plan().commands
+    mocker.patch("netns_kit.batch._run_wave", side_effect=KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt) as info:
+        fake.run_all(commands)
+    error = info.value
+    host = {i for i, c in enumerate(commands) if c.netns is None}
+    assert set(error.completed_indexes) == host  # the host's batch ran before the namespaces' wave
+    assert set(error.inflight_indexes) == set(range(len(commands))) - host
