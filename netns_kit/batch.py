@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from .command import Command, Result, query
 from .errors import BinaryNotFoundError, CommandError, NotFoundError, classify
-from .schedule import Step, ip_line, restore_line, schedule, waves
+from .schedule import Step, restore_line, schedule, waves
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -155,7 +155,7 @@ def _launch(
 def _run_ip(executor: Executor, step: Step, todo: list[int], progress: _Progress) -> None:
     process = step.process(progress.commands)
     while todo:
-        lines = [ip_line(progress.commands[i]) or "" for i in todo]
+        lines = [step.lines[i] for i in todo]
         returncode, stdout, stderr = _launch(executor, process, "\n".join(lines) + "\n", todo, progress)
         if returncode == 0:
             return
@@ -185,7 +185,7 @@ def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Pro
     tables = {i: progress.commands[i].argv[3] for i in todo}
     todo.sort(key=lambda i: first_seen.setdefault(tables[i], len(first_seen)))
     todo[:] = deletes_first(executor, progress.commands, todo)
-    text, blocks = restore_input([progress.commands[i] for i in todo])
+    text, blocks = restore_input([progress.commands[i] for i in todo], [step.lines[i] for i in todo])
     process = step.process(progress.commands)
     returncode, stdout, stderr = _launch(executor, process, text, todo, progress)
     if returncode == 0:
@@ -217,7 +217,7 @@ def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Pro
 
 
 #: below this many deletes from one chain, looking up where the rules stand costs more than it saves
-_MANY_DELETES = 64
+_MANY_DELETES = 256
 
 
 def deletes_first(executor: Executor, commands: Sequence[Command], todo: list[int]) -> list[int]:
@@ -229,7 +229,7 @@ def deletes_first(executor: Executor, commands: Sequence[Command], todo: list[in
     names a chain a ``-D`` deletes from, every ``-D`` may go first (deleting
     distinct rules commutes, and a chain is flushed or deleted only once its
     jumps are gone): they do, each chain's in the order its rules stand (one
-    ``-S`` listing per chain with many deletes; an unknown rule goes last).
+    ``*-save`` when a chain has many deletes; an unknown rule goes last).
     Only the speed depends on that order, never the outcome.
     """
     ops = {i: commands[i].argv[4] for i in todo}
@@ -244,16 +244,34 @@ def deletes_first(executor: Executor, commands: Sequence[Command], todo: list[in
         argv = commands[i].argv
         by_chain.setdefault((argv[0], argv[3], commands[i].netns, argv[5]), []).append(i)
     ordered: list[int] = []
+    where: dict[tuple[str, str, str], int] = {}  # (table, chain, jump target) -> position
     for (tool, table, netns, chain), chain_deletes in by_chain.items():
         if len(chain_deletes) >= _MANY_DELETES:
-            listed = executor.run(query(tool, "-w", "-t", table, "-S", chain, netns=netns), check=False)
-            where = {line.rsplit(" -j ", 1)[-1]: n for n, line in enumerate(listed.stdout.splitlines())}
-            chain_deletes.sort(key=lambda i: where.get(commands[i].argv[-1], len(where)))
+            if not where:  # one *-save for every table and chain of this step
+                where = _positions(executor.run(query(f"{tool}-save", netns=netns), check=False).stdout)
+            chain_deletes.sort(key=lambda i: where.get((table, chain, commands[i].argv[-1]), len(where)))
         ordered += chain_deletes
     return ordered + [i for i in todo if ops[i] != "-D"]
 
 
-def restore_input(commands: Sequence[Command]) -> tuple[str, list[tuple[int, int, int]]]:
+def _positions(saved: str) -> dict[tuple[str, str, str], int]:
+    """Where each rule stands in ``iptables-save`` output: (table, chain, last word) -> position."""
+    where: dict[tuple[str, str, str], int] = {}
+    table = ""
+    counts: dict[str, int] = {}
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table, counts = line[1:], {}
+        elif line.startswith("-A "):
+            chain = line.split(" ", 2)[1]
+            counts[chain] = counts.get(chain, 0) + 1
+            where.setdefault((table, chain, line.rsplit(" ", 1)[-1]), counts[chain])
+    return where
+
+
+def restore_input(
+    commands: Sequence[Command], lines: Sequence[str] | None = None
+) -> tuple[str, list[tuple[int, int, int]]]:
     """The ``iptables-restore`` text for ``commands``: one ``*table`` ... ``COMMIT`` block
     per run of one table. Returns it and the blocks as ``(first, end, commit_line)``:
     the positions of their commands and the line number of their COMMIT."""
@@ -262,9 +280,13 @@ def restore_input(commands: Sequence[Command]) -> tuple[str, list[tuple[int, int
     table = None
     start = 0
     for position, command in enumerate(commands):
-        found = restore_line(command)
-        assert found is not None
-        name, line = found
+        if lines is None:
+            found = restore_line(command)
+            assert found is not None
+            line = found[1]
+        else:
+            line = lines[position]
+        name = command.argv[3]
         if name != table:
             if table is not None:
                 out.append("COMMIT")

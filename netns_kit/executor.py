@@ -132,6 +132,11 @@ class Executor:
                 raise
         return results
 
+    def host_devices(self) -> set[str] | None:
+        """The names of the network devices of this executor's host, read without
+        starting a process; None when it cannot (then ask ``ip``)."""
+        return None
+
     def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
         """The processes in each of the named namespaces: ``ip netns pids`` each (queries
         the recorder answers itself, from its handler or as a fresh machine: none)."""
@@ -180,6 +185,14 @@ class ShExecutor(Executor):
     def netns_path(self, name: str) -> Path:
         """The file of the named namespace, as this process sees it."""
         return Path("/run/netns") / name
+
+    def host_devices(self) -> set[str] | None:
+        """Read from ``/proc/self/net/dev`` (without a prefix, our namespace is the host)."""
+        if self.prefix:
+            return None
+        from . import spawn
+
+        return spawn.devices(Path("/proc/self"))
 
     def batch_argv_for(self, command: Command) -> tuple[str, ...]:
         """A batch process enters its namespace with ``nsenter --net=FILE`` only.

@@ -150,6 +150,12 @@ class Sandbox(ShExecutor):
     def netns_path(self, name: str) -> Path:
         return self.root_path(f"/run/netns/{name}")
 
+    def host_devices(self) -> set[str] | None:
+        """Read from the holder's ``/proc/PID/net/dev``: no process to start."""
+        from . import spawn
+
+        return spawn.devices(Path(f"/proc/{self.pid}"))
+
     def batch_argv_for(self, command: Command) -> tuple[str, ...]:
         if command.netns is None:
             return self.argv_for(command)

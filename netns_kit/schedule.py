@@ -258,6 +258,8 @@ class Step:
     netns: str | None
     options: tuple[str, ...]  #: ip's global options, or ("iptables",) / ("ip6tables",)
     indexes: list[int] = attrs.field(factory=list)
+    #: each command's line in the batch's input (``ip -batch`` or ``iptables-restore``)
+    lines: dict[int, str] = attrs.field(factory=dict, repr=False)
     #: what its commands read and write, together
     reads: set[str] = attrs.field(factory=set, repr=False)
     writes: set[str] = attrs.field(factory=set, repr=False)
@@ -273,13 +275,20 @@ class Step:
 
 def step_kind(command: Command) -> tuple[str, str | None, tuple[str, ...]]:
     """The kind of step ``command`` can join: (kind, netns, options)."""
-    if command.argv[0] == "ip" and ip_line(command) is not None:
-        options = ip_options(command)
-        assert options is not None
-        return "ip", command.netns, options
-    if restore_line(command) is not None:
-        return "restore", command.netns, (command.argv[0],)
-    return "one", command.netns, ()
+    return _kind_and_line(command)[0]
+
+
+def _kind_and_line(command: Command) -> tuple[tuple[str, str | None, tuple[str, ...]], str]:
+    if command.argv[0] == "ip":
+        line = ip_line(command)
+        if line is not None:
+            options = ip_options(command)
+            assert options is not None
+            return ("ip", command.netns, options), line
+    found = restore_line(command)
+    if found is not None:
+        return ("restore", command.netns, (command.argv[0],)), found[1]
+    return ("one", command.netns, ()), ""
 
 
 class _Index:
@@ -337,7 +346,7 @@ def schedule(commands: Sequence[Command]) -> list[Step]:
     by_kind: dict[tuple[str, str | None, tuple[str, ...]], list[int]] = {}
     index = _Index()
     for i, command in enumerate(commands):
-        kind = step_kind(command)
+        kind, line = _kind_and_line(command)
         fx = effects(command, kind[0])
         earliest = index.last_conflict(fx)
         place = None
@@ -351,6 +360,7 @@ def schedule(commands: Sequence[Command]) -> list[Step]:
             steps.append(Step(kind[0], kind[1], kind[2]))
             by_kind.setdefault(kind, []).append(place)
         steps[place].indexes.append(i)
+        steps[place].lines[i] = line
         steps[place].reads |= fx.reads
         steps[place].writes |= fx.writes
         index.note(fx, place)

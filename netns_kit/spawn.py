@@ -73,6 +73,16 @@ def netns_pids(paths: Mapping[str, Path], proc: Path = Path("/proc")) -> dict[st
     return found
 
 
+def devices(process: Path) -> set[str] | None:
+    """The network devices of the namespace ``process`` (``/proc/PID``) is in, from
+    its ``net/dev``; None when that cannot be read."""
+    try:
+        text = (process / "net" / "dev").read_text()
+    except OSError:
+        return None
+    return {line.split(":", 1)[0].strip() for line in text.splitlines()[2:] if ":" in line}
+
+
 def _pids(proc: Path) -> Iterable[int]:
     for entry in os.scandir(proc):
         if entry.name.isdigit():

@@ -275,20 +275,20 @@ def test_journal_undoes_exactly_what_took_effect_when_it_is_not_a_prefix() -> No
 
 
 def test_a_teardown_step_deletes_jumps_first_in_the_order_they_stand() -> None:
-    jumps = [change("iptables", "-w", "-t", "nat", "-D", "PREROUTING", "-j", f"NK-{k}") for k in range(70)]
+    jumps = [change("iptables", "-w", "-t", "nat", "-D", "PREROUTING", "-j", f"NK-{k}") for k in range(300)]
     step = []
-    for k in reversed(range(70)):  # undo order: the last one made first
+    for k in reversed(range(300)):  # undo order: the last one made first
         step += [jumps[k], change("iptables", "-w", "-t", "nat", "-F", f"NK-{k}")]
         step.append(change("iptables", "-w", "-t", "nat", "-X", f"NK-{k}"))
 
-    listed = "-P PREROUTING ACCEPT\n" + "".join(f"-A PREROUTING -j NK-{k}\n" for k in range(70))
+    saved = "*nat\n:PREROUTING ACCEPT [0:0]\n" + "".join(f"-A PREROUTING -j NK-{k}\n" for k in range(300))
 
     def listing() -> Recorder:
-        return Recorder(lambda c: listed if "-S" in c.argv else None)
+        return Recorder(lambda c: saved + "COMMIT\n" if c.argv == ("iptables-save",) else None)
 
     order = deletes_first(listing(), step, list(range(len(step))))
-    assert [step[i] for i in order[:70]] == jumps  # first-made first: found at the top of the chain
-    assert [step[i].argv[4] for i in order[70:]] == ["-F", "-X"] * 70
+    assert [step[i] for i in order[:300]] == jumps  # first-made first: found at the top of the chain
+    assert [step[i].argv[4] for i in order[300:]] == ["-F", "-X"] * 300
     # a step that also adds rules, or flushes a chain it deletes from, keeps its order
     adding = [change("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", "NK-0"), *step]
     assert deletes_first(listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
