@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from .command import Command, Result, query
 from .errors import BinaryNotFoundError, CommandError, NotFoundError, classify
-from .schedule import Step, restore_line, schedule, waves
+from .schedule import Step, restore_line, schedule
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -69,44 +69,75 @@ class _Progress:
 def run_all(executor: Executor, commands: Sequence[Command], *, parallel: int = 1) -> list[Result]:
     """Run ``commands`` in few processes; see the module docstring for failures.
 
-    With ``parallel`` > 1, steps that do not depend on each other (the
-    namespaces of a topology, say) run up to that many at a time. A failure
-    then reports the first failing step in plan order; the others of its wave
-    may have finished, and are reported as completed.
+    Each step starts once the steps it waits for are done, up to ``parallel``
+    at a time (the namespaces of a topology run side by side, and start while
+    the host's later lines still run). After a failure no step starts; the
+    error is that of the first failing step in the schedule, and what the
+    steps running meanwhile finished is reported as completed.
     """
+    import heapq
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
     progress = _Progress(commands)
-    for wave in waves(schedule(commands)):
-        try:
-            if parallel > 1 and len(wave) > 1:
-                _run_wave(executor, wave, progress, parallel)
-            else:
-                for step in wave:
-                    _run_step(executor, step, progress)
-        except BaseException as error:
-            if not hasattr(error, "completed_indexes"):  # interrupted while waiting for the wave
-                pending = [i for step in wave for i in step.indexes if i not in progress.results]
-                progress.fail(error, failed=None, inflight=pending)
-            raise
-    return [progress.results[i] for i in range(len(commands))]
+    steps = schedule(commands)
+    waiting = {p: set(step.after) for p, step in enumerate(steps)}
+    dependents: dict[int, list[int]] = {}
+    for p, step in enumerate(steps):
+        for before in step.after:
+            dependents.setdefault(before, []).append(p)
+    ready = [p for p, before in waiting.items() if not before]
+    heapq.heapify(ready)
+    failures: dict[int, BaseException] = {}
+    running: dict[Future[None], int] = {}
 
+    def finished(p: int, error: BaseException | None) -> None:
+        if error is not None:
+            failures[p] = error
+            return
+        for q in dependents.get(p, ()):
+            waiting[q].discard(p)
+            if not waiting[q]:
+                heapq.heappush(ready, q)
 
-def _run_wave(executor: Executor, wave: list[Step], progress: _Progress, parallel: int) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(parallel, len(wave)), thread_name_prefix="netns_kit") as pool:
-        futures = [pool.submit(_run_step, executor, step, progress) for step in wave]
-        errors = [f.exception() for f in futures]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        first = failed[0]
-        for other in failed[1:]:
-            first.add_note(f"meanwhile, a step of the same wave failed too: {other}")
-        # the steps that finished meanwhile took effect: say so
+    pool = ThreadPoolExecutor(parallel, thread_name_prefix="netns_kit") if parallel > 1 else None
+    try:
+        while (ready and not failures) or running:
+            if pool is None:
+                p = heapq.heappop(ready)
+                try:
+                    _run_step(executor, steps[p], progress)
+                except CommandError as error:
+                    finished(p, error)
+                else:
+                    finished(p, None)
+                continue
+            while ready and not failures and len(running) < parallel:
+                p = heapq.heappop(ready)
+                running[pool.submit(_run_step, executor, steps[p], progress)] = p
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(running.pop(future), future.exception())
+    except BaseException as error:
+        # interrupted (Ctrl-C) while steps ran: what they had not finished may have taken effect
+        if pool is not None:
+            pool.shutdown(wait=True)
+        pending = [i for p in running.values() for i in steps[p].indexes if i not in progress.results]
+        if not hasattr(error, "completed_indexes"):
+            progress.fail(error, failed=None, inflight=pending)
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    if failures:
+        first = failures[min(failures)]
+        for p in sorted(failures)[1:]:
+            first.add_note(f"meanwhile, another step failed too: {failures[p]}")
         raise progress.fail(
             first,
             failed=getattr(first, "failed_index", None),
-            inflight=sorted({i for e in failed for i in getattr(e, "inflight_indexes", ())}),
+            inflight=sorted({i for e in failures.values() for i in getattr(e, "inflight_indexes", ())}),
         )
+    return [progress.results[i] for i in range(len(commands))]
 
 
 def _run_step(executor: Executor, step: Step, progress: _Progress) -> None:

@@ -21,16 +21,16 @@ writes (:func:`effects`), as keys:
 
 Two commands conflict when one writes a key the other reads or writes
 (``all:NS`` covers every key of NS, ``*`` covers all). :func:`schedule`
-places each command, in plan order, in the earliest step of its kind that
-comes after every step holding a command it conflicts with, so every pair
-of conflicting commands runs in plan order: the result is one of the orders
-the plan allows. A command it does not understand conflicts with everything
-and so is never moved.
+places each command, in plan order, in a step of its kind, and makes that
+step wait for every step holding a command it conflicts with, so every pair
+of conflicting commands runs in plan order: whatever order the steps run in
+(any that respects the waits, several at a time), the result is one of the
+orders the plan allows. A command it does not understand conflicts with
+everything and so is never moved.
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Sequence
 
@@ -260,9 +260,8 @@ class Step:
     indexes: list[int] = attrs.field(factory=list)
     #: each command's line in the batch's input (``ip -batch`` or ``iptables-restore``)
     lines: dict[int, str] = attrs.field(factory=dict, repr=False)
-    #: what its commands read and write, together
-    reads: set[str] = attrs.field(factory=set, repr=False)
-    writes: set[str] = attrs.field(factory=set, repr=False)
+    #: the steps (positions in the schedule) that must be done before this one starts
+    after: set[int] = attrs.field(factory=set)
 
     def process(self, commands: Sequence[Command]) -> Command:
         """The command that runs this step (``ip -batch -``, ``iptables-restore``, or the one)."""
@@ -292,91 +291,129 @@ def _kind_and_line(command: Command) -> tuple[tuple[str, str | None, tuple[str, 
 
 
 class _Index:
-    """The last step that read or wrote each key (and each namespace), for :func:`schedule`."""
+    """Which steps read or wrote each key (and anything of each namespace), for :func:`schedule`."""
 
     def __init__(self) -> None:
-        self.read: dict[str, int] = {}
-        self.written: dict[str, int] = {}
-        self.scope_read: dict[str, int] = {}  # any key of a namespace, read
-        self.scope_written: dict[str, int] = {}
-        self.star = -1
+        self.read: dict[str, set[int]] = {}
+        self.written: dict[str, set[int]] = {}
+        self.scope_read: dict[str, set[int]] = {}  # any key of a namespace, read
+        self.scope_written: dict[str, set[int]] = {}
+        self.star: set[int] = set()
+        self.touched: set[int] = set()
 
-    def last_conflict(self, fx: Effects) -> int:
-        last = self.star
+    def conflicts(self, fx: Effects) -> set[int]:
+        """The steps holding a command that conflicts with one of effects ``fx``."""
         if STAR in fx.writes:
-            return max([last, *self.read.values(), *self.written.values()])
+            return set(self.touched)
+        found = set(self.star)
+        none: set[int] = set()
         for key in fx.writes:
             scope = _key_scope(key)
             if key.startswith("all:"):
                 assert scope is not None
-                last = max(last, self.scope_read.get(scope, -1), self.scope_written.get(scope, -1))
+                found |= self.scope_read.get(scope, none) | self.scope_written.get(scope, none)
             else:
-                last = max(last, self.read.get(key, -1), self.written.get(key, -1))
+                found |= self.read.get(key, none) | self.written.get(key, none)
                 if scope is not None:
-                    all_key = f"all:{scope}"
-                    last = max(last, self.read.get(all_key, -1), self.written.get(all_key, -1))
+                    found |= self.read.get(f"all:{scope}", none) | self.written.get(f"all:{scope}", none)
         for key in fx.reads:
             scope = _key_scope(key)
             if key.startswith("all:"):
                 assert scope is not None
-                last = max(last, self.scope_written.get(scope, -1))
+                found |= self.scope_written.get(scope, none)
             else:
-                last = max(last, self.written.get(key, -1))
+                found |= self.written.get(key, none)
                 if scope is not None:
-                    last = max(last, self.written.get(f"all:{scope}", -1))
-        return last
+                    found |= self.written.get(f"all:{scope}", none)
+        return found
 
     def note(self, fx: Effects, step: int) -> None:
+        self.touched.add(step)
         if STAR in fx.writes:
-            self.star = max(self.star, step)
+            self.star.add(step)
         for keys, exact, scoped in (
             (fx.reads, self.read, self.scope_read),
             (fx.writes, self.written, self.scope_written),
         ):
             for key in keys:
-                exact[key] = max(exact.get(key, -1), step)
+                exact.setdefault(key, set()).add(step)
                 scope = _key_scope(key)
                 if scope is not None:
-                    scoped[scope] = max(scoped.get(scope, -1), step)
+                    scoped.setdefault(scope, set()).add(step)
+
+
+#: an ``ip -batch`` step holds at most this many lines, so that the namespaces'
+#: steps can start while the host's later lines still run (a pipeline)
+IP_STEP_LINES = 256
+
+
+def _ancestors(steps: Sequence[Step], start: set[int]) -> set[int]:
+    """``start`` and every step they wait for, transitively."""
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for before in steps[todo.pop()].after:
+            if before not in seen:
+                seen.add(before)
+                todo.append(before)
+    return seen
 
 
 def schedule(commands: Sequence[Command]) -> list[Step]:
-    """Group ``commands`` into steps (one process each), reordering only what commutes."""
+    """Group ``commands`` into steps (one process each), each with the steps it must wait for.
+
+    A command joins the first step of its kind that has room and that none of
+    the steps it conflicts with waits for (so no cycle can form), and then
+    that step waits for all of them; otherwise it starts a new step. Every
+    pair of conflicting commands thus runs in plan order: in one step in
+    order, or in two steps the second of which waits for the first.
+    """
     steps: list[Step] = []
     by_kind: dict[tuple[str, str | None, tuple[str, ...]], list[int]] = {}
     index = _Index()
     for i, command in enumerate(commands):
         kind, line = _kind_and_line(command)
         fx = effects(command, kind[0])
-        earliest = index.last_conflict(fx)
+        conflicting = index.conflicts(fx)
         place = None
         if kind[0] != "one":
-            candidates = by_kind.get(kind, [])
-            at = bisect.bisect_left(candidates, earliest)
-            if at < len(candidates):
-                place = candidates[at]
+            room = IP_STEP_LINES if kind[0] == "ip" and kind[1] is None else None
+            for candidate in by_kind.get(kind, ()):
+                if room is not None and len(steps[candidate].indexes) >= room:
+                    continue
+                if candidate not in _ancestors(steps, conflicting - {candidate}):
+                    place = candidate
+                    break
         if place is None:
             place = len(steps)
             steps.append(Step(kind[0], kind[1], kind[2]))
             by_kind.setdefault(kind, []).append(place)
-        steps[place].indexes.append(i)
-        steps[place].lines[i] = line
-        steps[place].reads |= fx.reads
-        steps[place].writes |= fx.writes
+        step = steps[place]
+        step.indexes.append(i)
+        step.lines[i] = line
+        step.after |= conflicting - {place}
         index.note(fx, place)
     return steps
 
 
-def waves(steps: Sequence[Step]) -> list[list[Step]]:
-    """Split ``steps`` into runs of consecutive steps that do not conflict with each
-    other: the steps of one wave may run at the same time."""
-    found: list[list[Step]] = []
-    index = _Index()
-    for step in steps:
-        fx = Effects(frozenset(step.reads), frozenset(step.writes))
-        if not found or index.last_conflict(fx) >= 0:
-            found.append([])
-            index = _Index()
-        found[-1].append(step)
-        index.note(fx, 0)
+def order(steps: Sequence[Step]) -> list[int]:
+    """The steps in an order that respects what each waits for (the lowest ready first)."""
+    import heapq
+
+    waiting = {p: set(step.after) for p, step in enumerate(steps)}
+    dependents: dict[int, list[int]] = {}
+    for p, step in enumerate(steps):
+        for before in step.after:
+            dependents.setdefault(before, []).append(p)
+    ready = [p for p, before in waiting.items() if not before]
+    heapq.heapify(ready)
+    found = []
+    while ready:
+        p = heapq.heappop(ready)
+        found.append(p)
+        for q in dependents.get(p, ()):
+            waiting[q].discard(p)
+            if not waiting[q]:
+                heapq.heappush(ready, q)
+    assert len(found) == len(steps), "the steps wait for each other in a cycle"
     return found

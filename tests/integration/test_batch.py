@@ -19,7 +19,36 @@ from netns_kit import Address, CommandError, Sandbox, Topology, scenarios, state
 from netns_kit.errors import AlreadyExistsError
 from netns_kit.executor import wait_until
 
+
+def _dual_stack() -> Topology:
+    """IPv4 and IPv6 (ip -6 batches, ip6tables-restore), localhost and hairpin forwards
+    (route_localnet, the raw table, a bridge port flag)."""
+    from netns_kit import Bridge, Namespace, NatRule, PortForward, Route, VethPair
+
+    return Topology(
+        [
+            Bridge("v-net-0", addresses=["192.168.1.254/24", "fd00:1::fe/64"]),
+            Namespace("red"),
+            VethPair(
+                "veth-red",
+                "red-veth",
+                peer_netns="red",
+                bridge="v-net-0",
+                peer_addresses=["192.168.1.1/24", "fd00:1::1/64"],
+            ),
+            Route("default", via="192.168.1.254", netns="red"),
+            Route("default6", via="fd00:1::fe", netns="red"),
+            NatRule("192.168.1.0/24", bridge="v-net-0"),
+            NatRule("fd00:1::/64", bridge="v-net-0"),
+            PortForward(8080, "192.168.1.1", 80, bridge="v-net-0", localhost=True),
+            PortForward(8081, "192.168.1.1", 81, bridge="v-net-0", bridge_port="veth-red", hairpin=True),
+            PortForward(8080, "fd00:1::1", 80, protocol="udp", bridge="v-net-0"),
+        ]
+    )
+
+
 EXAMPLES: dict[str, Callable[[], Topology]] = {
+    "dual stack, localhost, hairpin": _dual_stack,
     "seed001_pipe": scenarios.seed001_pipe,
     "seed001_bridge": scenarios.seed001_bridge,
     "seed002_host": scenarios.seed002_host,

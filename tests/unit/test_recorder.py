@@ -98,7 +98,7 @@ def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerF
 
 def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: MockerFixture, tmp_path) -> None:
     given: list = []
-    real = netns_kit.ShExecutor()
+    real = netns_kit.ShExecutor(parallel=1)  # one at a time: a fixed order to compare
     mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
     answer = lambda argv, **kw: (0, "0\n" if "sysctl" in argv else "", "")  # noqa: E731 (a fresh kernel)
     mocker.patch.object(real, "_execute", side_effect=answer)
