@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from .command import Command, Result, query
 from .errors import BinaryNotFoundError, CommandError, NotFoundError, classify
-from .schedule import Step, restore_line, schedule
+from .schedule import Step, graph, restore_line, schedule
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -80,11 +80,7 @@ def run_all(executor: Executor, commands: Sequence[Command], *, parallel: int = 
 
     progress = _Progress(commands)
     steps = schedule(commands)
-    waiting = {p: set(step.after) for p, step in enumerate(steps)}
-    dependents: dict[int, list[int]] = {}
-    for p, step in enumerate(steps):
-        for before in step.after:
-            dependents.setdefault(before, []).append(p)
+    waiting, dependents = graph(steps)
     ready = [p for p, before in waiting.items() if not before]
     heapq.heapify(ready)
     failures: dict[int, BaseException] = {}

@@ -396,15 +396,21 @@ def schedule(commands: Sequence[Command]) -> list[Step]:
     return steps
 
 
-def order(steps: Sequence[Step]) -> list[int]:
-    """The steps in an order that respects what each waits for (the lowest ready first)."""
-    import heapq
-
+def graph(steps: Sequence[Step]) -> tuple[dict[int, set[int]], dict[int, list[int]]]:
+    """For each step, the steps it waits for (a copy, to tick off) and the steps waiting for it."""
     waiting = {p: set(step.after) for p, step in enumerate(steps)}
     dependents: dict[int, list[int]] = {}
     for p, step in enumerate(steps):
         for before in step.after:
             dependents.setdefault(before, []).append(p)
+    return waiting, dependents
+
+
+def order(steps: Sequence[Step]) -> list[int]:
+    """The steps in an order that respects what each waits for (the lowest ready first)."""
+    import heapq
+
+    waiting, dependents = graph(steps)
     ready = [p for p, before in waiting.items() if not before]
     heapq.heapify(ready)
     found = []
