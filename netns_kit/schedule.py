@@ -31,6 +31,7 @@ everything and so is never moved.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -79,6 +80,8 @@ def _ip_link(netns: str | None, verb: str, args: Sequence[str]) -> Effects | Non
     here = _scope(netns)
     reads: set[str] = set()
     writes: set[str] = set()
+    if any(word == "netns" and value.isdigit() for word, value in itertools.pairwise(args)):
+        return None  # a namespace given by pid or id: which one is not known here
     if verb == "add":
         split = args.index("type") if "type" in args else len(args)
         head, tail = args[:split], args[split:]
@@ -107,8 +110,8 @@ def _ip_link(netns: str | None, verb: str, args: Sequence[str]) -> Effects | Non
         master = _after(args, "master")
         if master:
             reads.add(f"dev:{here}:{master}")
-        if "netns" in args:
-            return None  # a move: rare, expensive and not modelled
+        if "netns" in args or "name" in args:
+            return None  # a move or a rename: rare, and not modelled
         return Effects(frozenset(reads), frozenset(writes))
     return None  # del (takes the peer along, wherever it is), ...
 

@@ -320,3 +320,18 @@ def test_an_interruption_while_steps_run_reports_all_that_took_effect(mocker) ->
     # every line that ran is reported as done (or in flight); some did not run at all
     assert len(fake.ran) == len(error.completed_indexes) + len(error.inflight_indexes)
     assert 0 < len(fake.ran) < len(commands)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("ip", "link", "set", "dev", "a", "name", "b"),
+        ("ip", "link", "set", "dev", "a", "netns", "red"),
+        ("ip", "link", "add", "name", "a", "type", "veth", "peer", "name", "b", "netns", "1"),
+        ("ip", "link", "del", "dev", "a"),
+        ("ip", "netns", "del", "red"),
+        ("kill", "-TERM", "1234"),
+    ],
+)
+def test_what_the_model_does_not_cover_is_a_barrier(argv: tuple[str, ...]) -> None:
+    assert effects(Command(argv)).writes == {"*"}
