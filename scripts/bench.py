@@ -205,6 +205,35 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rst(summary: dict[str, Any]) -> str:
+    """The table as reStructuredText (for README.rst)."""
+    rows = summary["rows"]
+    ref = {
+        (r["n"], k): r[k] for r in rows if r["contender"] == "pyroute2 idiomatic (NetNS)" for k in ("build", "teardown")
+    }
+    nofork = {r["n"]: r["build"] for r in rows if r["contender"] == "pyroute2 without forks"}
+    head = ["contender", "N", "build s", "x idiomatic", "x no-fork", "ms per ns", "teardown s", "x idiomatic"]
+    body = []
+    for r in sorted(rows, key=lambda r: (r["n"], r["contender"])):
+        n = r["n"]
+        body.append(
+            [
+                r["contender"],
+                str(n),
+                f"{r['build']:.3f}",
+                f"{r['build'] / ref[(n, 'build')]:.2f}" if (n, "build") in ref else "",
+                f"{r['build'] / nofork[n]:.2f}" if n in nofork else "",
+                f"{1000 * r['build'] / n:.1f}",
+                f"{r['teardown']:.3f}" if r["teardown"] else "",
+                f"{r['teardown'] / ref[(n, 'teardown')]:.3f}" if (n, "teardown") in ref and r["teardown"] else "",
+            ]
+        )
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    rule = " ".join("=" * w for w in widths)
+    line = lambda cells: " ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([rule, line(head), rule, *(line(b) for b in body), rule])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10, 50, 200, 500])
@@ -213,7 +242,11 @@ def main() -> int:
     parser.add_argument("--slow-max", type=int, default=10**6, help="largest N for the one-process-per-command ones")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--pyroute2-python", help="python of the venv holding pyroute2 (none: leave it out)")
+    parser.add_argument("--rst", type=Path, help="print the table of a --json FILE as reStructuredText and exit")
     args = parser.parse_args()
+    if args.rst:
+        print(rst(json.loads(args.rst.read_text())))
+        return 0
     if args.quick:
         args.sizes, args.runs = [3, 10], 2
     if not os.environ.get(INNER):
