@@ -37,6 +37,7 @@ _netem: weakref.WeakKeyDictionary[Executor, Probe] = weakref.WeakKeyDictionary()
 
 def netem(executor: Executor) -> Probe:
     """Whether the netem qdisc works behind ``executor`` (probed once, then remembered)."""
+    executor = getattr(executor, "inner", executor)  # a planning view answers for what it wraps
     probe = _netem.get(executor)
     if probe is None:
         result = executor.run(NETEM_PROBE)

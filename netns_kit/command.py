@@ -13,7 +13,7 @@ import attrs
 def _argv(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         raise TypeError("argv must be a sequence of strings, not one string")
-    return tuple(str(part) for part in value)
+    return tuple(map(str, value))
 
 
 def _codes(value: Iterable[int]) -> frozenset[int]:

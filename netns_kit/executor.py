@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .command import Command, Result
-from .errors import CommandError, NetnsKitError, NotFoundError, binary_not_found, classify
+from .command import Command, Result, query
+from .errors import CommandError, NetnsKitError, NotFoundError, ValidationError, binary_not_found, classify
 from .owner import Owner
 
 if TYPE_CHECKING:
@@ -40,6 +40,11 @@ class Executor:
 
     #: True for executors that never touch the system (the recorder).
     dry_run: bool = False
+    #: True when :meth:`run_all` may run many commands in one process (``ip -batch``,
+    #: ``iptables-restore``); see :mod:`netns_kit.batch`.
+    batch: bool = False
+    #: how many batch processes may run at once (steps that do not depend on each other)
+    parallel: int = 1
 
     def __init__(self, owner: Owner | None = None) -> None:
         self.owner = owner or Owner.current()
@@ -69,6 +74,10 @@ class Executor:
         """The argv that is really started for ``command`` (with any prefix)."""
         return command.full_argv
 
+    def batch_argv_for(self, command: Command) -> tuple[str, ...]:
+        """The argv started for a batch process (``ip -batch -``, ``iptables-restore``)."""
+        return self.argv_for(command)
+
     # -- the public surface -----------------------------------------------
     def run(
         self,
@@ -81,7 +90,7 @@ class Executor:
         """Run one command. Raises the classified :class:`CommandError` on failure
         unless ``check`` is false (a ``missing_ok`` command that finds nothing
         to act on succeeds). ``input`` defaults to the command's ``stdin``."""
-        log.debug("%s %s", "run" if command.mutating else "query", command.line)
+        log.debug("%s %s", "run" if command.mutating else "query", command)  # formatted only if shown
         if input is None:
             input = command.stdin
         result = self._run_command(command, input=input, timeout=timeout)
@@ -97,31 +106,65 @@ class Executor:
         returncode, stdout, stderr = self._execute(self.argv_for(command), input=input, timeout=timeout)
         return Result(command, returncode, stdout, stderr)
 
-    def run_all(self, commands: Sequence[Command], *, on_done: Callable[[int], None] | None = None) -> list[Result]:
-        """Run commands in order, stopping at the first failure.
+    def run_all(
+        self, commands: Sequence[Command], *, on_done: Callable[[Sequence[int]], None] | None = None
+    ) -> list[Result]:
+        """Run commands, stopping at the first failure.
 
-        The error raised carries ``completed``: the results of the commands
-        that took effect before it, so an undo journal knows exactly what to
-        reverse. ``on_done(n)`` is called whenever the first ``n`` commands
-        have taken effect (after each command here; an executor that batches
-        calls it after each batch), so a write-ahead ledger can mark progress.
+        The error raised says exactly what took effect, so an undo journal
+        can reverse it: ``completed`` (the results, in the order they ran),
+        ``completed_indexes`` (their positions in ``commands``),
+        ``inflight_indexes`` (positions that may have taken effect: a command
+        interrupted by Ctrl-C, say) and ``failed_index``. A batching executor
+        (``batch=True``) may run commands that do not depend on each other out
+        of order, so ``completed_indexes`` need not be a prefix. ``on_done``
+        is called with the positions of commands as they take effect (after
+        each command, or after each batch), so a write-ahead ledger can mark
+        progress.
         """
+        if self.batch and len(commands) > 1:
+            from . import batch
+
+            return batch.run_all(self, commands, parallel=self.parallel, on_done=on_done)
         results: list[Result] = []
-        for command in commands:
+        for index, command in enumerate(commands):
             try:
                 results.append(self.run(command))
             except BaseException as error:
                 error.completed = tuple(results)  # type: ignore[attr-defined]
+                error.completed_indexes = tuple(range(index))  # type: ignore[attr-defined]
+                interrupted = not isinstance(error, CommandError)
+                error.inflight_indexes = (index,) if interrupted else ()  # type: ignore[attr-defined]
+                error.failed_index = None if interrupted else index  # type: ignore[attr-defined]
                 raise
             if on_done is not None:
-                on_done(len(results))
+                on_done((index,))
         return results
+
+    def host_devices(self) -> set[str] | None:
+        """The names of the network devices of this executor's host, read without
+        starting a process; None when it cannot (then ask ``ip``)."""
+        return None
+
+    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """The processes in each of the named namespaces: ``ip netns pids`` each (queries
+        the recorder answers itself, from its handler or as a fresh machine: none)."""
+        found: dict[str, list[int]] = {}
+        for name in names:
+            result = self.run(query("ip", "netns", "pids", name), check=False)
+            found[name] = [int(p) for p in result.stdout.split() if p.isdigit()] if result.ok else []
+        return found
 
 
 class ShExecutor(Executor):
-    """Runs commands for real, with the ``sh`` package.
+    """Runs commands for real.
 
     ``prefix`` is put in front of every argv (``("sudo", "-n")``, say).
+    ``batch`` (the default) lets :meth:`run_all` run many commands per
+    process (:mod:`netns_kit.batch`), up to ``parallel`` of those processes
+    at a time when they do not depend on each other; ``batch=False`` runs
+    one process per command, in order. ``runner`` starts them: ``"subprocess"`` (the default, ~0.9 ms
+    a process) or ``"sh"`` (the ``sh`` package, ~6.8 ms).
     """
 
     def __init__(
@@ -130,13 +173,58 @@ class ShExecutor(Executor):
         *,
         env: Mapping[str, str] | None = None,
         owner: Owner | None = None,
+        batch: bool = True,
+        parallel: int = 4,
+        runner: str = "subprocess",
     ) -> None:
         super().__init__(owner)
+        if runner not in ("subprocess", "sh"):
+            raise ValidationError("ShExecutor.runner", runner, "must be 'subprocess' or 'sh'")
+        if not isinstance(parallel, int) or parallel < 1:
+            raise ValidationError("ShExecutor.parallel", parallel, "must be a whole number >= 1")
         self.prefix = tuple(prefix)
         self.env = dict(env) if env is not None else None
+        self.batch = batch
+        self.parallel = parallel
+        self.runner = runner
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(prefix={self.prefix!r})"
+        return f"{type(self).__name__}(prefix={self.prefix!r}, batch={self.batch})"
+
+    def netns_path(self, name: str) -> Path:
+        """The file of the named namespace, as this process sees it."""
+        return Path("/run/netns") / name
+
+    def host_devices(self) -> set[str] | None:
+        """Read from ``/proc/self/net/dev`` (without a prefix, our namespace is the host)."""
+        if self.prefix:
+            return None
+        from . import spawn
+
+        return spawn.devices(Path("/proc/self"))
+
+    def batch_argv_for(self, command: Command) -> tuple[str, ...]:
+        """A batch process enters its namespace with ``nsenter --net=FILE`` only.
+
+        ``ip -n NS`` and ``ip netns exec NS`` also unshare a mount namespace to
+        remount ``/sys``, which copies every mount, one ``/run/netns`` file per
+        namespace among them: with hundreds of namespaces each process gets
+        slower (O(N²) in all). ``ip -batch`` and ``iptables-restore`` only
+        talk netlink (and read ``/proc/net``, which follows the network namespace).
+        """
+        if command.netns is None:
+            return self.argv_for(command)
+        return (*self.prefix, *self._enter_net(self.netns_path(command.netns)), *command.argv)
+
+    def _enter_net(self, path: Path) -> tuple[str, ...]:
+        return ("nsenter", f"--net={path}", "--")
+
+    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """The processes in each of the named namespaces, by ONE scan of ``/proc``."""
+        from . import spawn
+
+        found = spawn.netns_pids({name: self.netns_path(name) for name in names})
+        return {name: found.get(name, []) for name in names}
 
     def argv_for(self, command: Command) -> tuple[str, ...]:
         return self.prefix + command.full_argv
@@ -150,6 +238,11 @@ class ShExecutor(Executor):
         return base / "netns_kit" if runtime else base
 
     def _execute(self, argv: Sequence[str], *, input: str | None, timeout: float | None) -> tuple[int, str, str]:
+        if self.runner == "subprocess":
+            from . import spawn
+
+            env = {**os.environ, **self.env} if self.env is not None else None
+            return spawn.run(argv, input=input, timeout=timeout, env=env)
         import sh  # imported here: `import netns_kit` stays fast
 
         try:

@@ -4,6 +4,7 @@ checked deletes, and a look at the iptables backend before a real run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import weakref
@@ -76,7 +77,7 @@ class Firewall(Resource):
             if a.init and a.name not in ("executor", "adopt", "name")
         )
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         """The name (or 10 hex digits of the spec's hash) in this resource's chain names."""
         if self.name is not None:
@@ -105,6 +106,13 @@ class Firewall(Resource):
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
         iptables.checked_undo(executor, [u for command in reversed(done) for u in command.undo])
 
+    def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
+        """The undo, for a batching executor (which checks a ``-D`` when its batch fails)."""
+        return [attrs.evolve(u, missing_ok=True) for command in reversed(done) for u in command.undo]
+
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        return () if self.netns in doomed else None
+
     def exists(self, executor: Executor | None = None) -> bool:
         """True if the jump into this resource's first chain is there."""
         executor = self._executor(executor)
@@ -117,7 +125,7 @@ class Firewall(Resource):
         iptables backend holds rules that will shadow ours."""
         if executor.dry_run:
             return
-        seen = _checked.setdefault(executor, set())
+        seen = _checked.setdefault(getattr(executor, "inner", executor), set())
         if (self.netns, self.version) in seen:
             return
         seen.add((self.netns, self.version))
@@ -127,11 +135,10 @@ class Firewall(Resource):
 
     def check_topology(self, topology: Topology) -> None:
         """Checks against the rest of ``topology`` (called by :meth:`Topology.check`)."""
-        from .link import Bridge
-
-        mine = {c.name for c in self.chains()}
-        for other in topology.of_type(Firewall):
-            if other is not self and other.netns == self.netns and mine & {c.name for c in other.chains()}:
+        index = TopologyIndex.of(topology)
+        for name in (c.name for c in self.chains()):
+            other = next((f for f in index.chains.get((self.netns, name), ()) if f is not self), None)
+            if other is not None:
                 raise ValidationError(
                     f"{type(self).__name__}.name",
                     self.id,
@@ -140,13 +147,58 @@ class Firewall(Resource):
                 )
         bridge = getattr(self, "bridge", None)
         if bridge is not None:
-            bridges = {b.name for b in topology.of_type(Bridge) if b.netns == self.netns}
+            bridges = index.bridges.get(self.netns, set())
             if bridge not in bridges:
                 raise ValidationError(
                     f"{type(self).__name__}.bridge",
                     bridge,
                     f"is not a bridge of this topology in {self.netns or 'the host'} (have: {sorted(bridges)})",
                 )
+
+
+@attrs.define
+class TopologyIndex:
+    """What the firewall checks look up in a topology, gathered once per
+    :meth:`Topology.check` (so checking N port forwards is O(N), not O(N²))."""
+
+    #: (netns, chain name) -> the firewalls making that chain
+    chains: dict[tuple[str | None, str], list[Firewall]] = attrs.field(factory=dict)
+    #: netns -> bridge names
+    bridges: dict[str | None, set[str]] = attrs.field(factory=dict)
+    #: every address put on an interface -> the namespace it lives in
+    addresses: dict[Any, str | None] = attrs.field(factory=dict)
+    #: netns -> {veth end name: its bridge}
+    ports: dict[str | None, dict[str, str | None]] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, topology: Topology) -> TopologyIndex:
+        """The index of ``topology`` as it is now (resources are only ever appended)."""
+        key = (len(topology.resources), id(topology.resources[-1]) if topology.resources else None)
+        cached = _indexes.get(topology)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        index = cls.build(topology)
+        _indexes[topology] = (key, index)
+        return index
+
+    @classmethod
+    def build(cls, topology: Topology) -> TopologyIndex:
+        from .link import Bridge, VethPair
+
+        index = cls(addresses=addresses_of(topology))
+        for firewall in topology.of_type(Firewall):
+            for chain in firewall.chains():
+                index.chains.setdefault((firewall.netns, chain.name), []).append(firewall)
+        for bridge in topology.of_type(Bridge):
+            index.bridges.setdefault(bridge.netns, set()).add(bridge.name)
+        for veth in topology.of_type(VethPair):
+            index.ports.setdefault(veth.netns, {})[veth.name] = veth.bridge
+        return index
+
+
+_indexes: weakref.WeakKeyDictionary[Topology, tuple[tuple[int, int | None], TopologyIndex]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def addresses_of(topology: Topology) -> dict[Any, str | None]:

@@ -109,21 +109,20 @@ def comment(field: str, tag: str) -> str:
     return tag
 
 
-def is_delete(command: Command) -> bool:
-    return command.argv[0] in ("iptables", "ip6tables") and "-D" in command.argv
-
-
 def checked_undo(executor: Executor, undo: Sequence[Command]) -> None:
     """Run ``undo`` idempotently: a ``-D`` only after ``-C`` finds the rule; a missing
-    chain or sysctl counts as done."""
+    chain or sysctl counts as done. A batching executor tries them all in one
+    ``iptables-restore`` first and checks each ``-D`` only when that fails."""
+    from .batch import is_delete, rule_exists
+
+    if executor.batch:
+        executor.run_all([attrs.evolve(command, missing_ok=True) for command in undo])
+        return
     todo: list[Command] = []
     for command in undo:
-        if is_delete(command):
-            argv = tuple("-C" if part == "-D" else part for part in command.argv)
-            found = executor.run(query(*argv, netns=command.netns, ok_codes=(0, 1, 2)), check=False)
-            if found.returncode != 0:
-                log.debug("nothing to delete (no such rule): %s", command.line)
-                continue
+        if is_delete(command) and not rule_exists(executor, command):
+            log.debug("nothing to delete (no such rule): %s", command.line)
+            continue
         todo.append(attrs.evolve(command, missing_ok=True))
     if todo:
         executor.run_all(todo)

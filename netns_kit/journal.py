@@ -17,11 +17,23 @@ from .command import Command, Result
 from .errors import CommandError, NetnsKitError
 from .executor import Executor
 from .ledger import Ledger
+from .overlay import PlannedSysctls
 
 if TYPE_CHECKING:
     from .resource import Resource
 
 log = logging.getLogger("netns_kit")
+
+
+def taken(error: BaseException, count: int) -> tuple[set[int], set[int], int | None]:
+    """What a failed ``run_all`` of ``count`` commands did: (positions that took effect,
+    positions that may have, the position that failed)."""
+    completed = getattr(error, "completed_indexes", None)
+    if completed is None:  # an executor that only sets ``completed``: a prefix
+        n = len(getattr(error, "completed", ()))
+        interrupted = not isinstance(error, CommandError) and n < count
+        return set(range(n)), {n} if interrupted else set(), None if interrupted or n >= count else n
+    return set(completed), set(getattr(error, "inflight_indexes", ())), getattr(error, "failed_index", None)
 
 
 @attrs.define
@@ -52,41 +64,51 @@ class Journal:
     def apply_all(self, resources: Sequence[Resource]) -> list[Result]:
         """Apply several resources; their commands may be batched by the executor."""
         units = [Unit(r) for r in resources]
-        plans = [r.plan(self.executor) for r in resources]
+        plans = self._plan(resources, self.executor)
         flat = [(unit, command) for unit, plan in zip(units, plans, strict=True) for command in plan]
         self.units.extend(units)
         commands = [command for _, command in flat]
         seqs = self.ledger.intend(commands) if self.ledger else list(range(len(commands)))
-        marked = 0
+        marked: set[int] = set()
 
-        def progress(n: int) -> None:
-            # each command is marked ok as soon as it took effect: after a
-            # SIGKILL only the command that was running is left in flight
-            nonlocal marked
-            if self.ledger and n > marked:
-                self.ledger.mark([(s, "ok") for s in seqs[marked:n]])
-            marked = max(marked, n)
+        def progress(indexes: Sequence[int]) -> None:
+            # each command is marked ok as soon as it took effect (after each
+            # batch when batching): after a SIGKILL only what was running is in flight
+            new = [i for i in indexes if i not in marked]
+            marked.update(new)
+            if self.ledger and new:
+                self.ledger.mark([(seqs[i], "ok") for i in new])
 
         try:
             results = self.executor.run_all(commands, on_done=progress)
         except BaseException as error:
-            done = len(getattr(error, "completed", ()))
-            progress(done)
             # A command that failed did not take effect; one that was interrupted
-            # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok).
-            taken = done if isinstance(error, CommandError) else min(done + 1, len(flat))
-            self._record(flat[:taken], seqs[:taken])
-            if self.ledger and done < len(seqs):
-                self.ledger.mark(
-                    [(seqs[done], "failed" if taken == done else "in-flight")]
-                    + [(s, "skipped") for s in seqs[done + 1 :]]
-                )
+            # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok). A batching
+            # executor may have run commands out of plan order: the sets need not be prefixes.
+            done, inflight, failed = taken(error, len(flat))
+            both = sorted(done | inflight)
+            self._record([flat[i] for i in both], [seqs[i] for i in both])
+            if self.ledger:
+                state = {i: "ok" for i in done} | {i: "in-flight" for i in inflight}
+                if failed is not None:
+                    state[failed] = "failed"
+                self.ledger.mark([(s, state.get(i, "skipped")) for i, s in enumerate(seqs) if i not in marked])
             self.fail(error)
-        progress(len(commands))
+        progress(range(len(commands)))
         self._record(flat, seqs)
         for unit in units:
             unit.complete = True
         return results
+
+    @staticmethod
+    def _plan(resources: Sequence[Resource], executor: Executor) -> list[list[Command]]:
+        """Plan each resource, seeing the sysctls the ones before it will set."""
+        view = PlannedSysctls(executor)
+        plans = []
+        for resource in resources:
+            plans.append(resource.plan(view))
+            view.learn(plans[-1])
+        return plans
 
     def _record(self, flat: Sequence[tuple[Unit, Command]], seqs: Sequence[int]) -> None:
         for (unit, command), seq in zip(flat, seqs, strict=True):
@@ -105,6 +127,11 @@ class Journal:
 
     def rollback(self) -> list[Exception]:
         """Undo every unit in reverse order; return the errors met (and keep going)."""
+        from . import teardown
+
+        fast = teardown.rollback(self)  # all at once, when it can
+        if fast is not None:
+            return fast
         errors: list[Exception] = []
         while self.units:
             unit = self.units.pop()

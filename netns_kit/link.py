@@ -122,6 +122,12 @@ class VethPair(Resource):
     def exists(self, executor: Executor | None = None) -> bool:
         return link_exists(self._executor(executor), self.name, self.netns)
 
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        """A veth pair goes with the namespace of either end; the other end then goes too."""
+        if not ({self.netns, self.peer_netns} & doomed):
+            return None
+        return tuple((ns, name) for name, ns in self.ends if ns not in doomed)
+
 
 @attrs.frozen
 class Bridge(Resource):
@@ -148,6 +154,9 @@ class Bridge(Resource):
 
     def exists(self, executor: Executor | None = None) -> bool:
         return link_exists(self._executor(executor), self.name, self.netns)
+
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        return () if self.netns in doomed else None
 
     def attach(self, port: Any, executor: Executor | None = None) -> None:
         """Make ``port`` (an interface in the bridge's namespace) a port of this bridge."""

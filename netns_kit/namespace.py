@@ -200,25 +200,35 @@ class Namespace(_Place, Resource):
 
     def pids(self, executor: Executor | None = None) -> list[int]:
         """PIDs of the processes in this namespace."""
-        result = self._executor(executor).run(query("ip", "netns", "pids", self.name), check=False)
-        return [int(p) for p in result.stdout.split() if p.isdigit()] if result.ok else []
+        return self._executor(executor).netns_pids([self.name])[self.name]
 
     def stop_processes(self, executor: Executor | None = None, *, timeout: float = 3.0) -> None:
         """Stop what runs inside: our own processes first (SIGTERM, then SIGKILL), then any other."""
-        executor = self._executor(executor)
-        for process in self._state.processes:
+        stop_processes(self._executor(executor), [self], timeout=timeout)
+
+
+def stop_processes(executor: Executor, namespaces: Sequence[Namespace], *, timeout: float = 3.0) -> None:
+    """Stop every process in ``namespaces``: the ones they started first (SIGTERM, then
+    SIGKILL), then any other, found by one look at all of them (:meth:`Executor.netns_pids`)."""
+    for namespace in namespaces:
+        for process in namespace._state.processes:
             process.stop(timeout)
-        self._state.processes.clear()
-        pids = self.pids(executor)
+        namespace._state.processes.clear()
+    names = [namespace.name for namespace in namespaces]
+
+    def left() -> list[int]:
+        return sorted(pid for pids in executor.netns_pids(names).values() for pid in pids)
+
+    pids = left()
+    if not pids:
+        return
+    log.debug("stopping processes left in namespaces %s: %s", names, pids)
+    for signal_name in ("TERM", "KILL"):
+        executor.run(change("kill", f"-{signal_name}", *map(str, pids)), check=False)
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+            pids = left()
         if not pids:
             return
-        log.debug("stopping processes left in namespace %s: %s", self.name, pids)
-        for signal_name in ("TERM", "KILL"):
-            executor.run(change("kill", f"-{signal_name}", *map(str, pids)), check=False)
-            deadline = time.monotonic() + timeout
-            while pids and time.monotonic() < deadline:
-                time.sleep(0.01)
-                pids = self.pids(executor)
-            if not pids:
-                return
-        raise NetnsKitError(f"processes {pids} in namespace {self.name} survived SIGKILL")
+    raise NetnsKitError(f"processes {pids} in namespaces {names} survived SIGKILL")

@@ -29,7 +29,7 @@ from . import sysctl
 from .command import Command, change, query
 from .errors import ValidationError
 from .executor import Executor
-from .firewall import Firewall, addresses_of
+from .firewall import Firewall, TopologyIndex
 from .iptables import LOOPBACK, Chain, Hook, Rule
 from .validate import (
     IPAddress,
@@ -180,18 +180,16 @@ class PortForward(Firewall):
         return any(link.get("linkinfo", {}).get("info_slave_data", {}).get("hairpin") for link in links)
 
     def check_topology(self, topology: Any) -> None:
-        from .link import VethPair
-
         super().check_topology(topology)
-        known = addresses_of(topology)
-        if self.to not in known:
+        index = TopologyIndex.of(topology)
+        if self.to not in index.addresses:
             raise ValidationError(
                 "PortForward.to",
                 str(self.to),
                 "is not an address of any interface in this topology; give it to a namespace first",
             )
         if self.bridge_port is not None:
-            ports = {v.name: v.bridge for v in topology.of_type(VethPair) if v.netns == self.netns}
+            ports = index.ports.get(self.netns, {})
             if self.bridge_port not in ports or (self.bridge and ports[self.bridge_port] != self.bridge):
                 where = f"bridge {self.bridge}" if self.bridge else "a bridge"
                 raise ValidationError(

@@ -53,6 +53,18 @@ class Resource:
         if undo:
             executor.run_all(undo)
 
+    # -- fast teardown (netns_kit.teardown) -----------------------------------
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        """None, or: deleting the namespaces ``doomed`` takes this resource along, and
+        these ``(netns, device)`` elsewhere go too, once the kernel gets to them."""
+        return None
+
+    def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
+        """The commands :meth:`undo` would run for ``done``, or None when it must run itself."""
+        if type(self).undo is not Resource.undo:
+            return None
+        return [attrs.evolve(u, missing_ok=True) for c in reversed(done) for u in c.undo]
+
     # -- shared behaviour ----------------------------------------------------
     def _executor(self, executor: Executor | None = None) -> Executor:
         return executor or self.executor or current()

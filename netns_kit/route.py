@@ -104,6 +104,9 @@ class Route(Resource):
         undo = Command((*self._ip(), "route", "del", *spec), netns=self.netns)
         return [change(*self._ip(), "route", "add", *spec, netns=self.netns, undo=undo)]
 
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        return () if self.netns in doomed else None
+
     def exists(self, executor: Executor | None = None) -> bool:
         dest = self._spec()[0]
         argv = [*self._ip(), "-j", "route", "show", "table", "main"]
@@ -132,6 +135,9 @@ class Address(Resource):
             attrs.evolve(c, undo=(Command(("ip", "addr", "del", c.argv[3], "dev", self.dev), netns=self.netns),))
             for c in address_commands(self.dev, self.netns, self.addresses, nodad=self.nodad)
         ]
+
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        return () if self.netns in doomed else None
 
     def exists(self, executor: Executor | None = None) -> bool:
         result = self._executor(executor).run(

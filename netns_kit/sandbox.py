@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .command import Command
 from .errors import SandboxError
 from .executor import ShExecutor
 from .owner import Owner
@@ -104,8 +105,16 @@ class Sandbox(ShExecutor):
     no user namespace. :meth:`attach` joins a holder started elsewhere.
     """
 
-    def __init__(self, *, rootless: bool | None = None, owner: Owner | None = None) -> None:
-        super().__init__(owner=owner)
+    def __init__(
+        self,
+        *,
+        rootless: bool | None = None,
+        owner: Owner | None = None,
+        batch: bool = True,
+        parallel: int = 4,
+        runner: str = "subprocess",
+    ) -> None:
+        super().__init__(owner=owner, batch=batch, parallel=parallel, runner=runner)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         self._holder: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
@@ -115,11 +124,11 @@ class Sandbox(ShExecutor):
         return f"Sandbox(pid={self._pid}, rootless={self.rootless})"
 
     @classmethod
-    def attach(cls, pid: int, *, rootless: bool | None = None) -> Sandbox:
+    def attach(cls, pid: int, *, rootless: bool | None = None, batch: bool = True) -> Sandbox:
         """Use the sandbox held by process ``pid`` (not stopped on close)."""
         if not Path(f"/proc/{pid}/ns/net").exists():
             raise SandboxError(f"no sandbox holder with pid {pid}")
-        sandbox = cls(rootless=rootless)
+        sandbox = cls(rootless=rootless, batch=batch)
         sandbox._set_pid(pid)
         sandbox.has_etc_netns = Path(f"/proc/{pid}/root/etc/netns").is_dir()
         return sandbox
@@ -137,6 +146,23 @@ class Sandbox(ShExecutor):
     def root_path(self, path: str | Path) -> Path:
         """Where a path inside the sandbox is seen from this process."""
         return Path(f"/proc/{self.pid}/root") / Path(path).relative_to("/")
+
+    def netns_path(self, name: str) -> Path:
+        return self.root_path(f"/run/netns/{name}")
+
+    def host_devices(self) -> set[str] | None:
+        """Read from the holder's ``/proc/PID/net/dev``: no process to start."""
+        from . import spawn
+
+        return spawn.devices(Path(f"/proc/{self.pid}"))
+
+    def batch_argv_for(self, command: Command) -> tuple[str, ...]:
+        if command.netns is None:
+            return self.argv_for(command)
+        # one nsenter: the sandbox's user and mount namespaces, the named network namespace
+        user = ("--user", "--preserve-credentials") if self.rootless else ()
+        net = f"--net={self.netns_path(command.netns)}"
+        return ("nsenter", f"--target={self.pid}", *user, "--mount", net, "--", *command.argv)
 
     def _set_pid(self, pid: int) -> None:
         self._pid = pid
@@ -228,6 +254,4 @@ class Sandbox(ShExecutor):
 
     def run_script(self, script: str) -> Any:
         """Run a shell script (a recorder's :meth:`~Recorder.script`) inside, with /bin/sh."""
-        from .command import Command
-
         return self.run(Command(("sh", "-s")), input=script)

@@ -113,3 +113,32 @@ def outside() -> list[Resource]:
 def seed001_story() -> Topology:
     """The whole seed-001 story: :func:`seed001_nat` plus :func:`outside`."""
     return seed001_nat().add(*outside())
+
+
+#: W(N)'s bridge subnet (a /16 holds the benchmark's largest N) and the bridge's address
+WORKLOAD_SUBNET = "10.200.0.0/16"
+WORKLOAD_GATEWAY = "10.200.255.254"
+
+
+def workload_address(i: int) -> str:
+    """The address of namespace ``i`` of W(N)."""
+    return f"10.200.{i // 250}.{i % 250 + 1}"
+
+
+def workload(n: int, *, prefix: str = "w") -> Topology:
+    """W(N), the benchmark's workload: N namespaces ``w0``... each with a veth to bridge
+    ``br0`` (an address, lo up, a default route via the bridge), one MASQUERADE + FORWARD
+    + ip_forward for the subnet, and one port forward (host port 10000+i to port 80) each."""
+    resources: list[Resource] = [Bridge("br0", addresses=f"{WORKLOAD_GATEWAY}/16")]
+    for i in range(n):
+        name = f"{prefix}{i}"
+        resources += [
+            Namespace(name),
+            VethPair(
+                f"{prefix}h{i}", "eth0", peer_netns=name, bridge="br0", peer_addresses=f"{workload_address(i)}/16"
+            ),
+            Route("default", via=WORKLOAD_GATEWAY, netns=name),
+        ]
+    resources.append(NatRule(WORKLOAD_SUBNET, bridge="br0"))
+    resources += [PortForward(10000 + i, workload_address(i), 80, bridge="br0") for i in range(n)]
+    return Topology(resources)

@@ -43,4 +43,3 @@ iptables -w -t filter -N NK-PF-5a5a25d417-FWD
 iptables -w -t filter -A NK-PF-5a5a25d417-FWD -d 192.168.1.1 -o v-net-0 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT -m comment --comment netns_kit:dry-run -j ACCEPT
 iptables -w -t filter -A NK-PF-5a5a25d417-FWD -s 192.168.1.1 -i v-net-0 -p tcp -m tcp --sport 80 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netns_kit:dry-run -j ACCEPT
 iptables -w -t filter -I FORWARD -m comment --comment netns_kit:dry-run -j NK-PF-5a5a25d417-FWD
-sysctl -q -w net.ipv4.ip_forward=1

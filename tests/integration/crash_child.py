@@ -61,6 +61,7 @@ def topology() -> netns_kit.Topology:
 def main() -> None:
     pid, k = int(sys.argv[1]), int(sys.argv[2])
     box = KillingSandbox.attach(pid)
+    box.batch = False  # one process per change, so "after step k" is exact
     box.kill_after = k
     topo = topology()
     topo.up(box)

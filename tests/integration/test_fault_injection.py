@@ -5,6 +5,7 @@ before: S out of S."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -45,21 +46,23 @@ def sabotage(command: Command) -> tuple[Command | None, Command, Command | None]
 
 
 class FailingAt(Sandbox):
-    """Makes the k-th change fail for real, in the kernel or in iptables."""
+    """Makes the k-th change fail for real, in the kernel or in iptables (batched or not)."""
 
     k = 0
     seen = 0
     clash: Command | None = None
     unclash: Command | None = None
 
-    def run(self, command: Command, **kwargs: Any):  # type: ignore[no-untyped-def]
-        if command.mutating:
-            self.seen += 1
-            if self.seen == self.k:
-                self.clash, command, self.unclash = sabotage(command)
-                if self.clash is not None:
-                    super().run(self.clash)
-        return super().run(command, **kwargs)
+    def run_all(self, commands: Sequence[Command], **kwargs: Any):  # type: ignore[no-untyped-def]
+        commands = list(commands)
+        for i, command in enumerate(commands):
+            if command.mutating:
+                self.seen += 1
+                if self.seen == self.k:
+                    self.clash, commands[i], self.unclash = sabotage(command)
+                    if self.clash is not None:
+                        super().run(self.clash)
+        return super().run_all(commands, **kwargs)
 
 
 def test_every_step_has_a_real_failure() -> None:

@@ -87,10 +87,40 @@ def test_teardown_script_is_the_inverse_in_reverse_order() -> None:
 
 def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerFixture, tmp_path) -> None:
     seen: list = []
-    real = netns_kit.ShExecutor()
-    mocker.patch.object(type(real), "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
+    real = netns_kit.ShExecutor(batch=False)
+    mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
     mocker.patch.object(real, "_execute", side_effect=lambda argv, **kw: (seen.append(argv), (0, "", ""))[1])
     real.owner = netns_kit.Owner.dry_run()
     scenarios.seed001_pipe().up(real)
     recorder = scenarios.seed001_pipe().plan()
     assert [tuple(a) for a in seen] == [c.full_argv for c in recorder.commands]
+
+
+def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: MockerFixture, tmp_path) -> None:
+    given: list = []
+    real = netns_kit.ShExecutor(parallel=1)  # one at a time: a fixed order to compare
+    mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
+    answer = lambda argv, **kw: (0, "0\n" if "sysctl" in argv else "", "")  # noqa: E731 (a fresh kernel)
+    mocker.patch.object(real, "_execute", side_effect=answer)
+    run_all = real.run_all
+    mocker.patch.object(
+        real, "run_all", side_effect=lambda commands, **kw: (given.extend(commands), run_all(commands, **kw))[1]
+    )
+    real.owner = netns_kit.Owner.dry_run()
+    scenarios.seed001_nat().up(real)
+    assert given == scenarios.seed001_nat().plan().commands
+    started = [" ".join(argv) for (argv,), _ in real._execute.call_args_list]
+    # queries while planning: the iptables backend, the sysctl's prior value
+    assert started[:2] == ["iptables -V", "sysctl -n net.ipv4.ip_forward"]
+    # one ip batch for the host and one per namespace, an iptables-restore per resource
+    # (the sysctl between them keeps NAT rules in place before forwarding is on): 7, not 41
+    assert started[2:] == [
+        "ip -batch -",
+        # the namespace's network only: `ip -n` would also copy the mount table each time
+        "nsenter --net=/run/netns/red -- ip -batch -",
+        "nsenter --net=/run/netns/blue -- ip -batch -",
+        "nsenter --net=/run/netns/green -- ip -batch -",
+        "iptables-restore --noflush -w",
+        "sysctl -q -w net.ipv4.ip_forward=1",
+        "iptables-restore --noflush -w",
+    ]

@@ -1,0 +1,337 @@
+"""Scheduling and batch failures, without privileges: a fake ``_execute`` plays the binaries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change, scenarios
+from netns_kit.batch import deletes_first, restore_input
+from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
+from netns_kit.executor import Executor
+from netns_kit.schedule import IP_STEP_LINES, Effects, _ancestors, effects, ip_word, order, restore_word, schedule
+
+EXAMPLES = [
+    scenarios.seed001_pipe,
+    scenarios.seed001_bridge,
+    scenarios.seed002_host,
+    scenarios.seed004_pipe,
+    scenarios.seed001_story,
+    lambda: scenarios.workload(20),
+]
+
+
+def _overlaps(x: str, y: str) -> bool:
+    """Independent of the scheduler's index: do two keys cover something in common?"""
+    if "*" in (x, y) or x == y:
+        return True
+    for one, other in ((x, y), (y, x)):
+        if one.startswith("all:"):
+            scope = one[4:]
+            if other.startswith((f"dev:{scope}:", f"fw4:{scope}:", f"fw6:{scope}:")):
+                return True
+    return False
+
+
+def _conflict(fa: Effects, fb: Effects) -> bool:
+    pairs = [(w, k) for w in fa.writes for k in fb.reads | fb.writes]
+    pairs += [(r, w) for r in fa.reads for w in fb.writes]
+    return any(_overlaps(x, y) for x, y in pairs)
+
+
+@pytest.mark.parametrize("make", EXAMPLES)
+def test_schedule_keeps_every_conflicting_pair_in_plan_order(make) -> None:
+    commands = make().plan().commands
+    fx = [effects(c) for c in commands]
+    steps = schedule(commands)
+    step_of = {i: p for p, s in enumerate(steps) for i in s.indexes}
+    place = {i: n for s in steps for n, i in enumerate(s.indexes)}
+    assert sorted(step_of) == list(range(len(commands)))
+    waits = {p: _ancestors(steps, set(s.after)) for p, s in enumerate(steps)}
+    for i in range(len(commands)):
+        for j in range(i + 1, len(commands)):
+            if _conflict(fx[i], fx[j]):
+                si, sj = step_of[i], step_of[j]
+                # in one step in plan order, or the later one's step waits for the earlier one's
+                assert (si == sj and place[i] < place[j]) or si in waits[sj], (commands[i].line, commands[j].line)
+    assert len(order(steps)) == len(steps)
+
+
+def _positions(commands: Sequence[Command]) -> dict[int, int]:
+    steps = schedule(commands)
+    ran = [i for p in order(steps) for i in steps[p].indexes]
+    return {index: position for position, index in enumerate(ran)}
+
+
+def test_workload_runs_in_one_process_per_namespace_plus_a_few() -> None:
+    commands = scenarios.workload(50).plan().commands
+    steps = schedule(commands)
+    kinds = [(s.kind, s.netns) for s in steps]
+    assert sorted(k for k in kinds if k[1] is not None) == sorted(("ip", f"w{i}") for i in range(50))
+    host_lines = sum(len(s.indexes) for s in steps if s.kind == "ip" and s.netns is None)
+    assert kinds.count(("ip", None)) == -(-host_lines // IP_STEP_LINES)  # the host's lines, in chunks
+    assert sorted(k for k in kinds if k[0] != "ip") == [("one", None), ("restore", None), ("restore", None)]
+    # a namespace waits for the host's chunks that made it and its veth, never for another namespace
+    for s in steps:
+        if s.netns is not None:
+            assert all(steps[p].netns is None for p in s.after)
+            assert len(_ancestors(steps, s.after)) < len(steps) // 4
+
+
+def test_peer_created_from_a_later_namespace_is_configured_after_its_creation() -> None:
+    # red appears first, but its end is created by a command run in blue
+    topo = Topology(
+        [
+            Namespace("red"),
+            Namespace("blue"),
+            VethPair("vb", "vr", netns="blue", peer_netns="red", peer_addresses="10.9.0.1/24"),
+        ]
+    )
+    commands = topo.plan().commands
+    position = _positions(commands)
+    create = next(i for i, c in enumerate(commands) if c.argv[:3] == ("ip", "link", "add"))
+    configure = [i for i, c in enumerate(commands) if c.netns == "red" and "vr" in c.argv]
+    assert configure and all(position[create] < position[i] for i in configure)
+
+
+def test_commands_it_does_not_understand_are_never_moved() -> None:
+    commands = [
+        change("ip", "netns", "add", "a"),
+        Command(("sh", "-c", "something")),
+        change("ip", "link", "set", "dev", "lo", "up", netns="a"),
+        change("ip", "netns", "add", "b"),
+    ]
+    position = _positions(commands)
+    assert [position[i] for i in range(4)] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("word", "ip", "restore"),
+    [
+        ("eth0", "eth0", "eth0"),
+        ("a b", '"a b"', '"a b"'),
+        ('say "hi"', "'say \"hi\"'", None),
+        ("a#b", None, '"a#b"'),
+        ("back\\slash", None, None),
+        ("", '""', '""'),
+        ("[2001:db8::1]:80", "[2001:db8::1]:80", "[2001:db8::1]:80"),
+    ],
+)
+def test_words_are_quoted_as_each_batch_reader_reads_them_back(word: str, ip: str | None, restore: str | None) -> None:
+    assert ip_word(word) == ip
+    assert restore_word(word) == restore
+
+
+def test_a_command_that_cannot_be_said_in_a_batch_runs_alone() -> None:
+    odd = change("ip", "link", "set", "dev", "x", "alias", "has # hash")
+    assert [s.kind for s in schedule([change("ip", "link", "add", "name", "y", "type", "bridge"), odd])] == [
+        "ip",
+        "one",
+    ]
+
+
+def test_restore_input_groups_a_table_per_block_with_the_commit_line() -> None:
+    rules = [
+        change("iptables", "-w", "-t", "nat", "-N", "NK-A"),
+        change("iptables", "-w", "-t", "nat", "-A", "NK-A", "-j", "MASQUERADE"),
+        change("iptables", "-w", "-t", "filter", "-N", "NK-B"),
+    ]
+    text, blocks = restore_input(rules)
+    assert text == "*nat\n-N NK-A\n-A NK-A -j MASQUERADE\nCOMMIT\n*filter\n-N NK-B\nCOMMIT\n"
+    assert blocks == [(0, 2, 4), (2, 3, 7)]
+
+
+# -- failures mapped back to the command ------------------------------------------
+
+
+class FakeBinaries(Executor):
+    """A batching executor whose ``ip -batch`` / ``iptables-restore`` fail where told."""
+
+    batch = True
+
+    def __init__(self, fail: str, stderr: str, *, parse_error: bool = False) -> None:
+        super().__init__()
+        self.fail = re.compile(fail)
+        self.stderr = stderr
+        self.parse_error = parse_error
+        self.ran: list[str] = []  # every line that took effect, in order
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        return None
+
+    def _execute(self, argv, *, input, timeout):  # type: ignore[no-untyped-def]
+        if "-batch" in argv:
+            for number, line in enumerate(input.splitlines(), start=1):
+                if self.fail.search(line):
+                    if self.parse_error:
+                        return 255, "", 'Error: either "dev" is duplicate, or "x" is a garbage.\n'
+                    return 1, "", f"{self.stderr}\nCommand failed -:{number}\n"
+                self.ran.append(line)
+            return 0, "", ""
+        if argv[-3:] == ("iptables-restore", "--noflush", "-w") or argv[0].endswith("-restore"):
+            lines = input.splitlines()
+            for number, line in enumerate(lines, start=1):
+                if self.fail.search(line):
+                    commit = next(n for n in range(number, len(lines) + 1) if lines[n - 1] == "COMMIT")
+                    return 1, "", f"iptables-restore: line {commit} failed\n"
+            self.ran += [ln for ln in lines if ln[:1] == "-"]
+            return 0, "", ""
+        line = " ".join(argv)
+        if "-C" in argv:
+            return (1, "", "") if self.fail.search(line.replace(" -C ", " -D ")) else (0, "", "")
+        if self.fail.search(line):
+            return 1, "", self.stderr
+        self.ran.append(line)
+        return 0, "", ""
+
+
+def _error(fake: FakeBinaries, commands: Sequence[Command], cls: type[CommandError] = CommandError) -> CommandError:
+    with pytest.raises(cls) as info:
+        fake.run_all(commands)
+    return info.value
+
+
+def test_a_failing_batch_line_raises_that_commands_classified_error() -> None:
+    fake = FakeBinaries(r"link add name veth-blue", "RTNETLINK answers: File exists")
+    commands = scenarios.seed001_bridge().plan().commands
+    error = _error(fake, commands, AlreadyExistsError)
+    failed = next(i for i, c in enumerate(commands) if "veth-blue" in c.argv and c.argv[2] == "add")
+    assert error.argv == commands[failed].full_argv
+    assert error.failed_index == failed
+    assert error.stderr.strip() == "RTNETLINK answers: File exists"
+    assert error.inflight_indexes == ()
+    # exactly the lines before it in its batch took effect (the host's batch comes first)
+    assert [c.line.removeprefix("ip ") for c in (commands[i] for i in error.completed_indexes)] == fake.ran
+
+
+def test_a_missing_ok_line_that_finds_nothing_lets_the_rest_of_the_batch_run() -> None:
+    fake = FakeBinaries(r"netns del b$", 'Cannot remove namespace file "/run/netns/b": No such file or directory')
+    commands = [Command(("ip", "netns", "del", n), missing_ok=True) for n in "abc"]
+    results = fake.run_all(commands)
+    assert len(results) == 3
+    assert fake.ran == ["netns del a", "netns del c"]
+
+
+def test_a_line_ip_cannot_parse_leaves_the_batch_in_flight() -> None:
+    fake = FakeBinaries(r"link set dev veth-blue", "", parse_error=True)
+    commands = scenarios.seed001_bridge().plan().commands
+    error = _error(fake, commands)
+    assert error.argv[-2:] == ("-batch", "-")
+    assert error.failed_index is None
+    host = {i for i, c in enumerate(commands) if c.netns is None}
+    assert set(error.inflight_indexes) == host
+    assert any("which lines ran is unknown" in note for note in error.__notes__)
+
+
+def test_a_failing_restore_block_is_replayed_one_by_one_for_the_precise_error() -> None:
+    fake = FakeBinaries(r"-A NK-PF-\w+-FWD -s", "iptables: Bad rule (does a matching rule exist in that chain?).")
+    commands = scenarios.seed001_nat().plan().commands
+    error = _error(fake, commands, NotFoundError)
+    assert error.argv[:4] == ("iptables", "-w", "-t", "filter")
+    assert error.argv[4:6] == ("-A", error.argv[5]) and "-s" in error.argv
+    assert isinstance(error, NotFoundError)
+    # the replay ran, one by one, the commands of the failed block before the failing one
+    done = [commands[i] for i in error.completed_indexes]
+    last = [c for c in done if c.argv[0] == "iptables"][-1]
+    assert last.argv[4] == "-A" and last.argv[6] == "-d" and last.argv[3] == "filter"
+
+
+def test_a_missing_binary_means_nothing_of_its_step_ran() -> None:
+    class Missing(FakeBinaries):
+        def _execute(self, argv, *, input, timeout):  # type: ignore[no-untyped-def]
+            if "-restore" in " ".join(argv):
+                raise BinaryNotFoundError(argv, 127)
+            return super()._execute(argv, input=input, timeout=timeout)
+
+    fake = Missing(r"^$", "")
+    with pytest.raises(BinaryNotFoundError) as info:
+        fake.run_all(scenarios.seed001_nat().plan().commands)
+    assert info.value.inflight_indexes == ()
+
+
+def test_journal_undoes_exactly_what_took_effect_when_it_is_not_a_prefix() -> None:
+    # an executor that ran commands 0 and 2 of the plan (netns add, bridge add), then failed on 1
+    class OutOfOrder(Recorder):
+        def run_all(self, commands, on_done=None):  # type: ignore[no-untyped-def]
+            if len(commands) == 4:
+                error = AlreadyExistsError(commands[1].full_argv, 2, "", "RTNETLINK answers: File exists")
+                error.completed = ()
+                error.completed_indexes = (0, 2)
+                error.inflight_indexes = ()
+                error.failed_index = 1
+                self.commands += [commands[0], commands[2]]
+                raise error
+            return super().run_all(commands, on_done=on_done)
+
+    recorder = OutOfOrder()
+    topo = Topology([Namespace("a"), Bridge("x")])
+    assert len(topo.plan().commands) == 4
+    with pytest.raises(AlreadyExistsError):
+        topo.up(recorder)
+    # the undo of command 2 (the bridge) and of command 0 (the namespace), and nothing else
+    assert [c.line for c in recorder.commands[2:]] == ["ip link del dev x", "ip netns del a"]
+
+
+def test_a_teardown_step_deletes_jumps_first_in_the_order_they_stand() -> None:
+    jumps = [change("iptables", "-w", "-t", "nat", "-D", "PREROUTING", "-j", f"NK-{k}") for k in range(300)]
+    step = []
+    for k in reversed(range(300)):  # undo order: the last one made first
+        step += [jumps[k], change("iptables", "-w", "-t", "nat", "-F", f"NK-{k}")]
+        step.append(change("iptables", "-w", "-t", "nat", "-X", f"NK-{k}"))
+
+    saved = "*nat\n:PREROUTING ACCEPT [0:0]\n" + "".join(f"-A PREROUTING -j NK-{k}\n" for k in range(300))
+
+    def listing() -> Recorder:
+        return Recorder(lambda c: saved + "COMMIT\n" if c.argv == ("iptables-save",) else None)
+
+    order = deletes_first(listing(), step, list(range(len(step))))
+    assert [step[i] for i in order[:300]] == jumps  # first-made first: found at the top of the chain
+    assert [step[i].argv[4] for i in order[300:]] == ["-F", "-X"] * 300
+    # a step that also adds rules, or flushes a chain it deletes from, keeps its order
+    adding = [change("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", "NK-0"), *step]
+    assert deletes_first(listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
+    flushing = [change("iptables", "-w", "-t", "nat", "-F", "PREROUTING"), *step]
+    assert deletes_first(listing(), flushing, list(range(len(flushing)))) == list(range(len(flushing)))
+
+
+def test_an_interruption_while_steps_run_reports_all_that_took_effect(mocker) -> None:  # type: ignore[no-untyped-def]
+    import concurrent.futures
+
+    fake = FakeBinaries(r"^$", "")
+    fake.parallel = 4
+    commands = scenarios.workload(10).plan().commands
+    real_wait = concurrent.futures.wait
+    calls = {"n": 0}
+
+    def wait_then_ctrl_c(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    mocker.patch("concurrent.futures.wait", side_effect=wait_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as info:
+        fake.run_all(commands)
+    error = info.value
+    # every line that ran is reported as done (or in flight); some did not run at all
+    assert len(fake.ran) == len(error.completed_indexes) + len(error.inflight_indexes)
+    assert 0 < len(fake.ran) < len(commands)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("ip", "link", "set", "dev", "a", "name", "b"),
+        ("ip", "link", "set", "dev", "a", "netns", "red"),
+        ("ip", "link", "add", "name", "a", "type", "veth", "peer", "name", "b", "netns", "1"),
+        ("ip", "link", "del", "dev", "a"),
+        ("ip", "netns", "del", "red"),
+        ("kill", "-TERM", "1234"),
+    ],
+)
+def test_what_the_model_does_not_cover_is_a_barrier(argv: tuple[str, ...]) -> None:
+    assert effects(Command(argv)).writes == {"*"}
