@@ -23,3 +23,23 @@ def test_package_and_tests_are_ruff_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     result = _run("ruff", "format", "--check", "netns_kit", "tests")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_netns_kit_loads_nothing_until_a_name_is_used() -> None:
+    """`import netns_kit` (and so loading the pytest plugin) stays cheap: names load on first use."""
+    code = (
+        "import sys, netns_kit\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('netns_kit', 'sh', 'attr'))))\n"
+        "netns_kit.Topology\n"
+        "print('netns_kit.topology' in sys.modules, 'sh' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["['netns_kit']", "True False"]
+
+
+def test_every_public_name_resolves() -> None:
+    import netns_kit
+
+    for name in netns_kit.__all__:
+        assert getattr(netns_kit, name) is not None, name
+    assert set(netns_kit.__all__) <= set(dir(netns_kit))
