@@ -157,8 +157,10 @@ class ShExecutor(Executor):
         except sh.CommandNotFound:
             raise binary_not_found(argv) from None
         kwargs: dict[str, Any] = {
-            "_ok_code": range(256),
-            "_return_cmd": True,
+            # a command killed by a signal (negative code) is a failure classified here
+            "_ok_code": range(-64, 256),
+            "_bg": True,
+            "_bg_exc": False,
             "_tty_out": False,
             "_tty_in": False,
         }
@@ -168,10 +170,17 @@ class ShExecutor(Executor):
             kwargs["_timeout"] = timeout
         if self.env is not None:
             kwargs["_env"] = {**os.environ, **self.env}
+        done = program(*argv[1:], **kwargs)
         try:
-            done = program(*argv[1:], **kwargs)
+            done.wait()
         except sh.TimeoutException as exc:
             raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
+        except BaseException:
+            # interrupted here (SIGTERM, Ctrl-C): let the command finish first, so that
+            # an undo never runs before the change it undoes has landed
+            with contextlib.suppress(Exception):
+                done.wait(timeout=10)
+            raise
         return (
             done.exit_code,
             done.stdout.decode(errors="replace"),

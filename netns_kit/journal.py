@@ -73,8 +73,10 @@ class Journal:
             done = len(getattr(error, "completed", ()))
             progress(done)
             # A command that failed did not take effect; one that was interrupted
-            # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok).
-            taken = done if isinstance(error, CommandError) else min(done + 1, len(flat))
+            # (Ctrl-C, SIGTERM, or itself killed by a signal or a timeout) may
+            # have: it is undone too (missing_ok).
+            failed = isinstance(error, CommandError) and error.returncode >= 0
+            taken = done if failed else min(done + 1, len(flat))
             self._record(flat[:taken], seqs[:taken])
             if self.ledger and done < len(seqs):
                 self.ledger.mark(
