@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from . import signals
 from .command import Command, Result
 from .errors import CommandError, NetnsKitError
 from .executor import Executor
@@ -108,17 +109,18 @@ class Journal:
     def rollback(self) -> list[Exception]:
         """Undo every unit in reverse order; return the errors met (and keep going)."""
         errors: list[Exception] = []
-        while self.units:
-            unit = self.units.pop()
-            try:
-                unit.resource.undo(self.executor, [c for c, _ in unit.done], complete=unit.complete)
-            except Exception as error:
-                errors.append(error)
-                continue
+        with signals.shielded():  # one SIGTERM or Ctrl-C waits until the undo is complete
+            while self.units:
+                unit = self.units.pop()
+                try:
+                    unit.resource.undo(self.executor, [c for c, _ in unit.done], complete=unit.complete)
+                except Exception as error:
+                    errors.append(error)
+                    continue
+                if self.ledger:
+                    self.ledger.mark([(seq, "undone") for _, seq in unit.done])
             if self.ledger:
-                self.ledger.mark([(seq, "undone") for _, seq in unit.done])
-        if self.ledger:
-            self.ledger.close(empty=not errors)
+                self.ledger.close(empty=not errors)
         return errors
 
     def close(self) -> None:

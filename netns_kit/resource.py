@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
+from . import signals
 from .command import Command
 from .executor import Executor, current
 
@@ -27,6 +28,7 @@ class _State:
     journals: list[Journal] = attrs.field(factory=list)
     adopted: bool = False
     processes: list[Any] = attrs.field(factory=list)
+    guards: list[signals.Guard] = attrs.field(factory=list)
 
 
 @attrs.frozen(kw_only=True)
@@ -71,7 +73,8 @@ class Resource:
             self._state.adopted = True
             return self
         journal = Journal(executor)
-        journal.apply(self)
+        with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made
+            journal.apply(self)
         self._state.journals.append(journal)
         return self
 
@@ -91,7 +94,20 @@ class Resource:
         self.undo(executor, self.plan(executor), complete=True)
 
     def __enter__(self) -> Self:
-        return self.create()
+        # while the block runs, SIGTERM unwinds it (and so deletes): see netns_kit.signals
+        guard = signals.Guard()
+        guard.enter()
+        try:
+            self.create()
+        except BaseException:
+            guard.exit()
+            raise
+        self._state.guards.append(guard)
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.delete()
+        try:
+            self.delete()
+        finally:
+            if self._state.guards:
+                self._state.guards.pop().exit()
