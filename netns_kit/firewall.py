@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import iptables
+from . import iptables, sysctl
 from .command import Command
 from .errors import ValidationError
 from .executor import Executor
@@ -103,7 +103,9 @@ class Firewall(Resource):
         return commands + self.extra(executor)
 
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
-        iptables.checked_undo(executor, [u for command in reversed(done) for u in command.undo])
+        undo = [u for command in reversed(done) for u in command.undo]
+        # a shared sysctl is restored only by the last one relying on it (netns_kit.sysctl)
+        iptables.checked_undo(executor, sysctl.release(executor, self._state.claims, undo))
 
     def exists(self, executor: Executor | None = None) -> bool:
         """True if the jump into this resource's first chain is there."""

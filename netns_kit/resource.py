@@ -29,6 +29,8 @@ class _State:
     adopted: bool = False
     processes: list[Any] = attrs.field(factory=list)
     guards: list[signals.Guard] = attrs.field(factory=list)
+    #: sysctl claims filed by its plans (netns_kit.sysctl), dropped by its undo
+    claims: list[Any] = attrs.field(factory=list)
 
 
 @attrs.frozen(kw_only=True)
