@@ -83,7 +83,8 @@ class Claims:
             yield
 
     def live(self) -> list[Path]:
-        """Claims whose owner still runs (named owners, like the CLI's, always count)."""
+        """Claims whose owner still runs (named owners, like the CLI's, always count);
+        the claims of gone processes are removed (call it locked)."""
         alive = []
         for claim in self.path.glob("claim.*"):
             owner_id = claim.name.removeprefix("claim.").rsplit(".", 1)[0]
@@ -93,6 +94,8 @@ class Claims:
                 continue
             if owner.pid is None or owner.is_alive():
                 alive.append(claim)
+            else:
+                claim.unlink(missing_ok=True)
         return alive
 
     def add(self, owner: Owner, value: str, current: str) -> tuple[str, Path] | None:
