@@ -22,11 +22,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .errors import SandboxError
+from .errors import SandboxError, ValidationError
 from .executor import ShExecutor
 from .owner import Owner
 
 log = logging.getLogger("netns_kit")
+
+#: ``Sandbox(iptables=...)``: which ``iptables`` the commands inside run (None: the machine's)
+IPTABLES_BACKENDS = (None, "nft", "legacy")
 
 _HOLDER = r"""
 set -e
@@ -36,6 +39,23 @@ etc=noetc
 ov=lowerdir=/etc,upperdir=/run/.netns_kit/etc-upper,workdir=/run/.netns_kit/etc-work
 if mount -t overlay -o "$ov" netns_kit_etc /etc 2>/dev/null; then
     mkdir -p /etc/netns && etc=etc
+fi
+if [ "$2" != machine ]; then
+    # iptables, iptables-save ... of the sandbox are the "$2" ones: the alternatives
+    # they point through are replaced in this mount namespace only
+    [ -L /etc/alternatives/iptables ] || {
+        echo "cannot pick the iptables backend: /etc/alternatives/iptables is not a symlink" >&2; exit 1; }
+    alt=/run/.netns_kit/alternatives
+    mkdir -p "$alt"
+    cp -a /etc/alternatives/. "$alt"/
+    for tool in iptables ip6tables; do
+        for part in "" -save -restore; do
+            target=$(PATH="$PATH:/usr/sbin:/sbin" command -v "$tool-$2$part") || {
+                echo "cannot pick the iptables backend: $tool-$2$part is not installed" >&2; exit 1; }
+            ln -sfn "$target" "$alt/$tool$part"
+        done
+    done
+    mount --bind "$alt" /etc/alternatives
 fi
 ip link set dev lo up
 set +e
@@ -101,12 +121,21 @@ class Sandbox(ShExecutor):
             ...  # everything here happens inside the sandbox
 
     Rootless by default when not root (``rootless=None``); as root it uses
-    no user namespace. :meth:`attach` joins a holder started elsewhere.
+    no user namespace. ``iptables="legacy"`` (or ``"nft"``) makes ``iptables``,
+    ``ip6tables`` and their ``-save``/``-restore`` inside the sandbox that
+    backend, whatever the machine's alternatives say (they are replaced in the
+    sandbox's mount namespace only). :meth:`attach` joins a holder started elsewhere.
     """
 
-    def __init__(self, *, rootless: bool | None = None, owner: Owner | None = None) -> None:
+    def __init__(
+        self, *, rootless: bool | None = None, owner: Owner | None = None, iptables: str | None = None
+    ) -> None:
         super().__init__(owner=owner)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        if iptables not in IPTABLES_BACKENDS:
+            raise ValidationError("Sandbox.iptables", iptables, f"must be one of {list(IPTABLES_BACKENDS)}")
+        #: the iptables backend inside: "nft", "legacy", or None for the machine's choice
+        self.iptables = iptables
         self._holder: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self.has_etc_netns = False
@@ -158,6 +187,7 @@ class Sandbox(ShExecutor):
             _HOLDER,
             "netns_kit-sandbox",
             "detached" if detached else "attached",
+            self.iptables or "machine",
         ]
 
     def start(self, *, detached: bool = False) -> Sandbox:
