@@ -45,12 +45,15 @@ def sabotage(command: Command) -> tuple[Command | None, Command, Command | None]
 
 
 class FailingAt(Sandbox):
-    """Makes the k-th change fail for real, in the kernel or in iptables."""
+    """Makes the k-th change fail for real, in the kernel or in iptables, and remembers
+    the command that failed and the error the executor raised for it."""
 
     k = 0
     seen = 0
     clash: Command | None = None
     unclash: Command | None = None
+    failed: Command | None = None
+    raised: BaseException | None = None
 
     def run(self, command: Command, **kwargs: Any):  # type: ignore[no-untyped-def]
         if command.mutating:
@@ -59,6 +62,12 @@ class FailingAt(Sandbox):
                 self.clash, command, self.unclash = sabotage(command)
                 if self.clash is not None:
                     super().run(self.clash)
+                self.failed = command
+                try:
+                    return super().run(command, **kwargs)
+                except BaseException as error:
+                    self.raised = error
+                    raise
         return super().run(command, **kwargs)
 
 
