@@ -61,8 +61,10 @@ ip link set dev lo up
 set +e
 stop_all() {
     me=$(readlink /proc/$$/ns/net)
-    for ns in $(ls /run/netns); do
-        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    # every name as it is (a space, a glob, a newline, a leading dot), never split
+    for path in /run/netns/* /run/netns/.[!.]* /run/netns/..?*; do
+        [ -e "$path" ] || continue
+        ip netns pids "${path##*/}" 2>/dev/null | xargs -r kill -9 2>/dev/null
     done
     for p in /proc/[0-9]*; do
         pid=${p#/proc/}
