@@ -47,7 +47,7 @@ if [ "$2" != machine ]; then
         echo "cannot pick the iptables backend: /etc/alternatives/iptables is not a symlink" >&2; exit 1; }
     alt=/run/.netns_kit/alternatives
     mkdir -p "$alt"
-    cp -a /etc/alternatives/. "$alt"/
+    cp -RP /etc/alternatives/. "$alt"/
     for tool in iptables ip6tables; do
         for part in "" -save -restore; do
             target=$(PATH="$PATH:/usr/sbin:/sbin" command -v "$tool-$2$part") || {
