@@ -161,6 +161,9 @@ class ShExecutor(Executor):
             "_ok_code": range(-64, 256),
             "_bg": True,
             "_bg_exc": False,
+            # a process group of its own: Ctrl-C in a terminal reaches this process only,
+            # which lets a command in flight finish instead of killing it half-way
+            "_new_group": True,
             "_tty_out": False,
             "_tty_in": False,
         }
