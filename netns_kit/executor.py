@@ -19,6 +19,7 @@ import contextvars
 import logging
 import os
 import shlex
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -173,7 +174,15 @@ class ShExecutor(Executor):
             kwargs["_timeout"] = timeout
         if self.env is not None:
             kwargs["_env"] = {**os.environ, **self.env}
-        done = program(*argv[1:], **kwargs)
+        # sh forks and runs Python in the child until the exec: a Ctrl-C or SIGTERM landing
+        # there would raise in a copy of this program; held back until the child has its
+        # own process group (then it gets the default action, as any exec'd program)
+        kwargs["_preexec_fn"] = _default_signals
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
+            done = program(*argv[1:], **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         try:
             done.wait()
         except sh.TimeoutException as exc:
@@ -207,6 +216,18 @@ class ShExecutor(Executor):
         log.debug("start %s", shlex.join(argv))
         environment = {**os.environ, **self.env} if self.env is not None else None
         return Process.start(argv, stdout=stdout, stderr=stderr, env=environment, command=started, executor=self)
+
+
+#: the signals that stop a program (Ctrl-C, kill)
+_STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _default_signals() -> None:
+    """In a forked child, before its exec: the default action for SIGINT and SIGTERM,
+    and any held back while it was being set up delivered now."""
+    for signum in _STOPPING:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
 
 
 Handler = Callable[[Command], "Result | str | None"]
