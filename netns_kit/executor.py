@@ -176,7 +176,7 @@ class ShExecutor(Executor):
             kwargs["_env"] = {**os.environ, **self.env}
         # sh forks and runs Python in the child until the exec: a Ctrl-C or SIGTERM landing
         # there would raise in a copy of this program; held back until the child has its
-        # own process group (then it gets the default action, as any exec'd program)
+        # own process group (see _default_signals)
         kwargs["_preexec_fn"] = _default_signals
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
@@ -223,11 +223,14 @@ _STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 def _default_signals() -> None:
-    """In a forked child, before its exec: the default action for SIGINT and SIGTERM,
-    and any held back while it was being set up delivered now."""
+    """In a forked child, once in its own process group, before its exec: one held back
+    while it was still in ours was meant for us (we got it too), so it is dropped; then
+    the default action for SIGINT and SIGTERM, as any exec'd program has."""
+    for signum in _STOPPING:
+        signal.signal(signum, signal.SIG_IGN)  # a pending one is discarded on unblock
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     for signum in _STOPPING:
         signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
 
 
 Handler = Callable[[Command], "Result | str | None"]
