@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -194,6 +195,10 @@ def classify(argv: Sequence[str], returncode: int, stdout: str = "", stderr: str
     """Return the most precise :class:`CommandError` for a failed process."""
     if returncode == 127 and not stderr.strip():
         return BinaryNotFoundError(argv, returncode, stdout, stderr, f"{argv[0]!r} is not installed or not on PATH")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else f"signal {-returncode}"
+        hint = f"killed by {name} (Ctrl-C, a timeout, a kill): it may or may not have taken effect"
+        return CommandError(argv, returncode, stdout, stderr, hint)
     for pattern, codes, cls, hint in TABLE:
         if (codes is None or returncode in codes) and pattern.search(stderr):
             return cls(argv, returncode, stdout, stderr, hint)

@@ -19,6 +19,7 @@ import contextvars
 import logging
 import os
 import shlex
+import signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -250,8 +251,13 @@ class ShExecutor(Executor):
         except sh.CommandNotFound:
             raise binary_not_found(argv) from None
         kwargs: dict[str, Any] = {
-            "_ok_code": range(256),
-            "_return_cmd": True,
+            # a command killed by a signal (negative code) is a failure classified here
+            "_ok_code": range(-64, 256),
+            "_bg": True,
+            "_bg_exc": False,
+            # a process group of its own: Ctrl-C in a terminal reaches this process only,
+            # which lets a command in flight finish instead of killing it half-way
+            "_new_group": True,
             "_tty_out": False,
             "_tty_in": False,
         }
@@ -261,10 +267,25 @@ class ShExecutor(Executor):
             kwargs["_timeout"] = timeout
         if self.env is not None:
             kwargs["_env"] = {**os.environ, **self.env}
+        # sh forks and runs Python in the child until the exec: a Ctrl-C or SIGTERM landing
+        # there would raise in a copy of this program; held back until the child has its
+        # own process group (see _default_signals)
+        kwargs["_preexec_fn"] = _default_signals
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
             done = program(*argv[1:], **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        try:
+            done.wait()
         except sh.TimeoutException as exc:
             raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
+        except BaseException:
+            # interrupted here (SIGTERM, Ctrl-C): let the command finish first, so that
+            # an undo never runs before the change it undoes has landed
+            with contextlib.suppress(Exception):
+                done.wait(timeout=10)
+            raise
         return (
             done.exit_code,
             done.stdout.decode(errors="replace"),
@@ -288,6 +309,21 @@ class ShExecutor(Executor):
         log.debug("start %s", shlex.join(argv))
         environment = {**os.environ, **self.env} if self.env is not None else None
         return Process.start(argv, stdout=stdout, stderr=stderr, env=environment, command=started, executor=self)
+
+
+#: the signals that stop a program (Ctrl-C, kill)
+_STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _default_signals() -> None:
+    """In a forked child, once in its own process group, before its exec: one held back
+    while it was still in ours was meant for us (we got it too), so it is dropped; then
+    the default action for SIGINT and SIGTERM, as any exec'd program has."""
+    for signum in _STOPPING:
+        signal.signal(signum, signal.SIG_IGN)  # a pending one is discarded on unblock
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+    for signum in _STOPPING:
+        signal.signal(signum, signal.SIG_DFL)
 
 
 Handler = Callable[[Command], "Result | str | None"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import iptables
+from . import iptables, sysctl
 from .command import Command
 from .errors import ValidationError
 from .executor import Executor
@@ -99,16 +99,28 @@ class Firewall(Resource):
     def plan(self, executor: Executor) -> list[Command]:
         tag = iptables.comment(f"{type(self).__name__}.executor.owner.tag", executor.owner.tag)
         self._look_at_backend(executor)
+        self._state.claims_released = False
         commands = [c for chain in self.chains() for c in chain.plan(tag, self.netns)]
         # switched on once the rules are in place (and so restored first on delete)
         return commands + self.extra(executor)
 
+    def _undo_commands(self, done: Sequence[Command]) -> list[Command]:
+        undo = [u for command in reversed(done) for u in command.undo]
+        state = self._state
+        if state.claims:
+            # a shared sysctl is restored only by the last one relying on it (netns_kit.sysctl)
+            state.claims_released = True
+            return sysctl.release(state.claims, undo)
+        if state.claims_released:
+            return [c for c in undo if c.argv[0] != "sysctl"]
+        return undo
+
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
-        iptables.checked_undo(executor, [u for command in reversed(done) for u in command.undo])
+        iptables.checked_undo(executor, self._undo_commands(done))
 
     def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
         """The undo, for a batching executor (which checks a ``-D`` when its batch fails)."""
-        return [attrs.evolve(u, missing_ok=True) for command in reversed(done) for u in command.undo]
+        return [attrs.evolve(u, missing_ok=True) for u in self._undo_commands(done)]
 
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         return () if self.netns in doomed else None

@@ -7,12 +7,14 @@ and a note), never masking it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
 
+from . import signals
 from .command import Command, Result
 from .errors import CommandError, NetnsKitError
 from .executor import Executor
@@ -29,11 +31,18 @@ def taken(error: BaseException, count: int) -> tuple[set[int], set[int], int | N
     """What a failed ``run_all`` of ``count`` commands did: (positions that took effect,
     positions that may have, the position that failed)."""
     completed = getattr(error, "completed_indexes", None)
+    # a command killed by a signal (negative exit code) may have taken effect
+    killed = isinstance(error, CommandError) and error.returncode < 0
     if completed is None:  # an executor that only sets ``completed``: a prefix
         n = len(getattr(error, "completed", ()))
-        interrupted = not isinstance(error, CommandError) and n < count
+        interrupted = (killed or not isinstance(error, CommandError)) and n < count
         return set(range(n)), {n} if interrupted else set(), None if interrupted or n >= count else n
-    return set(completed), set(getattr(error, "inflight_indexes", ())), getattr(error, "failed_index", None)
+    inflight = set(getattr(error, "inflight_indexes", ()))
+    failed = getattr(error, "failed_index", None)
+    if killed and failed is not None:
+        inflight.add(failed)
+        failed = None
+    return set(completed), inflight, failed
 
 
 @attrs.define
@@ -64,7 +73,7 @@ class Journal:
     def apply_all(self, resources: Sequence[Resource]) -> list[Result]:
         """Apply several resources; their commands may be batched by the executor."""
         units = [Unit(r) for r in resources]
-        plans = self._plan(resources, self.executor)
+        plans = self._plan(resources, self.executor)  # may raise: nothing ran then
         flat = [(unit, command) for unit, plan in zip(units, plans, strict=True) for command in plan]
         self.units.extend(units)
         commands = [command for _, command in flat]
@@ -83,7 +92,8 @@ class Journal:
             results = self.executor.run_all(commands, on_done=progress)
         except BaseException as error:
             # A command that failed did not take effect; one that was interrupted
-            # (Ctrl-C, SIGTERM) may have: it is undone too (missing_ok). A batching
+            # (Ctrl-C, SIGTERM, or itself killed by a signal) may have: it is undone too
+            # (missing_ok). A batching
             # executor may have run commands out of plan order: the sets need not be prefixes.
             done, inflight, failed = taken(error, len(flat))
             both = sorted(done | inflight)
@@ -104,10 +114,17 @@ class Journal:
     def _plan(resources: Sequence[Resource], executor: Executor) -> list[list[Command]]:
         """Plan each resource, seeing the sysctls the ones before it will set."""
         view = PlannedSysctls(executor)
-        plans = []
-        for resource in resources:
-            plans.append(resource.plan(view))
-            view.learn(plans[-1])
+        plans: list[list[Command]] = []
+        try:
+            for resource in resources:
+                plans.append(resource.plan(view))
+                view.learn(plans[-1])
+        except BaseException:
+            # the ones planned already may have claimed shared state (sysctl claims)
+            for planned in resources[: len(plans)]:
+                with contextlib.suppress(Exception):
+                    planned.undo(executor, [], complete=False)
+            raise
         return plans
 
     def _record(self, flat: Sequence[tuple[Unit, Command]], seqs: Sequence[int]) -> None:
@@ -129,21 +146,22 @@ class Journal:
         """Undo every unit in reverse order; return the errors met (and keep going)."""
         from . import teardown
 
-        fast = teardown.rollback(self)  # all at once, when it can
-        if fast is not None:
-            return fast
         errors: list[Exception] = []
-        while self.units:
-            unit = self.units.pop()
-            try:
-                unit.resource.undo(self.executor, [c for c, _ in unit.done], complete=unit.complete)
-            except Exception as error:
-                errors.append(error)
-                continue
+        with signals.shielded():  # one SIGTERM or Ctrl-C waits until the undo is complete
+            fast = teardown.rollback(self)  # all at once, when it can
+            if fast is not None:
+                return fast
+            while self.units:
+                unit = self.units.pop()
+                try:
+                    unit.resource.undo(self.executor, [c for c, _ in unit.done], complete=unit.complete)
+                except Exception as error:
+                    errors.append(error)
+                    continue
+                if self.ledger:
+                    self.ledger.mark([(seq, "undone") for _, seq in unit.done])
             if self.ledger:
-                self.ledger.mark([(seq, "undone") for _, seq in unit.done])
-        if self.ledger:
-            self.ledger.close(empty=not errors)
+                self.ledger.close(empty=not errors)
         return errors
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ never "gone": they are removed only when named.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import attrs
 
 from . import inventory as inv
+from . import sysctl
 from .command import Command, query
 from .errors import NetnsKitError
 from .executor import Executor, current
@@ -218,6 +220,10 @@ class _Cleanup:
             return None  # namespaces and links: decided by tag and ledger above
         if command.netns in self.doomed_netns:
             return None  # goes with its namespace
+        if not taken and argv[0] == "sysctl" and entry.state in _MAYBE:
+            # the plan only sets a value the sysctl did not have: if it holds that value
+            # now, the change ran (the restore checks, and respects live claims)
+            return self._sysctl_step(owner, command)
         if not taken:
             if entry.state in _MAYBE and entry.seq == self.first_unproven.get(id(lf)):
                 # the changes after it never started (commands run in order)
@@ -243,13 +249,23 @@ class _Cleanup:
         undo = self._first_sysctl_undo(place) or command.undo[0]
 
         def restore() -> None:
-            result = self.executor.run(query("sysctl", "-n", key, netns=command.netns), check=False)
-            if not result.ok:
-                return  # the interface it belonged to is gone
-            now = result.stdout.strip()
-            if now != value:
-                raise _Keep(f"sysctl {key} is {now}, not the {value} {owner.id} set: someone changed it since")
-            self.executor.run(attrs.evolve(undo, missing_ok=True))
+            shared = sysctl.Claims.of(self.executor, key, command.netns)
+            with shared.locked() if shared is not None else contextlib.nullcontext():
+                result = self.executor.run(query("sysctl", "-n", key, netns=command.netns), check=False)
+                if not result.ok:
+                    return  # the interface it belonged to is gone
+                now = result.stdout.strip()
+                if now != value:
+                    raise _Keep(f"sysctl {key} is {now}, not the {value} {owner.id} set: someone changed it since")
+                restore = undo
+                if shared is not None:
+                    live = shared.live()
+                    original = shared.drop([c for c in live if c.name.startswith(f"claim.{owner.id}.")])
+                    if original is None and shared.live():
+                        raise _Keep(f"sysctl {key}: still relied on by running owners, who restore it when done")
+                    if original is not None:
+                        restore = shared.restore(original)
+                self.executor.run(attrs.evolve(restore, missing_ok=True))
 
         return _Step(f"sysctl {key} restored: {undo.line}", restore, owner)
 

@@ -81,4 +81,5 @@ class NatRule(Firewall):
         return chains
 
     def extra(self, executor: Executor) -> list[Command]:
-        return sysctl.plan_set(executor, sysctl.forwarding_key(self.version), "1", self.netns)
+        key = sysctl.forwarding_key(self.version)
+        return sysctl.plan_set(executor, key, "1", self.netns, claims=self._state.claims)

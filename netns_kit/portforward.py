@@ -159,12 +159,13 @@ class PortForward(Firewall):
         return chains
 
     def extra(self, executor: Executor) -> list[Command]:
-        commands = sysctl.plan_set(executor, sysctl.forwarding_key(self.version), "1", self.netns)
+        claims = self._state.claims
+        commands = sysctl.plan_set(executor, sysctl.forwarding_key(self.version), "1", self.netns, claims=claims)
         if self.localhost:
             assert self.bridge is not None
             key = sysctl.interface_key("ipv4", self.bridge, "route_localnet")
             default = sysctl.interface_key("ipv4", "default", "route_localnet")
-            commands += sysctl.plan_set(executor, key, "1", self.netns, default=default)
+            commands += sysctl.plan_set(executor, key, "1", self.netns, default=default, claims=claims)
         if self.hairpin and not self._hairpin_on(executor):
             assert self.bridge_port is not None
             argv = ("ip", "link", "set", "dev", self.bridge_port, "type", "bridge_slave", "hairpin")

@@ -25,6 +25,9 @@ test asks for one of its fixtures (all named ``netns_*``):
 ``netns_fresh_sandbox``     a sandbox of the test's own
 ==========================  ====================================================
 
+``--netns-iptables legacy`` (or ``nft``) runs the sandboxes' ``iptables`` with that
+backend, so a suite can be run against both.
+
 When real namespaces cannot be made here the fixtures skip with the reason;
 ``--netns-require`` (or ``NETNS_KIT_REQUIRE_SANDBOX=1``, or the ini option
 ``netns_require = true``) makes them fail instead.
@@ -78,6 +81,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--netns-update-golden", action="store_true", help="netns_assert_plan rewrites golden files instead"
     )
+    group.addoption(
+        "--netns-iptables",
+        choices=("nft", "legacy"),
+        help="the iptables backend inside the sandboxes (default: the machine's; see Sandbox(iptables=))",
+    )
     parser.addini("netns_require", "fail, never skip, when real namespaces cannot be made", type="bool", default=False)
     parser.addini("netns_sandbox_scope", "how long one netns_sandbox lives", default="session")
 
@@ -123,7 +131,7 @@ def _sandbox(config: pytest.Config) -> Iterator[Sandbox]:
     if problem:
         _cannot_run(config, problem)
     try:
-        sandbox = Sandbox().start()
+        sandbox = Sandbox(iptables=config.getoption("netns_iptables")).start()
     except SandboxError as error:
         _cannot_run(config, str(error))
     try:

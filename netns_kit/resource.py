@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
+from . import signals
 from .command import Command
 from .executor import Executor, current
 
@@ -27,6 +28,11 @@ class _State:
     journals: list[Journal] = attrs.field(factory=list)
     adopted: bool = False
     processes: list[Any] = attrs.field(factory=list)
+    guards: list[signals.Guard] = attrs.field(factory=list)
+    #: sysctl claims filed by its plans (netns_kit.sysctl), dropped by its undo
+    claims: list[Any] = attrs.field(factory=list)
+    #: its claims were dropped already (by a fast teardown's plan): restore no sysctl again
+    claims_released: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -83,7 +89,8 @@ class Resource:
             self._state.adopted = True
             return self
         journal = Journal(executor)
-        journal.apply(self)
+        with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made
+            journal.apply(self)
         self._state.journals.append(journal)
         return self
 
@@ -103,7 +110,20 @@ class Resource:
         self.undo(executor, self.plan(executor), complete=True)
 
     def __enter__(self) -> Self:
-        return self.create()
+        # while the block runs, SIGTERM unwinds it (and so deletes): see netns_kit.signals
+        guard = signals.Guard()
+        guard.enter()
+        try:
+            self.create()
+        except BaseException:
+            guard.exit()
+            raise
+        self._state.guards.append(guard)
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.delete()
+        try:
+            self.delete()
+        finally:
+            if self._state.guards:
+                self._state.guards.pop().exit()

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from .command import Command
-from .errors import SandboxError
+from .errors import SandboxError, ValidationError
 from .executor import ShExecutor
 from .owner import Owner
 
 log = logging.getLogger("netns_kit")
+
+#: ``Sandbox(iptables=...)``: which ``iptables`` the commands inside run (None: the machine's)
+IPTABLES_BACKENDS = (None, "nft", "legacy")
 
 _HOLDER = r"""
 set -e
@@ -38,12 +41,31 @@ ov=lowerdir=/etc,upperdir=/run/.netns_kit/etc-upper,workdir=/run/.netns_kit/etc-
 if mount -t overlay -o "$ov" netns_kit_etc /etc 2>/dev/null; then
     mkdir -p /etc/netns && etc=etc
 fi
+if [ "$2" != machine ]; then
+    # iptables, iptables-save ... of the sandbox are the "$2" ones: the alternatives
+    # they point through are replaced in this mount namespace only
+    [ -L /etc/alternatives/iptables ] || {
+        echo "cannot pick the iptables backend: /etc/alternatives/iptables is not a symlink" >&2; exit 1; }
+    alt=/run/.netns_kit/alternatives
+    mkdir -p "$alt"
+    cp -RP /etc/alternatives/. "$alt"/
+    for tool in iptables ip6tables; do
+        for part in "" -save -restore; do
+            target=$(PATH="$PATH:/usr/sbin:/sbin" command -v "$tool-$2$part") || {
+                echo "cannot pick the iptables backend: $tool-$2$part is not installed" >&2; exit 1; }
+            ln -sfn "$target" "$alt/$tool$part"
+        done
+    done
+    mount --bind "$alt" /etc/alternatives
+fi
 ip link set dev lo up
 set +e
 stop_all() {
     me=$(readlink /proc/$$/ns/net)
-    for ns in $(ls /run/netns); do
-        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+    # every name as it is (a space, a glob, a newline, a leading dot), never split
+    for path in /run/netns/* /run/netns/.[!.]* /run/netns/..?*; do
+        [ -e "$path" ] || continue
+        ip netns pids "${path##*/}" 2>/dev/null | xargs -r kill -9 2>/dev/null
     done
     for p in /proc/[0-9]*; do
         pid=${p#/proc/}
@@ -102,7 +124,10 @@ class Sandbox(ShExecutor):
             ...  # everything here happens inside the sandbox
 
     Rootless by default when not root (``rootless=None``); as root it uses
-    no user namespace. :meth:`attach` joins a holder started elsewhere.
+    no user namespace. ``iptables="legacy"`` (or ``"nft"``) makes ``iptables``,
+    ``ip6tables`` and their ``-save``/``-restore`` inside the sandbox that
+    backend, whatever the machine's alternatives say (they are replaced in the
+    sandbox's mount namespace only). :meth:`attach` joins a holder started elsewhere.
     """
 
     def __init__(
@@ -110,12 +135,17 @@ class Sandbox(ShExecutor):
         *,
         rootless: bool | None = None,
         owner: Owner | None = None,
+        iptables: str | None = None,
         batch: bool = True,
         parallel: int = 4,
         runner: str = "subprocess",
     ) -> None:
         super().__init__(owner=owner, batch=batch, parallel=parallel, runner=runner)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
+        if iptables not in IPTABLES_BACKENDS:
+            raise ValidationError("Sandbox.iptables", iptables, f"must be one of {list(IPTABLES_BACKENDS)}")
+        #: the iptables backend inside: "nft", "legacy", or None for the machine's choice
+        self.iptables = iptables
         self._holder: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self.has_etc_netns = False
@@ -184,6 +214,7 @@ class Sandbox(ShExecutor):
             _HOLDER,
             "netns_kit-sandbox",
             "detached" if detached else "attached",
+            self.iptables or "machine",
         ]
 
     def start(self, *, detached: bool = False) -> Sandbox:

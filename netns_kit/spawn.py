@@ -9,6 +9,7 @@ time (see CHANGELOG.md). ``ShExecutor(runner="sh")`` keeps the old way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,22 +25,39 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> tuple[int, str, str]:
-    """Run ``argv`` (never through a shell); return (exit code, stdout, stderr)."""
+    """Run ``argv`` (never through a shell); return (exit code, stdout, stderr).
+
+    The command gets a process group of its own, so a Ctrl-C in the terminal
+    reaches this process only and never kills a command half-way; if this
+    process is interrupted while waiting (Ctrl-C, SIGTERM), the command is
+    left to finish first, so an undo never runs before the change it undoes
+    has landed. A command killed by a signal has a negative exit code.
+    """
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             list(argv),
-            input=input.encode() if input is not None else None,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
-            check=False,
+            process_group=0,
         )
     except FileNotFoundError:
         raise binary_not_found(argv) from None
+    try:
+        stdout, stderr = process.communicate(input.encode() if input is not None else None, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
+        process.kill()
+        process.communicate()
         raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
-    return done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            process.communicate(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        raise
+    return process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
 
 
 def netns_pids(paths: Mapping[str, Path], proc: Path = Path("/proc")) -> dict[str, list[int]]:

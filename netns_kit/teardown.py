@@ -53,7 +53,11 @@ def rollback(journal: Journal) -> list[Exception] | None:
     undo: list[Command] = []
     left: list[tuple[str | None, str]] = []
     for unit in reversed(units):
-        if not unit.done or id(unit.resource) in ids:
+        if id(unit.resource) in ids:
+            continue
+        if not unit.done:
+            # nothing of it ran, but its plan may have claimed shared state (sysctl claims)
+            undo.extend(unit.resource.undo_plan([]) or [])
             continue
         goes = unit.resource.vanishes_with(names)
         if goes is not None:

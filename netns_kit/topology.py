@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Self, TypeVar
 
+from . import signals
 from .command import query
 from .errors import TimeoutError, ValidationError
 from .executor import Executor, Recorder, current
@@ -71,6 +72,7 @@ class Topology:
         self.wait = wait
         self.wait_timeout = wait_timeout
         self._journal: Journal | None = None
+        self._guard = signals.Guard()
         self.add(*resources)
 
     def __repr__(self) -> str:
@@ -179,14 +181,15 @@ class Topology:
             raise ValidationError("Topology", self, "is already up")
         executor = self._executor(executor)
         journal = Journal(executor)
-        journal.apply_all(self.ordered())
-        self._journal = journal
-        if self.wait:
-            try:
-                self.wait_ready(timeout=self.wait_timeout, executor=executor)
-            except BaseException as error:
-                self._journal = None
-                journal.fail(error)
+        with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made
+            journal.apply_all(self.ordered())
+            self._journal = journal
+            if self.wait:
+                try:
+                    self.wait_ready(timeout=self.wait_timeout, executor=executor)
+                except BaseException as error:
+                    self._journal = None
+                    journal.fail(error)
         return self
 
     def down(self) -> None:
@@ -196,10 +199,19 @@ class Topology:
             journal.close()
 
     def __enter__(self) -> Self:
-        return self.up()
+        # while the block runs, SIGTERM unwinds it (and so tears down): see netns_kit.signals
+        self._guard.enter()
+        try:
+            return self.up()
+        except BaseException:
+            self._guard.exit()
+            raise
 
     def __exit__(self, *exc: object) -> None:
-        self.down()
+        try:
+            self.down()
+        finally:
+            self._guard.exit()
 
     def plan(self, *, owner: Owner | None = None) -> Recorder:
         """A dry-run of ``up()``: a :class:`Recorder` holding the commands.

@@ -103,6 +103,19 @@ def valid_interfaces(instance: Any, attribute: attrs.Attribute[Any], value: tupl
             raise ValidationError(
                 field, str(item), "must be an address with a prefix length, like 192.168.1.1/24 or fd00::1/64"
             )
+        in_subnet(field, item)
+
+
+def in_subnet(field: str, item: IPInterface) -> None:
+    """An address must be one of its subnet's host addresses: not the subnet itself
+    (``10.0.0.0/24``) nor, in IPv4, its broadcast address (``10.0.0.255/24``)."""
+    net = item.network
+    if net.prefixlen >= net.max_prefixlen - 1:
+        return  # /31, /32, /127, /128: every address is a host
+    if item.ip == net.network_address:
+        raise ValidationError(field, str(item), f"is the address of the subnet {net} itself, not a host in it")
+    if item.version == 4 and item.ip == net.broadcast_address:
+        raise ValidationError(field, str(item), f"is the broadcast address of {net}, not a host in it")
 
 
 def parse_address(field: str, value: Any) -> IPAddress:

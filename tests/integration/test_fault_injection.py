@@ -46,12 +46,15 @@ def sabotage(command: Command) -> tuple[Command | None, Command, Command | None]
 
 
 class FailingAt(Sandbox):
-    """Makes the k-th change fail for real, in the kernel or in iptables (batched or not)."""
+    """Makes the k-th change fail for real, in the kernel or in iptables (batched or not),
+    and remembers the command that failed and the error the executor raised for it."""
 
     k = 0
     seen = 0
     clash: Command | None = None
     unclash: Command | None = None
+    failed: Command | None = None
+    raised: BaseException | None = None
 
     def run_all(self, commands: Sequence[Command], **kwargs: Any):  # type: ignore[no-untyped-def]
         commands = list(commands)
@@ -62,7 +65,13 @@ class FailingAt(Sandbox):
                     self.clash, commands[i], self.unclash = sabotage(command)
                     if self.clash is not None:
                         super().run(self.clash)
-        return super().run_all(commands, **kwargs)
+                    self.failed = commands[i]
+        try:
+            return super().run_all(commands, **kwargs)
+        except BaseException as error:
+            if self.failed is not None and self.raised is None:
+                self.raised = error
+            raise
 
 
 def test_every_step_has_a_real_failure() -> None:

@@ -177,11 +177,12 @@ def test_rules_held_by_the_other_backend_are_reported(fresh_sandbox: Sandbox, ca
 
     with netns_kit.use(fresh_sandbox):
         host = Host()
-        assert check_backend(fresh_sandbox).name == "nf_tables"
-        host.run(["iptables-legacy", "-w", "-P", "FORWARD", "DROP"], mutating=True)
+        # whichever backend `iptables` is here (--netns-iptables picks it), rules in the other one
+        other = {"nf_tables": "legacy", "legacy": "nft"}[check_backend(fresh_sandbox).name]
+        host.run([f"iptables-{other}", "-w", "-P", "FORWARD", "DROP"], mutating=True)
         with pytest.raises(CommandError) as info:
             check_backend(fresh_sandbox)
-        assert "iptables-legacy tables present" in info.value.hint
+        assert f"iptables-{other} tables present" in info.value.hint
         assert "filter FORWARD policy DROP" in info.value.hint
         with caplog.at_level(logging.WARNING, logger="netns_kit"), Bridge("br0"), NatRule("10.0.0.0/24", bridge="br0"):
             pass
