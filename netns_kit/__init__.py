@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         UnsupportedError,
         ValidationError,
     )
-    from .executor import Executor, Recorder, ShExecutor, current, use
+    from .executor import Executor, ShExecutor, current, use
     from .impairment import Impairment
     from .leftovers import CleanupReport, cleanup
     from .link import Bridge, VethPair
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .partition import LinkDown, Partition
     from .portforward import PortForward
     from .process import PIPE, STDOUT, Process
+    from .recorder import Recorder
     from .resource import Resource
     from .route import Address, Route
     from .sandbox import Sandbox
@@ -69,7 +70,7 @@ _WHERE = {
     "UnsupportedError": ".errors",
     "ValidationError": ".errors",
     "Executor": ".executor",
-    "Recorder": ".executor",
+    "Recorder": ".recorder",
     "ShExecutor": ".executor",
     "current": ".executor",
     "use": ".executor",

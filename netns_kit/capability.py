@@ -4,7 +4,7 @@ The netem qdisc (``sch_netem``) is missing from some kernels (minimal CI and
 container kernels, WSL2 for years). The probe tries it for real in a
 throwaway network namespace (``unshare --net tc qdisc add dev lo root netem
 ...``), which changes nothing that outlives the probe, and remembers the
-answer for that executor. A dry-run (:class:`~netns_kit.executor.Recorder`)
+answer for that executor. A dry-run (:class:`~netns_kit.recorder.Recorder`)
 answers as a full kernel would, unless its handler says otherwise.
 """
 

@@ -47,8 +47,9 @@ import pytest
 # using none of them would pay nothing for this plugin if the package's
 # __init__ did not already import it all (about 55 ms, mostly attrs).
 if TYPE_CHECKING:
-    from .executor import Executor, Recorder
+    from .executor import Executor
     from .namespace import Namespace
+    from .recorder import Recorder
     from .sandbox import Sandbox
     from .testing import Factory, Pair
     from .topology import Topology
@@ -220,7 +221,8 @@ def netns_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
 @pytest.fixture
 def netns_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     """A dry-run :class:`~netns_kit.Recorder`, in effect for this test."""
-    from .executor import Recorder, use
+    from .executor import use
+    from .recorder import Recorder
 
     _claim(request)
     recorder = Recorder()

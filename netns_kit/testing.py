@@ -32,12 +32,13 @@ import attrs
 from . import doctor
 from . import sandbox as _sandbox
 from .errors import SandboxError, TimeoutError, ValidationError
-from .executor import Executor, Recorder, current
+from .executor import Executor, current
 from .impairment import Impairment
 from .link import VethPair
 from .link_impairment import LinkImpairment
 from .namespace import Namespace, _Place
 from .partition import Partition
+from .recorder import Recorder
 from .resource import Resource
 from .topology import Topology
 from .validate import IFNAMSIZ, netns_name

@@ -22,11 +22,12 @@ from typing import Any, Self, TypeVar
 from . import signals
 from .command import query
 from .errors import TimeoutError, ValidationError
-from .executor import Executor, Recorder, current
+from .executor import Executor, current
 from .journal import Journal
 from .link import Bridge, VethPair
 from .namespace import Namespace
 from .owner import Owner
+from .recorder import Recorder
 from .resource import Resource
 from .route import Address, Route
 
