@@ -166,7 +166,7 @@ TABLE: tuple[tuple[re.Pattern[str], frozenset[int] | None, type[CommandError], s
             r"Cannot open network namespace|Cannot remove namespace file|"
             r"Cannot delete qdisc with handle of zero|Cannot find specified qdisc|"
             r"Invalid \"netns\" value|"
-            r"No such file or directory|No such process|Address not found|"
+            r"No such file or directory|No such process|Address not found|FIB table does not exist|"
             r"does a matching rule exist|No chain/target/match by that name|"
             r"Chain '.*' does not exist|Cannot assign requested address",
             None,

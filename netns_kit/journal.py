@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from . import signals
-from .command import Command, Result
+from .command import Command, Result, query
 from .errors import CommandError, NetnsKitError
 from .executor import Executor
-from .ledger import Ledger
+from .ledger import Ledger, created_by
 from .overlay import PlannedSysctls
 
 if TYPE_CHECKING:
@@ -77,7 +77,9 @@ class Journal:
         flat = [(unit, command) for unit, plan in zip(units, plans, strict=True) for command in plan]
         self.units.extend(units)
         commands = [command for _, command in flat]
-        seqs = self.ledger.intend(commands) if self.ledger else list(range(len(commands)))
+        seqs = (
+            self.ledger.intend(commands, absent=self._absent(commands)) if self.ledger else list(range(len(commands)))
+        )
         marked: set[int] = set()
 
         def progress(indexes: Sequence[int]) -> None:
@@ -109,6 +111,40 @@ class Journal:
         for unit in units:
             unit.complete = True
         return results
+
+    def _absent(self, commands: Sequence[Command]) -> set[int]:
+        """Positions of the commands creating namespaces or links whose names are free now.
+
+        Written into the ledger with the entries, so that crash cleanup can tell an
+        untagged object made by a creation in flight at a SIGKILL from one of the same
+        name that was there before (one query per place, only for real runs).
+        """
+        creating = {i: made for i, c in enumerate(commands) if (made := created_by(c))}
+        if not creating:
+            return set()
+        new_netns = {obj for made in creating.values() for obj in made if isinstance(obj, str)}
+        seen: dict[str | None, set[str]] = {}
+
+        def names(netns: str | None, what: str) -> set[str]:
+            key = "\0netns" if what == "netns" else netns
+            if key not in seen:
+                argv = ("ip", "-j", "netns", "list") if what == "netns" else ("ip", "-j", "link", "show")
+                result = self.executor.run(query(*argv, netns=None if what == "netns" else netns), check=False)
+                field = "name" if what == "netns" else "ifname"
+                seen[key] = {entry.get(field, "") for entry in result.json()} if result.ok else set()
+            return seen[key]
+
+        absent = set()
+        for i, made in creating.items():
+            free = True
+            for obj in made:
+                if isinstance(obj, str):
+                    free = free and obj not in names(None, "netns")
+                elif obj[1] not in new_netns:  # a link in a namespace made in this same apply is new
+                    free = free and obj[0] not in names(obj[1], "link")
+            if free:
+                absent.add(i)
+        return absent
 
     @staticmethod
     def _plan(resources: Sequence[Resource], executor: Executor) -> list[list[Command]]:

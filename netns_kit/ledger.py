@@ -14,7 +14,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +33,8 @@ class Entry:
     command: Command
     time: float
     state: str = "in-flight"  # ok | failed | skipped | undone | in-flight
+    #: what it creates did not exist just before (so if it exists now, this made it)
+    absent: bool = False
 
 
 class Ledger:
@@ -55,12 +57,22 @@ class Ledger:
         out.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
         out.flush()
 
-    def intend(self, commands: Sequence[Command]) -> list[int]:
-        """Record commands about to run; returns their sequence numbers."""
+    def intend(self, commands: Sequence[Command], *, absent: Collection[int] = ()) -> list[int]:
+        """Record commands about to run; returns their sequence numbers.
+
+        ``absent``: positions of commands creating objects that were seen not to
+        exist just before (see :func:`created_by`).
+        """
         now = time.time()
         seqs = list(range(self._seq + 1, self._seq + 1 + len(commands)))
         self._seq += len(commands)
-        self._write([{"seq": s, "t": round(now, 6), "do": c.to_json()} for s, c in zip(seqs, commands, strict=True)])
+        records = []
+        for i, (s, c) in enumerate(zip(seqs, commands, strict=True)):
+            record: dict[str, Any] = {"seq": s, "t": round(now, 6), "do": c.to_json()}
+            if i in absent:
+                record["absent"] = True
+            records.append(record)
+        self._write(records)
         return seqs
 
     def mark(self, marks: Sequence[tuple[int, str]]) -> None:
@@ -92,7 +104,9 @@ def read(path: Path) -> list[Entry]:
             except json.JSONDecodeError:
                 continue  # a line torn by a crash while being written
             if "do" in record:
-                entries[record["seq"]] = Entry(record["seq"], Command.from_json(record["do"]), record["t"])
+                entries[record["seq"]] = Entry(
+                    record["seq"], Command.from_json(record["do"]), record["t"], absent=record.get("absent", False)
+                )
             elif record.get("seq") in entries:
                 entries[record["seq"]].state = record["mark"]
     return [entries[k] for k in sorted(entries)]
@@ -110,3 +124,20 @@ def files(directory: Path) -> Iterator[tuple[Owner, Path]]:
             yield Owner(owner_id), path
         except ValueError:
             continue
+
+
+def created_by(command: Command) -> list[str | tuple[str, str | None]]:
+    """What a command creates: a namespace name, or (link, netns) for each link
+    ``ip link add name A ... [peer name B [netns NS]]`` makes."""
+    argv = command.argv
+    if argv[:3] == ("ip", "netns", "add") and len(argv) > 3:
+        return [argv[3]]
+    if argv[:4] != ("ip", "link", "add", "name"):
+        return []
+    made: list[str | tuple[str, str | None]] = [(argv[4], command.netns)]
+    if "peer" in argv:
+        rest = argv[argv.index("peer") + 1 :]
+        if rest[:1] == ("name",) and len(rest) > 1:
+            netns = rest[rest.index("netns") + 1] if "netns" in rest else command.netns
+            made.append((rest[1], netns))
+    return made

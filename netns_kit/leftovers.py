@@ -38,7 +38,7 @@ from . import sysctl
 from .command import Command, query
 from .errors import NetnsKitError
 from .executor import Executor, current
-from .ledger import Entry
+from .ledger import Entry, created_by
 from .namespace import Namespace
 from .owner import Owner
 
@@ -182,10 +182,13 @@ class _Cleanup:
             files = [lf for lf in self.files if lf.owner == owner]
             taken = [(lf.owner, e) for lf in files for e in lf.entries if e.seq in self.taken[id(lf)]]
             standing = [(lf.owner, e) for lf in files for e in lf.standing]
+            # an entry in flight proves its creation when what it creates was seen absent
+            # just before (and exists now): nobody else could have made it in between
+            proven = [(o, e) for o, e in standing if e.absent]
             self._made_cache[owner] = (
-                {obj for _, e in taken for obj in _created_by(e.command)},
+                {obj for _, e in taken + proven for obj in _created_by(e.command)},
                 {_tag_key(t) for o, e in taken if (t := _tagging_target(e.command, o)) is not None},
-                {obj for _, e in standing for obj in _created_by(e.command)},
+                {obj for _, e in standing if not e.absent for obj in _created_by(e.command)},
             )
         return self._made_cache[owner]
 
@@ -371,12 +374,13 @@ class _Keep(Exception):
 
 
 def _taken_entries(lf: inv.LedgerFile, scan: inv.Inventory) -> set[int]:
-    """Entries that took effect: marked ok, or in flight before one seen to have taken effect."""
-    proven_upto = 0
-    for entry in lf.entries:
-        if entry.state in _TAKEN or (entry.state in _MAYBE and _seen(entry.command, lf.owner, scan)):
-            proven_upto = entry.seq
-    return {e.seq for e in lf.entries if e.state in _TAKEN or (e.state in _MAYBE and e.seq <= proven_upto)}
+    """Entries that took effect: marked ok, or in flight and seen to have taken effect.
+
+    No order is assumed between entries: a batching executor runs the commands of
+    different namespaces side by side, so an entry in flight before one that took
+    effect may not have run (its step is marked ok as soon as it is done).
+    """
+    return {e.seq for e in lf.entries if e.state in _TAKEN or (e.state in _MAYBE and _seen(e.command, lf.owner, scan))}
 
 
 def _seen(command: Command, owner: Owner, scan: inv.Inventory) -> bool:
@@ -405,17 +409,4 @@ def _tag_key(target: tuple[str, str | None]) -> Any:
 
 
 def _created_by(command: Command) -> list[Any]:
-    """What a command creates: a namespace name, or (link, netns) for each link
-    ``ip link add name A ... [peer name B [netns NS]]`` makes."""
-    argv = command.argv
-    if argv[:3] == ("ip", "netns", "add") and len(argv) > 3:
-        return [argv[3]]
-    if argv[:4] != ("ip", "link", "add", "name"):
-        return []
-    made: list[Any] = [(argv[4], command.netns)]
-    if "peer" in argv:
-        rest = argv[argv.index("peer") + 1 :]
-        if rest[:1] == ("name",) and len(rest) > 1:
-            netns = rest[rest.index("netns") + 1] if "netns" in rest else command.netns
-            made.append((rest[1], netns))
-    return made
+    return created_by(command)

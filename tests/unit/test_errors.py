@@ -26,6 +26,7 @@ REAL_MESSAGES = [
     (1, 'Cannot remove namespace file "/run/netns/zz": No such file or directory', NotFoundError),
     (2, "RTNETLINK answers: No such process", NotFoundError),
     (2, "Error: ipv4: Address not found.", NotFoundError),
+    (2, "Error: FIB table does not exist.", NotFoundError),
     (255, 'Error: argument "nobr" is wrong: Device does not exist', NotFoundError),
     (255, 'Error: argument "x" is wrong: Invalid "netns" value', NotFoundError),
     (1, "iptables: Bad rule (does a matching rule exist in that chain?).", NotFoundError),

@@ -66,9 +66,11 @@ class Machine(Recorder):
         return self.lines
 
 
-def ledger(directory: Path, owner: Owner, commands: list[Command], marks: list[str]) -> Path:
+def ledger(
+    directory: Path, owner: Owner, commands: list[Command], marks: list[str], absent: tuple[int, ...] = ()
+) -> Path:
     book = Ledger(directory, owner)
-    seqs = book.intend(commands)
+    seqs = book.intend(commands, absent=absent)
     book.mark([(s, m) for s, m in zip(seqs, marks, strict=False)])
     book.close(empty=False)
     return book.path
@@ -142,6 +144,17 @@ def test_in_flight_creation_of_an_untagged_same_name_object_is_left_alone_and_re
     report = cleanup(machine)
     assert machine.changes == []
     assert any("br0 (bridge in the host): has no tag" in line for line in report.kept)
+
+
+def test_in_flight_creation_of_a_name_seen_free_just_before_is_proven_ours(machine: Machine) -> None:
+    # the ledger noted that br0 and red did not exist when the batch was written ahead
+    ledger(machine.directory, DEAD, [NETNS, BRIDGE, tag_br(DEAD)], [], absent=(0, 1))
+    machine.namespace("red", None)
+    machine.link("br0")
+    report = cleanup(machine)
+    assert "ip link del dev br0" in machine.changes
+    assert "ip netns del red" in machine.changes
+    assert not any("has no tag" in line for line in report.kept)
 
 
 def test_created_but_not_yet_tagged_is_proven_ours_by_the_ok_mark(machine: Machine) -> None:

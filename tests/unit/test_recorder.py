@@ -93,7 +93,9 @@ def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerF
     real.owner = netns_kit.Owner.dry_run()
     scenarios.seed001_pipe().up(real)
     recorder = scenarios.seed001_pipe().plan()
-    assert [tuple(a) for a in seen] == [c.full_argv for c in recorder.commands]
+    # first, for the write-ahead ledger: which of the names it creates are free now
+    assert tuple(seen[0]) == ("ip", "-j", "netns", "list")
+    assert [tuple(a) for a in seen[1:]] == [c.full_argv for c in recorder.commands]
 
 
 def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: MockerFixture, tmp_path) -> None:
@@ -110,11 +112,12 @@ def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: Mocker
     scenarios.seed001_nat().up(real)
     assert given == scenarios.seed001_nat().plan().commands
     started = [" ".join(argv) for (argv,), _ in real._execute.call_args_list]
-    # queries while planning: the iptables backend, the sysctl's prior value
-    assert started[:2] == ["iptables -V", "sysctl -n net.ipv4.ip_forward"]
+    # queries while planning: the iptables backend, the sysctl's prior value; then, for
+    # the write-ahead ledger, which of the names it creates are free now
+    assert started[:4] == ["iptables -V", "sysctl -n net.ipv4.ip_forward", "ip -j netns list", "ip -j link show"]
     # one ip batch for the host and one per namespace, an iptables-restore per resource
     # (the sysctl between them keeps NAT rules in place before forwarding is on): 7, not 41
-    assert started[2:] == [
+    assert started[4:] == [
         "ip -batch -",
         # the namespace's network only: `ip -n` would also copy the mount table each time
         "nsenter --net=/run/netns/red -- ip -batch -",
