@@ -19,8 +19,8 @@ HOST_OUTSIDE_ADDRESS = "203.0.113.1"
 OUTSIDE_ADDRESS = "203.0.113.2"
 
 
-def seed001_pipe() -> Topology:
-    """Seed 001, "veth pairs as a network pipe": red and blue joined by one veth pair."""
+def _pipe(subnet: str) -> Topology:
+    """red and blue joined by one veth pair, at .1 and .2 of ``subnet`` (a /24 prefix)."""
     return Topology(
         [
             Namespace("red"),
@@ -30,11 +30,16 @@ def seed001_pipe() -> Topology:
                 "veth-blue",
                 netns="red",
                 peer_netns="blue",
-                addresses="192.168.1.1/24",
-                peer_addresses="192.168.1.2/24",
+                addresses=f"{subnet}.1/24",
+                peer_addresses=f"{subnet}.2/24",
             ),
         ]
     )
+
+
+def seed001_pipe() -> Topology:
+    """Seed 001, "veth pairs as a network pipe": red and blue joined by one veth pair."""
+    return _pipe("192.168.1")
 
 
 def seed001_bridge() -> Topology:
@@ -68,20 +73,7 @@ def seed002_host() -> Topology:
 
 def seed004_pipe() -> Topology:
     """Seed 004: red and blue joined by a pipe on 192.168.15.0/24."""
-    return Topology(
-        [
-            Namespace("red"),
-            Namespace("blue"),
-            VethPair(
-                "veth-red",
-                "veth-blue",
-                netns="red",
-                peer_netns="blue",
-                addresses="192.168.15.1/24",
-                peer_addresses="192.168.15.2/24",
-            ),
-        ]
-    )
+    return _pipe("192.168.15")
 
 
 def seed001_nat() -> Topology:
