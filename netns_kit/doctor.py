@@ -221,6 +221,8 @@ class _Doctor:
                     "unprivileged user namespace.",
                     f"{fix}; or run as root",
                 )
+        if not self.p.which("unshare"):
+            return Check(name, SKIP, "not root; user namespaces not checked: unshare is missing (see util-linux)")
         works, err = self.p.userns_works()
         if not works:
             return Check(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from netns_kit import Command, Recorder, Result
@@ -116,6 +117,15 @@ def test_not_root_when_unshare_is_refused_without_a_known_switch() -> None:
     assert check.status == FAIL
     assert "Operation not permitted" in check.summary
     assert "seccomp" in check.explanation
+
+
+def test_not_root_without_unshare_reports_util_linux_once_and_probes_nothing() -> None:
+    def never() -> tuple[bool, str]:
+        raise AssertionError("user namespaces probed without unshare")
+
+    report = doctor(probes=attrs.evolve(probes(euid=1000, missing={"unshare"}), userns_works=never))
+    assert report["privileges"].status == SKIP
+    assert [c.name for c in report.failures()] == ["util-linux (nsenter, unshare)"]
 
 
 def test_not_root_with_user_namespaces_is_fine() -> None:
