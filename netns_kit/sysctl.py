@@ -85,24 +85,34 @@ class Claims:
     def live(self) -> list[Path]:
         """Claims whose owner still runs (named owners, like the CLI's, always count);
         the claims of gone processes are removed (call it locked)."""
-        alive = []
-        for claim in self.path.glob("claim.*"):
-            owner_id = claim.name.removeprefix("claim.").rsplit(".", 1)[0]
+        alive: dict[str, bool] = {}
+        return [claim for claim in self.path.glob("claim.*") if self._counts(claim, alive)]
+
+    def any_live(self) -> bool:
+        """True when some claim's owner still runs: stops at the first one (call it locked)."""
+        alive: dict[str, bool] = {}
+        return any(self._counts(claim, alive) for claim in self.path.glob("claim.*"))
+
+    @staticmethod
+    def _counts(claim: Path, alive: dict[str, bool]) -> bool:
+        """Whether ``claim`` still counts; a gone process's claim is removed. ``alive``
+        caches the answer per owner: one process usually holds many claims."""
+        owner_id = claim.name.removeprefix("claim.").rsplit(".", 1)[0]
+        if owner_id not in alive:
             try:
                 owner = Owner(owner_id)
             except ValueError:
-                continue
-            if owner.pid is None or owner.is_alive():
-                alive.append(claim)
-            else:
-                claim.unlink(missing_ok=True)
-        return alive
+                return False
+            alive[owner_id] = owner.pid is None or owner.is_alive()
+        if not alive[owner_id]:
+            claim.unlink(missing_ok=True)
+        return alive[owner_id]
 
     def add(self, owner: Owner, value: str, current: str) -> tuple[str, Path] | None:
         """File a claim for ``value`` (call it locked); returns the value to restore in the
         end and the claim, or None when ``value`` was there before anyone claimed it."""
         prior = self.path / _PRIOR
-        live = self.live()
+        live = self.any_live()
         original = current
         if prior.exists() and (live or current == value):
             # set by owners still relying on it, or by one that is gone and was never undone
@@ -120,7 +130,7 @@ class Claims:
         left (None: others still rely on it, or there is nothing to restore)."""
         for claim in claims:
             claim.unlink(missing_ok=True)
-        if self.live():
+        if self.any_live():
             return None
         prior = self.path / _PRIOR
         try:
