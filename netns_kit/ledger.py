@@ -25,6 +25,8 @@ from .owner import Owner
 
 _counter = itertools.count(1)
 _MARKS = {m: m for m in ("ok", "failed", "skipped", "undone", "in-flight")}
+#: one encoder for every line (json.dumps with separators builds a new one per call)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @attrs.define
@@ -54,7 +56,7 @@ class Ledger:
 
     def _write(self, records: Sequence[dict[str, Any]]) -> None:
         out = self._open()
-        out.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+        out.write("".join(_encode(r) + "\n" for r in records))
         out.flush()
 
     def intend(self, commands: Sequence[Command], *, absent: Collection[int] = ()) -> list[int]:

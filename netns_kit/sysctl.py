@@ -13,6 +13,11 @@ lock) next to the value found before the first claim; only the last claim
 to go restores that value. Claims of processes that are gone do not count
 (``netns_kit.cleanup()`` restores for them). A dry-run has no claims: its
 script restores what it changed.
+
+One process files one claim per sysctl and owner, however many of its
+resources rely on it (W(200) has 400 port forwards and NAT rules relying on
+``ip_forward``): the others are counted in memory, without a lock or a look
+at the directory, and the file goes with the last of them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import contextlib
 import fcntl
 import itertools
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import attrs
 
 from .command import Command, change, query
 from .executor import Executor
@@ -33,6 +41,21 @@ IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
 
 _counter = itertools.count(1)
 _PRIOR = "prior"
+
+
+@attrs.define
+class _Held:
+    """A claim file of this process, how many of its resources rely on it, and the
+    value to restore in the end."""
+
+    file: Path
+    count: int
+    original: str
+
+
+#: (claims directory, owner id, pid) -> the claim this process holds there
+_held: dict[tuple[Path, str, int], _Held] = {}
+_held_lock = threading.Lock()
 
 
 def forwarding_key(version: int) -> str:
@@ -108,6 +131,17 @@ class Claims:
             claim.unlink(missing_ok=True)
         return alive[owner_id]
 
+    def join(self, owner: Owner) -> tuple[str, Path] | None:
+        """Rely on it once more, when this process holds a claim on it for ``owner``
+        already: counted in memory (no lock needed); returns the value to restore in
+        the end and the claim. None when it holds none (file one with :meth:`add`)."""
+        with _held_lock:
+            held = _held.get((self.path, owner.id, os.getpid()))
+            if held is None or not held.file.exists():  # removed by an explicit cleanup
+                return None
+            held.count += 1
+            return held.original, held.file
+
     def add(self, owner: Owner, value: str, current: str) -> tuple[str, Path] | None:
         """File a claim for ``value`` (call it locked); returns the value to restore in the
         end and the claim, or None when ``value`` was there before anyone claimed it."""
@@ -123,7 +157,26 @@ class Claims:
         prior.write_text(original)
         claim = self.path / f"claim.{owner.id}.{os.getpid()}-{next(_counter)}"
         claim.touch()
+        with _held_lock:
+            _held[(self.path, owner.id, os.getpid())] = _Held(claim, 1, original)
         return original, claim
+
+    @staticmethod
+    def let_go(claims: Sequence[Path]) -> list[Path]:
+        """Count ``claims`` off in memory; returns the files no resource of this
+        process relies on any more (to drop), in order."""
+        files: list[Path] = []
+        with _held_lock:
+            for claim in claims:
+                key = next((k for k, h in _held.items() if h.file == claim), None)
+                if key is not None:
+                    _held[key].count -= 1
+                    if _held[key].count > 0:
+                        continue
+                    del _held[key]
+                if claim not in files:
+                    files.append(claim)
+        return files
 
     def drop(self, claims: Sequence[Path]) -> str | None:
         """Drop ``claims`` (call it locked); the value to restore when no live claim is
@@ -161,13 +214,24 @@ def plan_set(
     in the same plan). On a real run the claim filed is appended to ``claims``,
     for :func:`release`.
     """
+
+    def now() -> str:
+        found = read(executor, key, netns)
+        if found is None and default is not None:
+            found = read(executor, default, netns)
+        return found if found is not None else "0"
+
     shared = Claims.of(executor, key, netns)
+    if shared is not None and (joined := shared.join(executor.owner)) is not None:
+        original, claim = joined
+        if claims is not None:
+            claims.append(claim)
+        if now() == value:
+            return []  # release() restores in the end
+        restore = Command(("sysctl", "-q", "-w", f"{key}={original}"), netns=netns)
+        return [change("sysctl", "-q", "-w", f"{key}={value}", netns=netns, undo=restore)]
     with shared.locked() if shared is not None else contextlib.nullcontext():
-        prior = read(executor, key, netns)
-        if prior is None and default is not None:
-            prior = read(executor, default, netns)
-        prior = prior if prior is not None else "0"
-        current = prior
+        prior = current = now()
         if shared is not None:
             filed = shared.add(executor.owner, value, current)
             if filed is None:
@@ -198,7 +262,10 @@ def release(claims: list[Path], undo: Sequence[Command]) -> list[Command]:
         by_place.setdefault(claim.parent, []).append(claim)
     claims.clear()
     restores: list[Command] = []
-    for path, mine in by_place.items():
+    for path, held in by_place.items():
+        mine = Claims.let_go(held)
+        if not mine:
+            continue  # other resources of this process still rely on it
         shared = Claims.at(path)
         with shared.locked():
             original = shared.drop(mine)

@@ -8,10 +8,11 @@ to them. So a journal that created namespaces is undone like this:
 1. stop the processes in those namespaces (one look at ``/proc`` for all);
 2. undo, in reverse, every resource that does NOT live in them (host
    firewall rules, sysctls, bridges), in as few processes as the executor
-   batches them into, and meanwhile
-3. delete the namespaces (one ``ip -batch`` of ``netns del``) and wait, with
-   a deadline, until the devices they took along elsewhere (the host ends of
-   veths) are gone, so the same names can be used at once.
+   batches them into: the sysctls first, then the firewall rules while
+3. the namespaces are deleted (one ``ip -batch`` of ``netns del``), the
+   links outside them right after, and the devices the namespaces took
+   along elsewhere (the host ends of veths) are waited for, with a
+   deadline, until they are gone, so the same names can be used at once.
 
 It applies only when every resource can say what it would undo without
 running anything (:meth:`~netns_kit.resource.Resource.undo_plan`) and the
@@ -22,7 +23,7 @@ as before (every undo is idempotent).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from .command import Command, query
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from .journal import Journal
 
 log = logging.getLogger("netns_kit")
+
+#: commands that do not take the kernel's RTNL lock (nf_tables and x_tables have their own)
+_OUTSIDE_RTNL = frozenset({"iptables", "ip6tables", "iptables-restore", "ip6tables-restore"})
 
 #: how long to wait for devices the kernel frees after ``ip netns del`` (~40-90 ms usually)
 GONE_TIMEOUT = 10.0
@@ -67,12 +71,16 @@ def rollback(journal: Journal) -> list[Exception] | None:
         if plan is None:
             return None
         undo.extend(plan)
+    appended = {
+        (u.netns, u.argv) for unit in units for command, _ in unit.done if "-A" in command.argv for u in command.undo
+    }
     # in the order they were made: the kernel unmounts those first twice as fast
     delete = [Command(("ip", "netns", "del", ns.name), missing_ok=True) for ns in doomed]
     errors: list[Exception] = []
 
-    def delete_and_wait() -> None:
+    def delete_and_wait(after: list[Command]) -> None:
         executor.run_all(delete)
+        executor.run_all(after)
         try:
             wait_gone(executor, left)
         except NetnsKitError as error:
@@ -80,7 +88,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
 
     try:
         stop_processes(executor, doomed)
-        _run_side_by_side(executor, undo, delete_and_wait)
+        _run_side_by_side(executor, undo, delete_and_wait, appended)
     except NetnsKitError as error:
         log.debug("fast teardown failed (%s): undoing one resource at a time", error)
         return None
@@ -91,24 +99,66 @@ def rollback(journal: Journal) -> list[Exception] | None:
     return errors
 
 
-def _run_side_by_side(executor: Executor, undo: list[Command], delete_and_wait: Callable[[], None]) -> None:
+def _run_side_by_side(
+    executor: Executor,
+    undo: list[Command],
+    delete_and_wait: Callable[[list[Command]], None],
+    appended: Collection[tuple[str | None, tuple[str, ...]]] = (),
+) -> None:
     """Undo what lives outside the doomed namespaces while they are being deleted.
 
     Nothing outside needs them: a command whose device the deletion takes
-    along finds nothing to do (every undo is ``missing_ok``).
+    along finds nothing to do (every undo is ``missing_ok``). And the kinds
+    of state do not need each other to go (a rule names an interface by its
+    name; a sysctl is a value), so for a whole teardown each kind is undone
+    in its own order, at the time that suits the kernel:
+
+    * sysctls first: the kernel frees the namespaces' devices under the RTNL
+      lock, which a sysctl write spins on (and ``ip_forward`` visits every
+      device of the host); forwarding also goes off before the rules do;
+    * firewall rules (nf_tables and x_tables do not take that lock) while
+      the namespaces are deleted, the rules each nearest the head of its
+      chain first (:func:`head_first`);
+    * links, routes and the rest right after the namespaces were deleted,
+      while the kernel frees their devices (it takes the bridge's ports
+      along either way).
+
+    W(200): the sysctl write took 0.1 s during the kernel's work and takes
+    4 ms before it; the bridge deletion took 0.04-0.09 s after it.
     """
-    if executor.parallel < 2 or not undo:
-        executor.run_all(undo)
-        delete_and_wait()
+    first = [c for c in undo if c.argv[0] == "sysctl"]
+    meanwhile = head_first([c for c in undo if c.argv[0] in _OUTSIDE_RTNL], appended)
+    after = [c for c in undo if c.argv[0] != "sysctl" and c.argv[0] not in _OUTSIDE_RTNL]
+    executor.run_all(first)
+    if executor.parallel < 2 or not meanwhile:
+        executor.run_all(meanwhile)
+        delete_and_wait(after)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1, thread_name_prefix="netns_kit") as pool:
-        deleting = pool.submit(delete_and_wait)
+        deleting = pool.submit(delete_and_wait, after)
         try:
-            executor.run_all(undo)
+            executor.run_all(meanwhile)
         finally:
             deleting.result()
+
+
+def head_first(commands: list[Command], appended: Collection[tuple[str | None, tuple[str, ...]]]) -> list[Command]:
+    """``commands`` (firewall undo, last made first) with every rule deletion moved to
+    the front, in the order that finds each rule nearest the head of its chain.
+
+    iptables finds the rule a ``-D`` names by walking its chain from the head:
+    deleting 200 jumps of a built-in chain last made first walks 200 * 200 / 2
+    rules (W(200): 0.1 s of 0.13 s). Rules put at the end (``-A``, their
+    undo's ``(netns, argv)`` in ``appended``) are deleted oldest first, rules
+    put at the head (``-I``) newest first, and every deletion comes before the
+    flush and deletion of chains (a chain goes only once nothing jumps to it).
+    """
+    deletes = [c for c in commands if "-D" in c.argv]
+    tail = [c for c in reversed(deletes) if (c.netns, c.argv) in appended]
+    head = [c for c in deletes if (c.netns, c.argv) not in appended]
+    return head + tail + [c for c in commands if "-D" not in c.argv]
 
 
 def wait_gone(executor: Executor, devices: list[tuple[str | None, str]], *, timeout: float = GONE_TIMEOUT) -> None:

@@ -7,37 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Bridge, Command, NatRule, Recorder, Result, Topology
+from netns_kit import Bridge, NatRule, Topology
 from netns_kit.owner import Owner
 
-
-class FakeHost(Recorder):
-    """A recorder that keeps sysctl values and a ledger directory, like a real run."""
-
-    dry_run = False
-
-    def __init__(self, directory: Path, owner: Owner | None = None, **values: str) -> None:
-        super().__init__(self.answer, owner=owner or Owner.current())
-        self.directory = directory
-        self.values = {"net.ipv4.ip_forward": "0", **values}
-
-    @property
-    def ledger_dir(self) -> Path | None:
-        return self.directory
-
-    def answer(self, command: Command) -> Result | str | None:
-        argv = command.argv
-        if argv[:2] == ("sysctl", "-n"):
-            return self.values[argv[2]]
-        if argv[:3] == ("sysctl", "-q", "-w"):
-            key, _, value = argv[3].partition("=")
-            self.values[key] = value
-        if argv[0] == "iptables" and "-V" in argv:
-            return Result(command, 1)
-        return None
-
-    def writes(self) -> list[str]:
-        return [c.argv[3] for c in self.commands if c.argv[:3] == ("sysctl", "-q", "-w")]
+from .fakes import FakeHost
 
 
 def nat(n: int) -> Topology:
@@ -90,3 +63,32 @@ def test_a_dry_run_files_no_claim_and_restores_in_its_script(tmp_path: Path) -> 
     script = nat(1).plan().teardown_script()
     assert "sysctl -q -w net.ipv4.ip_forward=0" in script
     assert not list(tmp_path.iterdir())
+
+
+def claim_files(tmp_path: Path) -> list[Path]:
+    return sorted(tmp_path.glob("sysctl/*/*/claim.*"))
+
+
+def test_one_process_files_one_claim_however_many_of_its_resources_rely_on_it(host: FakeHost, tmp_path: Path) -> None:
+    topologies = [nat(n).up(host) for n in range(1, 5)]
+    assert len(claim_files(tmp_path)) == 1
+    for topology in topologies[:-1]:
+        topology.down()
+        assert host.values["net.ipv4.ip_forward"] == "1"
+        assert len(claim_files(tmp_path)) == 1
+    topologies[-1].down()
+    assert host.values["net.ipv4.ip_forward"] == "0"
+    assert claim_files(tmp_path) == []
+    assert host.writes() == ["net.ipv4.ip_forward=1", "net.ipv4.ip_forward=0"]
+
+
+def test_a_claim_file_removed_behind_the_process_back_is_filed_again(host: FakeHost, tmp_path: Path) -> None:
+    a = nat(1).up(host)
+    (removed,) = claim_files(tmp_path)
+    removed.unlink()  # as `netns-kit cleanup --owner` naming this process would
+    b = nat(2).up(host)
+    assert len(claim_files(tmp_path)) == 1
+    b.down()
+    a.down()
+    assert host.values["net.ipv4.ip_forward"] == "0"
+    assert claim_files(tmp_path) == []
