@@ -33,9 +33,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .batchline import restore_line
 from .command import Command, Result, query
 from .errors import BinaryNotFoundError, CommandError, NotFoundError, classify
-from .schedule import Step, graph, restore_line, schedule
+from .schedule import Step, graph, schedule
 
 if TYPE_CHECKING:
     from .executor import Executor

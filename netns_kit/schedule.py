@@ -8,245 +8,26 @@ commands are regrouped into :class:`Step` values, each one process, and
 reordered only where the order cannot matter.
 
 When the order cannot matter is decided from what each command reads and
-writes (:func:`effects`), as keys:
-
-* ``ns:NAME``: the namespace NAME exists (written by ``ip netns add/del``,
-  read by every command run in NAME or naming it with ``netns NAME``);
-* ``dev:NS:NAME``: the device NAME in NS (``""`` is the host), with its
-  addresses, flags and master;
-* ``fw4:NS:TABLE`` / ``fw6:NS:TABLE``: the iptables / ip6tables rules of
-  one table in NS (a jump only ever goes to a chain of its own table);
-* ``all:NS``: everything in NS (routes, sysctls: they depend on devices);
-* ``*``: everything (a command netns_kit does not model).
-
-Two commands conflict when one writes a key the other reads or writes
-(``all:NS`` covers every key of NS, ``*`` covers all). :func:`schedule`
-places each command, in plan order, in a step of its kind, and makes that
-step wait for every step holding a command it conflicts with, so every pair
-of conflicting commands runs in plan order: whatever order the steps run in
-(any that respects the waits, several at a time), the result is one of the
-orders the plan allows. A command it does not understand conflicts with
-everything and so is never moved.
+writes (:mod:`netns_kit.effects`). Two commands conflict when one writes a key
+the other reads or writes. :func:`schedule` places each command, in plan
+order, in a step of its kind (:mod:`netns_kit.batchline`: which commands an
+``ip -batch`` or an ``iptables-restore`` can take, and as which line), and
+makes that step wait for every step holding a command it conflicts with, so
+every pair of conflicting commands runs in plan order: whatever order the
+steps run in (any that respects the waits, several at a time), the result is
+one of the orders the plan allows. A command it does not understand
+conflicts with everything and so is never moved.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Sequence
 
 import attrs
 
+from .batchline import kind_and_line
 from .command import Command
-
-STAR = "*"
-#: the iptables operations ``iptables-restore --noflush`` runs for us
-RESTORE_OPS = frozenset({"-N", "-A", "-I", "-D", "-F", "-X"})
-_IP_OPTIONS = frozenset({"-4", "-6"})
-#: ip reads at most 100 words a line (``largv[100]``); keep well below
-_IP_MAX_WORDS = 90
-
-
-@attrs.frozen
-class Effects:
-    reads: frozenset[str]
-    writes: frozenset[str]
-
-
-_BARRIER = Effects(frozenset(), frozenset({STAR}))
-
-
-def _scope(netns: str | None) -> str:
-    return netns or ""
-
-
-def _key_scope(key: str) -> str | None:
-    """The namespace a key lives in (None for ``ns:`` keys and ``*``)."""
-    if key.startswith(("dev:", "fw4:", "fw6:")):
-        return key[4:].rsplit(":", 1)[0]
-    if key.startswith("all:"):
-        return key[4:]
-    return None
-
-
-def _after(words: Sequence[str], keyword: str) -> str | None:
-    for i, word in enumerate(words[:-1]):
-        if word == keyword:
-            return words[i + 1]
-    return None
-
-
-def _ip_link(netns: str | None, verb: str, args: Sequence[str]) -> Effects | None:
-    here = _scope(netns)
-    reads: set[str] = set()
-    writes: set[str] = set()
-    if any(word == "netns" and value.isdigit() for word, value in itertools.pairwise(args)):
-        return None  # a namespace given by pid or id: which one is not known here
-    if verb == "add":
-        split = args.index("type") if "type" in args else len(args)
-        head, tail = args[:split], args[split:]
-        name = _after(head, "name")
-        if name is None or "link" in head:
-            return None
-        where = _after(head, "netns")
-        writes.add(f"dev:{_scope(where) if where else here}:{name}")
-        if where:
-            reads.add(f"ns:{where}")
-        master = _after(head, "master")
-        if master:
-            reads.add(f"dev:{here}:{master}")
-        if "peer" in tail:
-            peer_args = tail[tail.index("peer") + 1 :]
-            peer = _after(peer_args, "name")
-            if peer is None:
-                return None
-            peer_ns = _after(peer_args, "netns")
-            writes.add(f"dev:{_scope(peer_ns) if peer_ns else here}:{peer}")
-            if peer_ns:
-                reads.add(f"ns:{peer_ns}")
-        return Effects(frozenset(reads), frozenset(writes))
-    if verb == "set" and args[:1] == ("dev",) and len(args) > 1:
-        writes.add(f"dev:{here}:{args[1]}")
-        master = _after(args, "master")
-        if master:
-            reads.add(f"dev:{here}:{master}")
-        if "netns" in args or "name" in args:
-            return None  # a move or a rename: rare, and not modelled
-        return Effects(frozenset(reads), frozenset(writes))
-    return None  # del (takes the peer along, wherever it is), ...
-
-
-def effects(command: Command, kind: str | None = None) -> Effects:
-    """What ``command`` reads and writes, as keys (see the module docstring).
-
-    ``kind`` is its :func:`step_kind`, when already known."""
-    argv = command.argv
-    inside = frozenset({f"ns:{command.netns}"}) if command.netns else frozenset()
-    found: Effects | None = None
-    if kind is None:
-        kind = step_kind(command)[0]
-    if argv[0] == "ip":
-        found = _ip_effects(command)
-    elif kind == "restore":
-        family = 6 if argv[0] == "ip6tables" else 4
-        found = Effects(frozenset(), frozenset({f"fw{family}:{_scope(command.netns)}:{argv[3]}"}))
-    elif argv[:3] == ("sysctl", "-q", "-w"):
-        found = Effects(frozenset(), frozenset({f"all:{_scope(command.netns)}"}))
-    if found is None:
-        return _BARRIER
-    return Effects(found.reads | inside, found.writes)
-
-
-def _ip_effects(command: Command) -> Effects | None:
-    words = ip_words(command)
-    if words is None or len(words) < 2:
-        return None
-    obj, verb, args = words[0], words[1], tuple(words[2:])
-    here = _scope(command.netns)
-    if obj == "netns" and command.netns is None and len(args) == 1:
-        if verb == "add":
-            return Effects(frozenset(), frozenset({f"ns:{args[0]}"}))
-        return None  # del frees devices (and veth peers elsewhere) asynchronously
-    if obj == "link":
-        return _ip_link(command.netns, verb, args)
-    if obj == "addr" and verb in ("add", "del") and "dev" in args:
-        return Effects(frozenset(), frozenset({f"dev:{here}:{_after(args, 'dev')}"}))
-    if obj == "route" and verb in ("add", "del", "replace"):
-        return Effects(frozenset(), frozenset({f"all:{here}"}))
-    return None
-
-
-# -- what can go into a batch ---------------------------------------------------
-
-
-def ip_options(command: Command) -> tuple[str, ...] | None:
-    """The global options of an ``ip`` command (``("-6",)``), or None if it cannot be batched."""
-    options = []
-    for word in command.argv[1:]:
-        if not word.startswith("-"):
-            break
-        if word not in _IP_OPTIONS:
-            return None
-        options.append(word)
-    return tuple(options)
-
-
-def ip_words(command: Command) -> tuple[str, ...] | None:
-    """The words after ``ip`` and its global options."""
-    options = ip_options(command)
-    if options is None:
-        return None
-    return command.argv[1 + len(options) :]
-
-
-_IP_PLAIN = re.compile(r"[^\s#\\\"'\0]+")
-_IP_QUOTABLE = re.compile(r"[^#\\\n\r\0]*")
-
-
-def ip_word(word: str) -> str | None:
-    """``word`` as ``ip -batch`` reads it back, or None if it cannot be said there.
-
-    ip splits batch lines on blanks, honours '...' and "..." (no escapes),
-    cuts a line at ``#`` and joins lines ending in a backslash.
-    """
-    if _IP_PLAIN.fullmatch(word):
-        return word
-    if not _IP_QUOTABLE.fullmatch(word):
-        return None
-    if '"' not in word:
-        return f'"{word}"'
-    if "'" not in word:
-        return f"'{word}'"
-    return None
-
-
-def ip_line(command: Command) -> str | None:
-    """The ``ip -batch`` line for ``command``, or None if it must run on its own."""
-    words = ip_words(command)
-    if not command.mutating or command.ok_codes != frozenset({0}) or not words or len(words) > _IP_MAX_WORDS:
-        return None
-    quoted = [ip_word(w) for w in words]
-    if any(q is None for q in quoted):
-        return None
-    return " ".join(q for q in quoted if q is not None)
-
-
-_RESTORE_PLAIN = re.compile(r"[A-Za-z0-9_.:,/!+=@%^\[\]-]+")
-_RESTORE_QUOTABLE = re.compile(r"[^\"'\\\n\r\0]*")
-
-
-def restore_word(word: str) -> str | None:
-    """``word`` as ``iptables-restore`` reads it back, or None if it cannot be said there."""
-    if _RESTORE_PLAIN.fullmatch(word):
-        return word
-    if _RESTORE_QUOTABLE.fullmatch(word):
-        return f'"{word}"'
-    return None
-
-
-def restore_line(command: Command) -> tuple[str, str] | None:
-    """``(table, line)`` for ``iptables-restore --noflush``, or None if it must run on its own.
-
-    Only the shape netns_kit plans is taken: ``iptables -w -t TABLE OP ...``
-    with OP one of ``-N -A -I -D -F -X``.
-    """
-    argv = command.argv
-    if (
-        len(argv) < 6
-        or argv[0] not in ("iptables", "ip6tables")
-        or argv[1:3] != ("-w", "-t")
-        or argv[4] not in RESTORE_OPS
-        or not command.mutating
-        or command.ok_codes != frozenset({0})
-    ):
-        return None
-    quoted = [restore_word(w) for w in argv[4:]]
-    if any(q is None for q in quoted) or not argv[3].isalnum():
-        return None
-    return argv[3], " ".join(q for q in quoted if q is not None)
-
-
-# -- steps ----------------------------------------------------------------------
+from .effects import STAR, Effects, effects, key_scope
 
 
 @attrs.define
@@ -275,24 +56,6 @@ class Step:
         return commands[self.indexes[0]]
 
 
-def step_kind(command: Command) -> tuple[str, str | None, tuple[str, ...]]:
-    """The kind of step ``command`` can join: (kind, netns, options)."""
-    return _kind_and_line(command)[0]
-
-
-def _kind_and_line(command: Command) -> tuple[tuple[str, str | None, tuple[str, ...]], str]:
-    if command.argv[0] == "ip":
-        line = ip_line(command)
-        if line is not None:
-            options = ip_options(command)
-            assert options is not None
-            return ("ip", command.netns, options), line
-    found = restore_line(command)
-    if found is not None:
-        return ("restore", command.netns, (command.argv[0],)), found[1]
-    return ("one", command.netns, ()), ""
-
-
 class _Index:
     """Which steps read or wrote each key (and anything of each namespace), for :func:`schedule`."""
 
@@ -311,7 +74,7 @@ class _Index:
         found = set(self.star)
         none: set[int] = set()
         for key in fx.writes:
-            scope = _key_scope(key)
+            scope = key_scope(key)
             if key.startswith("all:"):
                 assert scope is not None
                 found |= self.scope_read.get(scope, none) | self.scope_written.get(scope, none)
@@ -320,7 +83,7 @@ class _Index:
                 if scope is not None:
                     found |= self.read.get(f"all:{scope}", none) | self.written.get(f"all:{scope}", none)
         for key in fx.reads:
-            scope = _key_scope(key)
+            scope = key_scope(key)
             if key.startswith("all:"):
                 assert scope is not None
                 found |= self.scope_written.get(scope, none)
@@ -340,7 +103,7 @@ class _Index:
         ):
             for key in keys:
                 exact.setdefault(key, set()).add(step)
-                scope = _key_scope(key)
+                scope = key_scope(key)
                 if scope is not None:
                     scoped.setdefault(scope, set()).add(step)
 
@@ -375,7 +138,7 @@ def schedule(commands: Sequence[Command]) -> list[Step]:
     by_kind: dict[tuple[str, str | None, tuple[str, ...]], list[int]] = {}
     index = _Index()
     for i, command in enumerate(commands):
-        kind, line = _kind_and_line(command)
+        kind, line = kind_and_line(command)
         fx = effects(command, kind[0])
         conflicting = index.conflicts(fx)
         place = None

@@ -10,9 +10,11 @@ import pytest
 
 from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change, scenarios
 from netns_kit.batch import deletes_first, restore_input
+from netns_kit.batchline import ip_word, restore_word
+from netns_kit.effects import Effects, effects
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
 from netns_kit.executor import Executor
-from netns_kit.schedule import IP_STEP_LINES, Effects, _ancestors, effects, ip_word, order, restore_word, schedule
+from netns_kit.schedule import IP_STEP_LINES, _ancestors, order, schedule
 
 EXAMPLES = [
     scenarios.seed001_pipe,
