@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         UnsupportedError,
         ValidationError,
     )
-    from .executor import Executor, ShExecutor, current, use
+    from .executor import Executor, current, use
     from .impairment import Impairment
     from .leftovers import CleanupReport, cleanup
     from .link import Bridge, VethPair
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .resource import Resource
     from .route import Address, Route
     from .sandbox import Sandbox
+    from .shexecutor import ShExecutor
     from .topology import Topology
 
 _WHERE = {
@@ -71,7 +72,7 @@ _WHERE = {
     "ValidationError": ".errors",
     "Executor": ".executor",
     "Recorder": ".recorder",
-    "ShExecutor": ".executor",
+    "ShExecutor": ".shexecutor",
     "current": ".executor",
     "use": ".executor",
     "Impairment": ".impairment",

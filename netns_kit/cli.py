@@ -33,8 +33,9 @@ from .errors import (
     SandboxError,
     ValidationError,
 )
-from .executor import Executor, ShExecutor
+from .executor import Executor
 from .owner import Owner
+from .shexecutor import ShExecutor
 
 #: exit codes
 EXIT_OK = 0  # done

@@ -21,7 +21,8 @@ import attrs
 from . import iptables
 from .command import Command, query
 from .errors import CommandError
-from .executor import Executor, ShExecutor
+from .executor import Executor
+from .shexecutor import ShExecutor
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 

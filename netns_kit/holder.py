@@ -21,9 +21,9 @@ from pathlib import Path
 
 from . import inventory
 from .errors import SandboxError
-from .executor import ShExecutor
 from .owner import Owner, _start_time
 from .sandbox import Sandbox
+from .shexecutor import ShExecutor
 
 log = logging.getLogger("netns_kit")
 

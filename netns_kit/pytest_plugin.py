@@ -142,7 +142,7 @@ def _sandbox(config: pytest.Config) -> Iterator[Sandbox]:
 
 
 def _host(config: pytest.Config) -> Executor:
-    from .executor import ShExecutor
+    from .shexecutor import ShExecutor
     from .testing import environment_problem
 
     if _host_problem not in config.stash:

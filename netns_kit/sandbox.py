@@ -24,8 +24,8 @@ from typing import Any
 
 from .command import Command
 from .errors import SandboxError, ValidationError
-from .executor import ShExecutor
 from .owner import Owner
+from .shexecutor import ShExecutor
 
 log = logging.getLogger("netns_kit")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit.executor import ShExecutor
+from netns_kit.shexecutor import ShExecutor
 
 
 @pytest.fixture(autouse=True)
