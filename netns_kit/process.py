@@ -229,11 +229,13 @@ class Process:
             pass
 
     def _group_alive(self) -> bool:
+        """True while a process of its group runs (a zombie, dead but not yet reaped by
+        whoever inherited it, does not count)."""
         try:
             os.killpg(self.pid, 0)
         except (ProcessLookupError, PermissionError):
             return False
-        return True
+        return _group_runs(self.pid)
 
     def stop(self, timeout: float = 3.0) -> int:
         """SIGTERM to it and its children, then SIGKILL if any still runs after ``timeout`` s."""
@@ -246,6 +248,10 @@ class Process:
                 log.debug("process %s ignored SIGTERM for %s s: SIGKILL", self.pid, timeout)
                 self.signal(signal.SIGKILL)
         code = self.wait(5.0)
+        # its children die with the group, but a moment later: gone once stop() returns
+        deadline = time.monotonic() + 5.0
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.002)
         _running.discard(self)
         return code
 
@@ -254,6 +260,22 @@ class Process:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _group_runs(pgid: int) -> bool:
+    """True if a process of group ``pgid`` runs (one look at ``/proc``; zombies do not count)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def running() -> list[Process]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import time
+from pathlib import Path
+
 import pytest
 
 from netns_kit import Command, Namespace, NetnsKitError, Recorder, ValidationError, use
@@ -29,3 +33,31 @@ def test_bad_env_or_cwd_is_refused_before_anything_starts(
 def test_a_dry_run_refuses_to_start_a_server_even_with_a_port_to_wait_for() -> None:
     with use(Recorder()), pytest.raises(NetnsKitError, match="a dry-run starts no process"):
         Namespace("red").popen(["server"], port=80, env={"A": "1"})
+
+
+def live_in_group(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that have not exited (zombies excluded), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            after_comm = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        state, pgrp = after_comm[0], int(after_comm[2])
+        if pgrp == pgid and state not in ("Z", "X"):
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_stop_returns_once_the_children_are_gone_too() -> None:
+    """A process of this user's own, no namespace: SIGTERM ignored, so SIGKILL to the group;
+    when stop() returns, none of the group runs any more (not even a moment later)."""
+    from netns_kit.process import Process
+
+    stubborn = Process.start(["sh", "-c", "trap '' TERM; sleep 600 & sleep 600 & wait"])
+    deadline = time.monotonic() + 5
+    while len(live_in_group(stubborn.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(live_in_group(stubborn.pid)) == 3
+    assert stubborn.stop(timeout=0.2) == -signal.SIGKILL
+    assert live_in_group(stubborn.pid) == []
