@@ -10,7 +10,7 @@ import pytest
 
 from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change, scenarios
 from netns_kit.batch import deletes_first, restore_input
-from netns_kit.batchline import ip_word, restore_word
+from netns_kit.batchline import ip_line, ip_word, restore_line, restore_word
 from netns_kit.effects import Effects, effects
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
 from netns_kit.executor import Executor
@@ -125,6 +125,19 @@ def test_commands_it_does_not_understand_are_never_moved() -> None:
 def test_words_are_quoted_as_each_batch_reader_reads_them_back(word: str, ip: str | None, restore: str | None) -> None:
     assert ip_word(word) == ip
     assert restore_word(word) == restore
+
+
+@pytest.mark.parametrize("word", ["eth0", "a b", "", " lead", "trail ", "a  b", "10.0.0.1/24", "x\ty"])
+def test_a_line_is_the_words_each_said_as_its_reader_reads_them_back(word: str) -> None:
+    """Lines of plain words are made in one go; whatever the word, a line is exactly
+    the words quoted one by one."""
+    ip = change("ip", "link", "set", "dev", "veth0", "alias", word)
+    restore = change("iptables", "-w", "-t", "filter", "-A", "FORWARD", "-m", "comment", "--comment", word)
+    quoted_ip = [ip_word(w) for w in ip.argv[1:]]
+    quoted_restore = [restore_word(w) for w in restore.argv[4:]]
+    assert ip_line(ip) == (None if None in quoted_ip else " ".join(map(str, quoted_ip)))
+    expected = None if None in quoted_restore else ("filter", " ".join(map(str, quoted_restore)))
+    assert restore_line(restore) == expected
 
 
 def test_a_command_that_cannot_be_said_in_a_batch_runs_alone() -> None:
