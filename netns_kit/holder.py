@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import inventory
 from .errors import SandboxError
-from .owner import Owner, _start_time
+from .owner import Owner, proc_stat, start_time
 from .sandbox import Sandbox
 from .shexecutor import ShExecutor
 
@@ -52,7 +52,7 @@ def find(owner: Owner | None = None) -> Sandbox | None:
         pid, start, rootless = int(data["pid"]), str(data["start"]), bool(data["rootless"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if _start_time(pid) != start:
+    if start_time(pid) != start:
         log.debug("dropping the record of sandbox holder %s: the process is gone", pid)
         path.unlink(missing_ok=True)
         return None
@@ -65,11 +65,11 @@ def find(owner: Owner | None = None) -> Sandbox | None:
 def start(owner: Owner | None = None) -> Sandbox:
     """Start a detached sandbox holder and record it."""
     sandbox = Sandbox(owner=owner).start(detached=True)
-    start_time = _start_time(sandbox.pid)
+    started = start_time(sandbox.pid)
     path = record_path()
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": sandbox.pid, "start": start_time, "rootless": sandbox.rootless}) + "\n")
+    tmp.write_text(json.dumps({"pid": sandbox.pid, "start": started, "rootless": sandbox.rootless}) + "\n")
     tmp.replace(path)
     log.debug("sandbox holder %s started and recorded in %s", sandbox.pid, path)
     return sandbox
@@ -97,13 +97,13 @@ def is_empty(sandbox: Sandbox) -> bool:
 def stop(sandbox: Sandbox, *, timeout: float = 10.0) -> None:
     """Stop a recorded holder (SIGTERM: it kills what runs inside) and drop the record."""
     pid = sandbox.pid
-    start_time = _start_time(pid)
+    started = start_time(pid)
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + timeout
-    while _start_time(pid) == start_time and start_time is not None and not _zombie(pid):
+    while started is not None and start_time(pid) == started and not _zombie(pid):
         if time.monotonic() >= deadline:
             raise SandboxError(f"sandbox holder {pid} did not stop within {timeout:g} s")
         time.sleep(0.02)
@@ -119,8 +119,5 @@ def stop_if_empty(sandbox: Sandbox) -> bool:
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2 :].startswith("Z")
+    fields = proc_stat(pid)
+    return fields is None or fields[0] == "Z"

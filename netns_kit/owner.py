@@ -19,14 +19,22 @@ def _valid_id(instance: object, attribute: attrs.Attribute[str], value: str) -> 
         raise ValidationError("Owner.id", value, "must be 1-64 characters from [A-Za-z0-9_.-]")
 
 
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if gone."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, from field 3 (state)
+    on, or None if the process is gone. The name is skipped by its LAST ``)``: it may
+    hold spaces and parentheses."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             data = stat.read()
     except OSError:
         return None
-    return data[data.rindex(")") + 2 :].split()[19]
+    return data[data.rindex(")") + 2 :].split()
+
+
+def start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if gone."""
+    fields = proc_stat(pid)
+    return fields[19] if fields is not None else None
 
 
 @attrs.frozen
@@ -52,7 +60,7 @@ class Owner:
 
     @classmethod
     def of_process(cls, pid: int) -> Owner:
-        start = _start_time(pid)
+        start = start_time(pid)
         if start is None:
             raise ProcessLookupError(pid)
         return cls(f"{pid}.{start}")
@@ -85,4 +93,4 @@ class Owner:
         pid = self.pid
         if pid is None:
             return False
-        return _start_time(pid) == self.id.partition(".")[2]
+        return start_time(pid) == self.id.partition(".")[2]

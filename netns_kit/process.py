@@ -264,16 +264,13 @@ class Process:
 
 def _group_runs(pgid: int) -> bool:
     """True if a process of group ``pgid`` runs (one look at ``/proc``; zombies do not count)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
-                fields = stat.read().rpartition(b")")[2].split()
-        except OSError:
-            continue  # gone meanwhile
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+    from .owner import proc_stat
+    from .spawn import pids
+
+    group = str(pgid)
+    for pid in pids():
+        fields = proc_stat(pid)  # state ppid pgrp ...
+        if fields is not None and fields[2] == group and fields[0] not in ("Z", "X"):
             return True
     return False
 

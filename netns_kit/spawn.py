@@ -78,7 +78,7 @@ def netns_pids(paths: Mapping[str, Path], proc: Path = Path("/proc")) -> dict[st
     if not wanted:
         return found
     me = os.getpid()
-    for pid in _pids(proc):
+    for pid in pids(proc):
         if pid == me:
             continue
         try:
@@ -101,7 +101,8 @@ def devices(process: Path) -> set[str] | None:
     return {line.split(":", 1)[0].strip() for line in text.splitlines()[2:] if ":" in line}
 
 
-def _pids(proc: Path) -> Iterable[int]:
+def pids(proc: Path = Path("/proc")) -> Iterable[int]:
+    """Every process id under ``proc``, as it is listed (a process may be gone by the time it is read)."""
     for entry in os.scandir(proc):
         if entry.name.isdigit():
             yield int(entry.name)

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
+from .batch import is_delete
 from .command import Command, query
 from .errors import NetnsKitError
 from .executor import Executor, wait_until
@@ -71,8 +72,13 @@ def rollback(journal: Journal) -> list[Exception] | None:
         if plan is None:
             return None
         undo.extend(plan)
+    # the undo of each rule put at the end of its chain (iptables -w -t TABLE -A ...)
     appended = {
-        (u.netns, u.argv) for unit in units for command, _ in unit.done if "-A" in command.argv for u in command.undo
+        (u.netns, u.argv)
+        for unit in units
+        for command, _ in unit.done
+        if command.argv[0] in ("iptables", "ip6tables") and command.argv[4:5] == ("-A",)
+        for u in command.undo
     }
     # in the order they were made: the kernel unmounts those first twice as fast
     delete = [Command(("ip", "netns", "del", ns.name), missing_ok=True) for ns in doomed]
@@ -155,10 +161,10 @@ def head_first(commands: list[Command], appended: Collection[tuple[str | None, t
     put at the head (``-I``) newest first, and every deletion comes before the
     flush and deletion of chains (a chain goes only once nothing jumps to it).
     """
-    deletes = [c for c in commands if "-D" in c.argv]
+    deletes = [c for c in commands if is_delete(c)]
     tail = [c for c in reversed(deletes) if (c.netns, c.argv) in appended]
     head = [c for c in deletes if (c.netns, c.argv) not in appended]
-    return head + tail + [c for c in commands if "-D" not in c.argv]
+    return head + tail + [c for c in commands if not is_delete(c)]
 
 
 def wait_gone(executor: Executor, devices: list[tuple[str | None, str]], *, timeout: float = GONE_TIMEOUT) -> None:

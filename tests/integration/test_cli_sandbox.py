@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import holder
-from netns_kit.owner import _start_time
+from netns_kit.owner import start_time
 
 from .cli import netns_kit
 
@@ -27,7 +27,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     record = tmp_path / holder.RECORD
     if record.exists():  # a failed test must not leave its holder running
         data = json.loads(record.read_text())
-        if _start_time(data["pid"]) == data["start"]:
+        if start_time(data["pid"]) == data["start"]:
             os.kill(data["pid"], signal.SIGTERM)
 
 
@@ -65,7 +65,7 @@ def test_up_status_cleanup_down_through_a_kept_sandbox(state_dir: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert "removed: namespace red" in down.stdout
     assert f"sandbox holder {pid} stopped: it holds nothing any more" in down.stdout
-    assert _start_time(pid) is None or not os.path.exists(f"/proc/{pid}/ns/net")
+    assert start_time(pid) is None or not os.path.exists(f"/proc/{pid}/ns/net")
     assert not (state_dir / holder.RECORD).exists()
     assert netns_kit("status", "--sandbox", state_dir=state_dir).stdout.startswith("no sandbox is running")
 
