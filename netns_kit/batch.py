@@ -180,7 +180,7 @@ def _launch(
     for index in todo:
         log.debug("run %s", progress.commands[index])
     log.debug("as one process (%d commands): %s", len(todo), process)
-    returncode, stdout, stderr = executor._execute(executor.batch_argv_for(process), input=text, timeout=None)
+    returncode, stdout, stderr = executor._execute_batch(process, text)
     if returncode == 0:
         for index in todo:
             progress.done(index)

@@ -75,6 +75,11 @@ class Executor:
         """The argv started for a batch process (``ip -batch -``, ``iptables-restore``)."""
         return self.argv_for(command)
 
+    def _execute_batch(self, process: Command, input: str) -> tuple[int, str, str]:
+        """Run one batch process (``process``, a :meth:`~netns_kit.schedule.Step.process`)
+        with ``input`` on its stdin."""
+        return self._execute(self.batch_argv_for(process), input=input, timeout=None)
+
     # -- the public surface -----------------------------------------------
     def run(
         self,

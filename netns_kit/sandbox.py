@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -28,6 +29,9 @@ from .owner import Owner
 from .shexecutor import ShExecutor
 
 log = logging.getLogger("netns_kit")
+
+#: an ``ip`` line naming a namespace (``netns NAME``, ``link-netns NAME``)
+_NAMES_NETNS = re.compile(r"\bnetns\b")
 
 #: ``Sandbox(iptables=...)``: which ``iptables`` the commands inside run (None: the machine's)
 IPTABLES_BACKENDS = (None, "nft", "legacy")
@@ -194,10 +198,21 @@ class Sandbox(ShExecutor):
         net = f"--net={self.netns_path(command.netns)}"
         return ("nsenter", f"--target={self.pid}", *user, "--mount", net, "--", *command.argv)
 
+    def _enters_directly(self, process: Command, input: str) -> bool:
+        # only an `ip` that names no namespace (`peer ... netns blue` opens /run/netns/blue):
+        # the sandbox's /run is in its mount namespace, and so are the /run/xtables.lock
+        # and the choice of backend (/etc/alternatives) iptables-restore must see
+        named = _NAMES_NETNS.search(input) is not None
+        return process.argv[0] == "ip" and not named and super()._enters_directly(process, input)
+
     def _set_pid(self, pid: int) -> None:
         self._pid = pid
         user = ("--user", "--preserve-credentials") if self.rootless else ()
         self.prefix = ("nsenter", f"--target={pid}", *user, "--net", "--mount", "--")
+        # a namespace's `ip -batch` only talks netlink: as root it starts in the namespace
+        # directly (seen through /proc/PID/root); rootless, entering needs the sandbox's user
+        # namespace, which a process with threads cannot join: nsenter then
+        self.enter_directly = not self.rootless
 
     def holder_argv(self, *, detached: bool = False) -> list[str]:
         user = ["--user", "--map-root-user"] if self.rootless else []

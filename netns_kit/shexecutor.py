@@ -11,6 +11,7 @@ becomes of the command in flight.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shlex
@@ -61,6 +62,9 @@ class ShExecutor(Executor):
         self.batch = batch
         self.parallel = parallel
         self.runner = runner
+        #: a batch process of a namespace starts in it directly (``setns`` on a thread,
+        #: see :meth:`_execute_batch`) while that works; a prefix must run first, so not then
+        self.enter_directly = not self.prefix
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(prefix={self.prefix!r}, batch={self.batch})"
@@ -90,6 +94,32 @@ class ShExecutor(Executor):
             return self.argv_for(command)
         return (*self.prefix, *self._enter_net(self.netns_path(command.netns)), *command.argv)
 
+    def _execute_batch(self, process: Command, input: str) -> tuple[int, str, str]:
+        """A batch process of a namespace is started inside it by a thread that
+        entered it (:func:`netns_kit.spawn.start_inside`): no ``nsenter`` process.
+
+        Where that is refused (no ``CAP_SYS_ADMIN`` over the namespace: a
+        rootless sandbox) it is not tried again, and :meth:`batch_argv_for`'s
+        ``nsenter`` runs instead; so does a namespace whose file cannot be
+        opened, which then fails exactly as it always did.
+        """
+        if self._enters_directly(process, input):
+            from . import spawn
+
+            assert process.netns is not None
+
+            path = self.netns_path(process.netns)
+            try:
+                return self._execute(process.argv, input=input, timeout=None, netns=path)
+            except spawn.NotEntered as error:
+                if error.errno in (errno.EPERM, errno.EINVAL, errno.ENOSYS):
+                    self.enter_directly = False
+                log.debug("%s; entering with nsenter instead", error)
+        return super()._execute_batch(process, input)
+
+    def _enters_directly(self, process: Command, input: str) -> bool:
+        return process.netns is not None and self.enter_directly and self.runner == "subprocess"
+
     def _enter_net(self, path: Path) -> tuple[str, ...]:
         return ("nsenter", f"--net={path}", "--")
 
@@ -111,12 +141,17 @@ class ShExecutor(Executor):
         base = Path(runtime) if runtime else Path("/tmp") / f"netns_kit-{os.geteuid()}"
         return base / "netns_kit" if runtime else base
 
-    def _execute(self, argv: Sequence[str], *, input: str | None, timeout: float | None) -> tuple[int, str, str]:
+    def _execute(
+        self, argv: Sequence[str], *, input: str | None, timeout: float | None, netns: Path | None = None
+    ) -> tuple[int, str, str]:
+        """Run ``argv``; with ``netns`` (only with the subprocess runner), inside that namespace file."""
         if self.runner == "subprocess":
             from . import spawn
 
             env = {**os.environ, **self.env} if self.env is not None else None
-            return spawn.run(argv, input=input, timeout=timeout, env=env)
+            return spawn.run(argv, input=input, timeout=timeout, env=env, netns=netns)
+        if netns is not None:
+            raise ValueError("only the subprocess runner starts a process inside a namespace")
         import sh  # imported here: `import netns_kit` stays fast
 
         try:

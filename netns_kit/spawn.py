@@ -10,10 +10,13 @@ time (see CHANGELOG.md). ``ShExecutor(runner="sh")`` keeps the old way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import CommandError, binary_not_found
 
@@ -24,6 +27,7 @@ def run(
     input: str | None = None,
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
+    netns: Path | None = None,
 ) -> tuple[int, str, str]:
     """Run ``argv`` (never through a shell); return (exit code, stdout, stderr).
 
@@ -32,9 +36,14 @@ def run(
     process is interrupted while waiting (Ctrl-C, SIGTERM), the command is
     left to finish first, so an undo never runs before the change it undoes
     has landed. A command killed by a signal has a negative exit code.
+
+    With ``netns`` (a network namespace's file) the command starts inside
+    that namespace, without a process to enter it (see :func:`start_inside`);
+    :class:`NotEntered` when it cannot be entered (nothing was started).
     """
-    try:
-        process = subprocess.Popen(
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -42,6 +51,15 @@ def run(
             env=env,
             process_group=0,
         )
+
+    try:
+        if netns is not None:
+            process = start_inside(netns, start)
+        else:
+            _come_back()
+            process = start()
+    except NotEntered:
+        raise
     except FileNotFoundError:
         raise binary_not_found(argv) from None
     try:
@@ -58,6 +76,116 @@ def run(
             process.wait()
         raise
     return process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+
+
+T = TypeVar("T")
+
+
+class NotEntered(OSError):
+    """A network namespace could not be entered (its file is gone, or not ours to enter)."""
+
+
+def start_inside(netns: Path, start: Callable[[], T]) -> T:
+    """Call ``start`` (which starts a process) inside the network namespace file ``netns``.
+
+    ``setns`` moves only the calling thread, and a process is born in the
+    namespaces of the thread that starts it: so the thread enters the
+    namespace, starts the process and goes back. This saves the ``nsenter``
+    process each ``ip -batch`` of a namespace would otherwise cost (~1 ms of
+    wall time and ~1.4 ms of CPU each here). Raises :class:`NotEntered` when
+    the namespace cannot be entered (nothing was started then).
+
+    A signal handler (Ctrl-C) could interrupt the main thread between going
+    in and coming back; Python runs those on the main thread only, so there
+    a short-lived thread goes in instead and never comes back. A worker
+    thread that could not come back (setns failing with ENOMEM) is marked:
+    every later :func:`run` on it first retries, and refuses to start
+    anything until it is back.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return _start_on_a_new_thread(netns, start)
+    _come_back()
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _enter(netns)
+    except BaseException:
+        os.close(home)
+        raise
+    try:
+        return start()
+    finally:
+        _local.home = home
+        _come_back()
+
+
+#: per thread: the namespace it must go back to (an open fd), while it has not
+_local = threading.local()
+
+
+def _come_back() -> None:
+    home = getattr(_local, "home", None)
+    if home is None:
+        return
+    try:
+        _setns(home)
+    except OSError as error:
+        raise RuntimeError(f"this thread cannot go back to its network namespace: {error}") from None
+    _local.home = None
+    os.close(home)
+
+
+def _enter(netns: Path) -> None:
+    try:
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(fd)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise NotEntered(error.errno, f"cannot enter {netns}: {error.strerror}") from None
+
+
+def _start_on_a_new_thread(netns: Path, start: Callable[[], T]) -> T:
+    outcome: list[T | BaseException] = []
+
+    def inside() -> None:
+        try:
+            _enter(netns)
+            outcome.append(start())
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=inside, name="netns_kit-enter")
+    thread.start()
+    thread.join()
+    found = outcome[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found
+
+
+#: setns(2)'s flag for a network namespace
+_CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    """Move the calling thread into the network namespace open as ``fd``."""
+    setns = getattr(os, "setns", None)  # Python >= 3.12
+    if setns is not None:
+        setns(fd, _CLONE_NEWNET)
+        return
+    import ctypes
+
+    if _libc().setns(fd, _CLONE_NEWNET) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, os.strerror(number))
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def netns_pids(paths: Mapping[str, Path], proc: Path = Path("/proc")) -> dict[str, list[int]]:

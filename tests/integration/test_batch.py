@@ -104,6 +104,45 @@ def test_teardown_stops_processes_left_in_namespaces(sb: Sandbox) -> None:
     stray.stop(1)
 
 
+def test_a_namespace_batch_starts_inside_it_without_nsenter(sb: Sandbox, mocker: Any) -> None:
+    """As root, a thread enters the namespace, starts ``ip -batch`` and comes back;
+    rootless, entering is refused (the sandbox's user namespace) and nsenter does it."""
+    import threading
+
+    from netns_kit import Namespace, spawn
+
+    inside = spawn.start_inside
+    calls = mocker.patch.object(spawn, "start_inside", side_effect=inside)
+    with Namespace("nk-direct", executor=sb):
+        path = sb.netns_path("nk-direct")
+        calls.reset_mock()
+        process = netns_kit.Command(("ip", "-batch", "-"), netns="nk-direct")
+        seen: list[Any] = []
+
+        def in_a_worker() -> None:  # as a batch step runs: on a worker thread
+            seen.append(sb._execute_batch(process, "addr add 10.9.9.9/32 dev lo\n"))
+            seen.append(os.stat("/proc/thread-self/ns/net").st_ino)
+
+        worker = threading.Thread(target=in_a_worker)
+        worker.start()
+        worker.join()
+        assert seen[0][0] == 0, seen[0]
+        # the address landed in the namespace, and the thread is back where it was
+        addresses = sb.run(netns_kit.query("ip", "-j", "addr", "show", "dev", "lo", netns="nk-direct")).json()
+        assert "10.9.9.9" in [a["local"] for a in addresses[0]["addr_info"]]
+        assert seen[1] == os.stat("/proc/self/ns/net").st_ino
+        if sb.rootless:
+            assert sb.enter_directly is False and calls.call_count <= 1  # refused, if tried at all
+            with pytest.raises(spawn.NotEntered):
+                spawn.run(["true"], netns=path)
+        else:
+            assert sb.enter_directly is True and calls.call_count == 1
+            # the process started inside: its network namespace is the namespace's file
+            found = spawn.run(["readlink", "/proc/self/ns/net"], netns=path)
+            assert found[1].strip() == f"net:[{os.stat(path).st_ino}]"
+            assert os.stat("/proc/self/ns/net").st_ino != os.stat(path).st_ino
+
+
 # -- a failure in the middle of a batch --------------------------------------------
 
 

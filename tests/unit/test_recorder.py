@@ -111,7 +111,10 @@ def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: Mocker
     real.owner = netns_kit.Owner.dry_run()
     scenarios.seed001_nat().up(real)
     assert given == scenarios.seed001_nat().plan().commands
-    started = [" ".join(argv) for (argv,), _ in real._execute.call_args_list]
+    started = [
+        " ".join(call.args[0]) + (f" (in {call.kwargs['netns']})" if call.kwargs.get("netns") else "")
+        for call in real._execute.call_args_list
+    ]
     # queries while planning: the iptables backend, the sysctl's prior value; then, for
     # the write-ahead ledger, which of the names it creates are free now
     assert started[:4] == ["iptables -V", "sysctl -n net.ipv4.ip_forward", "ip -j netns list", "ip -j link show"]
@@ -119,10 +122,11 @@ def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: Mocker
     # (the sysctl between them keeps NAT rules in place before forwarding is on): 7, not 41
     assert started[4:] == [
         "ip -batch -",
-        # the namespace's network only: `ip -n` would also copy the mount table each time
-        "nsenter --net=/run/netns/red -- ip -batch -",
-        "nsenter --net=/run/netns/blue -- ip -batch -",
-        "nsenter --net=/run/netns/green -- ip -batch -",
+        # started inside each namespace by a thread that entered it: no nsenter, and not
+        # `ip -n`, which would also copy the mount table each time
+        "ip -batch - (in /run/netns/red)",
+        "ip -batch - (in /run/netns/blue)",
+        "ip -batch - (in /run/netns/green)",
         "iptables-restore --noflush -w",
         "sysctl -q -w net.ipv4.ip_forward=1",
         "iptables-restore --noflush -w",
