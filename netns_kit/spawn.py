@@ -37,45 +37,83 @@ def run(
     left to finish first, so an undo never runs before the change it undoes
     has landed. A command killed by a signal has a negative exit code.
 
+    Its stdin, stdout and stderr are in-memory files (``memfd_create``), not
+    pipes: the input is written before it starts and the output read after it
+    exits, so nothing is pumped through a select loop while it runs (~0.2 ms
+    of CPU less per process, which the few hundred batch processes of a large
+    topology spend while the CPUs are busy running them).
+
     With ``netns`` (a network namespace's file) the command starts inside
     that namespace, without a process to enter it (see :func:`start_inside`);
     :class:`NotEntered` when it cannot be entered (nothing was started).
     """
-
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            process_group=0,
-        )
-
+    files = [_scratch("stdin", input)] if input is not None else []
     try:
-        if netns is not None:
-            process = start_inside(netns, start)
-        else:
-            _come_back()
-            process = start()
-    except NotEntered:
-        raise
-    except FileNotFoundError:
-        raise binary_not_found(argv) from None
-    try:
-        stdout, stderr = process.communicate(input.encode() if input is not None else None, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        process.kill()
-        process.communicate()
-        raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
-    except BaseException:
-        with contextlib.suppress(Exception):
-            process.communicate(timeout=10)
-        if process.poll() is None:
+        stdout, stderr = _scratch("stdout"), _scratch("stderr")
+        files += [stdout, stderr]
+
+        def start() -> subprocess.Popen[bytes]:
+            stdin = files[0] if input is not None else subprocess.DEVNULL
+            return subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=0)
+
+        try:
+            if netns is not None:
+                process = start_inside(netns, start)
+            else:
+                _come_back()
+                process = start()
+        except NotEntered:
+            raise
+        except FileNotFoundError:
+            raise binary_not_found(argv) from None
+        try:
+            returncode = process.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
             process.kill()
             process.wait()
-        raise
-    return process.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+            raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
+        except BaseException:
+            with contextlib.suppress(Exception):
+                process.wait(timeout=10)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            raise
+        return returncode, _text(stdout), _text(stderr)
+    finally:
+        for fd in files:
+            os.close(fd)
+
+
+def _scratch(name: str, text: str | None = None) -> int:
+    """An unnamed in-memory file (its fd), holding ``text`` from offset 0."""
+    try:
+        fd = os.memfd_create(f"netns_kit-{name}", os.MFD_CLOEXEC)
+    except OSError:  # no memfd (seccomp, an old kernel): an unlinked temporary file
+        import tempfile
+
+        with tempfile.TemporaryFile() as unnamed:
+            fd = os.dup(unnamed.fileno())
+    if text:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _text(fd: int) -> str:
+    """What a process wrote into the scratch file ``fd``."""
+    size = os.fstat(fd).st_size
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, size - offset, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 T = TypeVar("T")

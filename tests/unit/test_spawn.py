@@ -154,3 +154,29 @@ def test_the_executor_enters_directly_only_without_a_prefix(mocker: MockerFixtur
     sudo = netns_kit.ShExecutor(("sudo", "-n"))
     assert sudo.enter_directly is False
     assert sudo.batch_argv_for(process) == ("sudo", "-n", "nsenter", "--net=/run/netns/red", "--", "ip", "-batch", "-")
+
+
+# -- stdin, stdout and stderr are in-memory files -------------------------------------
+
+
+def test_large_input_and_output_go_through_whole_and_apart() -> None:
+    big = "".join(f"line {n}\n" for n in range(40000))  # ~400 kB: many times a pipe's buffer
+    assert spawn.run(["cat"], input=big) == (0, big, "")
+    code, out, err = spawn.run(["sh", "-c", "seq 1 50000; echo oops >&2; exit 3"])
+    assert (code, out.split("\n")[-2], err) == (3, "50000", "oops\n")
+    assert len(out.splitlines()) == 50000
+
+
+def test_without_memfd_an_unlinked_temporary_file_does(mocker: MockerFixture) -> None:
+    mocker.patch("os.memfd_create", side_effect=OSError(errno.ENOSYS, "Function not implemented"))
+    assert spawn.run(["cat"], input="through a file\n") == (0, "through a file\n", "")
+
+
+def test_no_descriptor_is_left_open() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        spawn.run(["cat"], input="x")
+        spawn.run(["sh", "-c", "exit 1"])
+    with pytest.raises(netns_kit.BinaryNotFoundError):
+        spawn.run(["/nonexistent/netns-kit-binary"], input="x")
+    assert set(os.listdir("/proc/self/fd")) == before
