@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -180,3 +181,10 @@ def test_no_descriptor_is_left_open() -> None:
     with pytest.raises(netns_kit.BinaryNotFoundError):
         spawn.run(["/nonexistent/netns-kit-binary"], input="x")
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_background_child_holding_stdout_does_not_keep_run_waiting() -> None:
+    # with pipes, reading to the end waits for every holder of the write end: 60 s here
+    code, out, _ = spawn.run(["sh", "-c", "sleep 60 & echo $!"], timeout=10)
+    os.kill(int(out), signal.SIGTERM)  # the sleep we started, by its pid
+    assert code == 0
