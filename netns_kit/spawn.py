@@ -5,6 +5,10 @@ This is the one place where netns_kit starts a process it waits for.
 ``sh`` package ~6.8 ms (it sets up threads and a pty per call); with a few
 hundred ``ip -batch`` processes per topology that difference is most of the
 time (see CHANGELOG.md). ``ShExecutor(runner="sh")`` keeps the old way.
+Two more things keep each process cheap: its stdin, stdout and stderr are
+in-memory files, not pipes (no select loop while it runs), and a process
+for a namespace is started inside it by a thread that entered it
+(:func:`start_inside`), not through ``nsenter``.
 """
 
 from __future__ import annotations
@@ -137,13 +141,16 @@ def start_inside(netns: Path, start: Callable[[], T]) -> T:
     in and coming back; Python runs those on the main thread only, so there
     a short-lived thread goes in instead and never comes back. A worker
     thread that could not come back (setns failing with ENOMEM) is marked:
-    every later :func:`run` on it first retries, and refuses to start
-    anything until it is back.
+    every later :func:`run` on it first tries again, and raises
+    ``RuntimeError`` without starting anything while it still cannot.
     """
     if threading.current_thread() is threading.main_thread():
         return _start_on_a_new_thread(netns, start)
     _come_back()
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise NotEntered(error.errno, f"cannot tell which network namespace to go back to: {error}") from None
     try:
         _enter(netns)
     except BaseException:
@@ -153,7 +160,10 @@ def start_inside(netns: Path, start: Callable[[], T]) -> T:
         return start()
     finally:
         _local.home = home
-        _come_back()
+        # the process started (or not) where it should; if the thread cannot go back now,
+        # the next start on it tries again first and refuses while it still cannot
+        with contextlib.suppress(RuntimeError):
+            _come_back()
 
 
 #: per thread: the namespace it must go back to (an open fd), while it has not
