@@ -120,7 +120,7 @@ class Firewall(Resource):
 
     def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
         """The undo, for a batching executor (which checks a ``-D`` when its batch fails)."""
-        return [attrs.evolve(u, missing_ok=True) for u in self._undo_commands(done)]
+        return [u.tolerant() for u in self._undo_commands(done)]
 
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         return () if self.netns in doomed else None

@@ -116,14 +116,14 @@ def checked_undo(executor: Executor, undo: Sequence[Command]) -> None:
     from .batch import is_delete, rule_exists
 
     if executor.batch:
-        executor.run_all([attrs.evolve(command, missing_ok=True) for command in undo])
+        executor.run_all([command.tolerant() for command in undo])
         return
     todo: list[Command] = []
     for command in undo:
         if is_delete(command) and not rule_exists(executor, command):
             log.debug("nothing to delete (no such rule): %s", command.line)
             continue
-        todo.append(attrs.evolve(command, missing_ok=True))
+        todo.append(command.tolerant())
     if todo:
         executor.run_all(todo)
 

@@ -234,7 +234,7 @@ class _Cleanup:
             return None
         if argv[0] == "sysctl":
             return self._sysctl_step(owner, command)
-        undo = [attrs.evolve(u, missing_ok=True) for u in command.undo]
+        undo = [u.tolerant() for u in command.undo]
         return _Step("; ".join(u.line for u in undo), self._runner(undo), owner)
 
     def _sysctl_step(self, owner: Owner, command: Command) -> _Step | None:
@@ -268,7 +268,7 @@ class _Cleanup:
                         raise _Keep(f"sysctl {key}: still relied on by running owners, who restore it when done")
                     if original is not None:
                         restore = shared.restore(original)
-                self.executor.run(attrs.evolve(restore, missing_ok=True))
+                self.executor.run(restore.tolerant())
 
         return _Step(f"sysctl {key} restored: {undo.line}", restore, owner)
 

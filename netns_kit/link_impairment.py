@@ -136,7 +136,7 @@ class LinkImpairment(Resource):
         # changed at run time: remove what is in effect now, whatever it is
         removal = [u for c in reversed(self._commands(current, executor, verb="add")) for u in c.undo]
         if removal:
-            executor.run_all([attrs.evolve(u, missing_ok=True) for u in removal])
+            executor.run_all([u.tolerant() for u in removal])
 
     # -- at run time -----------------------------------------------------------
     def change(self, impairment: Impairment | Mapping[str, Any], executor: Executor | None = None) -> None:
@@ -155,9 +155,9 @@ class LinkImpairment(Resource):
         new_rules = [c for c in planned if c.argv[0] != "tc"]
         commands = [c for c in planned if c.argv[0] == "tc"]
         if not commands and any(c.argv[0] == "tc" for c in old):
-            commands.append(attrs.evolve(self._qdisc("add", ()).undo[0], missing_ok=True))
+            commands.append(self._qdisc("add", ()).undo[0].tolerant())
         if [c.argv for c in old_rules] != [c.argv for c in new_rules]:
-            commands += [attrs.evolve(u, missing_ok=True) for c in reversed(old_rules) for u in c.undo]
+            commands += [u.tolerant() for c in reversed(old_rules) for u in c.undo]
             commands += new_rules
         executor.run_all(commands)
         self._state.current = new

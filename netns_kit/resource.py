@@ -55,7 +55,7 @@ class Resource:
 
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
         """Reverse ``done`` (the commands of the plan that took effect), idempotently."""
-        undo = [attrs.evolve(u, missing_ok=True) for c in reversed(done) for u in c.undo]
+        undo = [u.tolerant() for c in reversed(done) for u in c.undo]
         if undo:
             executor.run_all(undo)
 
@@ -69,7 +69,7 @@ class Resource:
         """The commands :meth:`undo` would run for ``done``, or None when it must run itself."""
         if type(self).undo is not Resource.undo:
             return None
-        return [attrs.evolve(u, missing_ok=True) for c in reversed(done) for u in c.undo]
+        return [u.tolerant() for c in reversed(done) for u in c.undo]
 
     # -- shared behaviour ----------------------------------------------------
     def _executor(self, executor: Executor | None = None) -> Executor:

@@ -86,3 +86,14 @@ def test_stdin_survives_json_round_trip() -> None:
     command = change("cat", stdin="a\n", undo=Command(("rm", "-f", "x")))
     assert Command.from_json(command.to_json()) == command
     assert "stdin" not in change("cat").to_json()
+
+
+def test_tolerant_is_the_same_command_with_missing_ok() -> None:
+    import attrs
+
+    undo = Command(("ip", "link", "del", "dev", "x"), netns="red")
+    command = Command(("ip", "link", "add", "x"), netns="red", ok_codes=(0, 2), undo=(undo,), stdin="a\n")
+    assert command.tolerant() == attrs.evolve(command, missing_ok=True)
+    assert command.tolerant().missing_ok and not command.missing_ok
+    already = command.tolerant()
+    assert already.tolerant() is already
