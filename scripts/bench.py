@@ -5,7 +5,8 @@ network + mount namespace of its own (``unshare``, with ``--user`` when not
 root) with a private ``/run``: the machine's network is never touched.
 
 For each N and each contender, ``--runs`` times, interleaved (run 1 of every
-contender and N, then run 2, ...), it measures
+contender and N, then run 2, ...; the order of the contenders rotated by one
+each run, so that none always runs first after the slowest), it measures
 
 * build: from the resource values to a working topology;
 * teardown: until every device is gone (names reusable at once).
@@ -130,9 +131,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             contenders["pyroute2 idiomatic (NetNS)"] = lambda n: pyroute2.run(n, "idiomatic")
             contenders["pyroute2 without forks"] = lambda n: pyroute2.run(n, "nofork")
         slow = {"netns_kit one process per command", "recorder's script by /bin/sh"}
+        names = list(contenders)
         for run in range(args.runs):
+            # rotated each run: the contender after pyroute2's veth-by-veth teardown (which
+            # leaves the kernel freeing for a while) is a different one each time
+            order = names[run % len(names) :] + names[: run % len(names)]
             for n in args.sizes:
-                for name, contender in contenders.items():
+                for name in order:
+                    contender = contenders[name]
                     if name in slow and n > args.slow_max:
                         continue
                     build, teardown = contender(n)
