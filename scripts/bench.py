@@ -6,7 +6,8 @@ root) with a private ``/run``: the machine's network is never touched.
 
 For each N and each contender, ``--runs`` times, interleaved (run 1 of every
 contender and N, then run 2, ...; the order of the contenders rotated by one
-each run, so that none always runs first after the slowest), it measures
+each run, so that none always runs first after the slowest; before each, the
+machine is let settle until nothing else is runnable, at most 5 s), it measures
 
 * build: from the resource values to a working topology;
 * teardown: until every device is gone (names reusable at once).
@@ -64,6 +65,19 @@ class Pyroute2:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self.proc.wait(10)
+
+
+def settle(limit: float = 5.0) -> float:
+    """Wait until nothing but this process is runnable (the kernel done freeing what the
+    last contender's teardown left: RCU callbacks, namespace cleanup), three looks 20 ms
+    apart in a row, at most ``limit`` seconds; return how long it took."""
+    start = time.perf_counter()
+    quiet = 0
+    while quiet < 3 and time.perf_counter() - start < limit:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        quiet = quiet + 1 if running <= 1 else 0
+        time.sleep(0.02)
+    return time.perf_counter() - start
 
 
 def check_clean(where: str) -> None:
@@ -141,6 +155,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     contender = contenders[name]
                     if name in slow and n > args.slow_max:
                         continue
+                    settle()
                     build, teardown = contender(n)
                     check_clean(f"{name} N={n}")
                     if name == "netns_kit batched, Sandbox":
