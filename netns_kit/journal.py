@@ -7,6 +7,7 @@ and a note), never masking it.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -54,6 +55,14 @@ class Unit:
     complete: bool = False
 
 
+def _record(unit: Unit, command: Command, seq: int) -> None:
+    """Note that ``command`` (sequence number ``seq``) of ``unit`` took effect: in plan
+    order (steps finish in any order; the undo reverses the plan), once only."""
+    if any(known == seq for _, known in unit.done):
+        return
+    bisect.insort(unit.done, (command, seq), key=lambda entry: entry[1])
+
+
 class Journal:
     """Applies resources through one executor and can undo them exactly."""
 
@@ -83,33 +92,38 @@ class Journal:
         marked: set[int] = set()
 
         def progress(indexes: Sequence[int]) -> None:
-            # each command is marked ok as soon as it took effect (after each
-            # batch when batching): after a SIGKILL only what was running is in flight
+            # each command is recorded and marked ok as soon as it took effect (after
+            # each batch when batching): an undo, or crash cleanup after a SIGKILL,
+            # then knows about it wherever a signal lands
             new = [i for i in indexes if i not in marked]
+            for i in new:
+                _record(*flat[i], seqs[i])
             marked.update(new)
             if self.ledger and new:
                 self.ledger.mark([(seqs[i], "ok") for i in new])
 
         try:
             results = self.executor.run_all(commands, on_done=progress)
+            progress(range(len(commands)))
+            for unit in units:
+                unit.complete = True
         except BaseException as error:
             # A command that failed did not take effect; one that was interrupted
             # (Ctrl-C, SIGTERM, or itself killed by a signal) may have: it is undone too
-            # (missing_ok). A batching
-            # executor may have run commands out of plan order: the sets need not be prefixes.
+            # (missing_ok). A batching executor may have run commands out of plan order:
+            # the sets need not be prefixes. What was reported done counts too: all of
+            # it when a SIGTERM landed after the run, in the bookkeeping above.
             done, inflight, failed = taken(error, len(flat))
-            both = sorted(done | inflight)
-            self._record([flat[i] for i in both], [seqs[i] for i in both])
+            done |= marked
+            inflight -= done
+            for i in sorted(done | inflight):
+                _record(*flat[i], seqs[i])
             if self.ledger:
                 state = {i: "ok" for i in done} | {i: "in-flight" for i in inflight}
                 if failed is not None:
                     state[failed] = "failed"
                 self.ledger.mark([(s, state.get(i, "skipped")) for i, s in enumerate(seqs) if i not in marked])
             self.fail(error)
-        progress(range(len(commands)))
-        self._record(flat, seqs)
-        for unit in units:
-            unit.complete = True
         return results
 
     def _absent(self, commands: Sequence[Command]) -> set[int]:
@@ -162,10 +176,6 @@ class Journal:
                     planned.undo(executor, [], complete=False)
             raise
         return plans
-
-    def _record(self, flat: Sequence[tuple[Unit, Command]], seqs: Sequence[int]) -> None:
-        for (unit, command), seq in zip(flat, seqs, strict=True):
-            unit.done.append((command, seq))
 
     def fail(self, error: BaseException) -> None:
         """Undo everything, attach cleanup errors to ``error`` and raise it."""

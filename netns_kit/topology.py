@@ -183,8 +183,15 @@ class Topology:
         executor = self._executor(executor)
         journal = Journal(executor)
         with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made
-            journal.apply_all(self.ordered())
-            self._journal = journal
+            try:
+                journal.apply_all(self.ordered())  # rolls back by itself when the run fails
+                self._journal = journal
+            except BaseException as error:
+                self._journal = None
+                if not journal.units:  # rolled back already (a failed run)
+                    raise
+                # a SIGTERM landing after the run, before the topology knew it was up
+                journal.fail(error)
             if self.wait:
                 try:
                     self.wait_ready(timeout=self.wait_timeout, executor=executor)

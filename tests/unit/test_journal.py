@@ -78,3 +78,53 @@ def test_missing_objects_on_undo_are_fine() -> None:
     topo.down()
     assert not topo.is_up
     assert issubclass(NotFoundError, CommandError)
+
+
+# -- a SIGTERM landing after every command ran, before the topology knew it was up -----
+
+
+def _torn_down_after_up() -> list[tuple[str, ...]]:
+    """What a normal up() then down() of seed001_bridge runs, undo included."""
+    recorder = Recorder()
+    scenarios.seed001_bridge().up(recorder).down()
+    return [c.argv for c in recorder.commands]
+
+
+def test_a_signal_right_after_the_run_still_undoes_everything() -> None:
+    from netns_kit.signals import Terminated
+
+    class LateSignal(Recorder):
+        # every command ran and was reported; the signal lands as the first run_all returns
+        signalled = False
+
+        def run_all(self, commands, *, on_done=None):  # type: ignore[no-untyped-def]
+            results = super().run_all(commands, on_done=on_done)
+            if self.signalled:
+                return results
+            self.signalled = True
+            raise Terminated
+
+    recorder = LateSignal()
+    with pytest.raises(Terminated):
+        scenarios.seed001_bridge().up(recorder)
+    assert [c.argv for c in recorder.commands] == _torn_down_after_up()
+
+
+def test_a_signal_after_the_journal_is_done_still_undoes_everything(mocker) -> None:  # type: ignore[no-untyped-def]
+    from netns_kit.journal import Journal
+    from netns_kit.signals import Terminated
+
+    expected = _torn_down_after_up()
+    apply_all = Journal.apply_all
+
+    def then_a_signal(self, resources):  # type: ignore[no-untyped-def]
+        apply_all(self, resources)
+        raise Terminated
+
+    mocker.patch.object(Journal, "apply_all", then_a_signal)
+    recorder = Recorder()
+    topo = scenarios.seed001_bridge()
+    with pytest.raises(Terminated):
+        topo.up(recorder)
+    assert not topo.is_up
+    assert [c.argv for c in recorder.commands] == expected
