@@ -212,7 +212,10 @@ class Topology:
         try:
             return self.up()
         except BaseException:
-            self._guard.exit()
+            try:
+                self.down()  # a SIGTERM between up() returning and the block: no __exit__ then
+            finally:
+                self._guard.exit()
             raise
 
     def __exit__(self, *exc: object) -> None:

@@ -128,3 +128,24 @@ def test_a_signal_after_the_journal_is_done_still_undoes_everything(mocker) -> N
         topo.up(recorder)
     assert not topo.is_up
     assert [c.argv for c in recorder.commands] == expected
+
+
+def test_a_signal_as_enter_returns_still_tears_down(mocker) -> None:  # type: ignore[no-untyped-def]
+    from netns_kit import Topology
+    from netns_kit.signals import Terminated
+
+    expected = _torn_down_after_up()
+    up = Topology.up
+
+    def up_then_a_signal(self, executor=None):  # type: ignore[no-untyped-def]
+        up(self, executor)
+        raise Terminated  # lands in __enter__, after up() returned: the with block never starts
+
+    recorder = Recorder()
+    topo = scenarios.seed001_bridge()
+    topo.executor = recorder
+    mocker.patch.object(Topology, "up", up_then_a_signal)
+    with pytest.raises(Terminated), topo:
+        pytest.fail("the block must not run")
+    assert not topo.is_up
+    assert [c.argv for c in recorder.commands] == expected
