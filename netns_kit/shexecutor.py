@@ -107,7 +107,6 @@ class ShExecutor(Executor):
             from . import spawn
 
             assert process.netns is not None
-
             path = self.netns_path(process.netns)
             try:
                 return self._execute(process.argv, input=input, timeout=None, netns=path)

@@ -66,9 +66,7 @@ def run(
             else:
                 _come_back()
                 process = start()
-        except NotEntered:
-            raise
-        except FileNotFoundError:
+        except FileNotFoundError:  # the binary (NotEntered is an OSError of its own class)
             raise binary_not_found(argv) from None
         try:
             returncode = process.wait(timeout)

@@ -67,17 +67,28 @@ class Pyroute2:
         self.proc.wait(10)
 
 
-def settle(limit: float = 5.0) -> float:
+def runnable() -> int:
+    """How many tasks of the whole machine are runnable now (this one included)."""
+    return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+
+
+def settle(limit: float = 5.0, running: Callable[[], int] = runnable, pause: float = 0.02) -> float:
     """Wait until nothing but this process is runnable (the kernel done freeing what the
-    last contender's teardown left: RCU callbacks, namespace cleanup), three looks 20 ms
-    apart in a row, at most ``limit`` seconds; return how long it took."""
+    last contender's teardown left: RCU callbacks, namespace cleanup), three looks
+    ``pause`` apart in a row, at most ``limit`` seconds; return how long it took."""
     start = time.perf_counter()
     quiet = 0
     while quiet < 3 and time.perf_counter() - start < limit:
-        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-        quiet = quiet + 1 if running <= 1 else 0
-        time.sleep(0.02)
+        quiet = quiet + 1 if running() <= 1 else 0
+        time.sleep(pause)
     return time.perf_counter() - start
+
+
+def rotated(names: list[str], run: int) -> list[str]:
+    """The contenders' order for run ``run``: rotated by one each run, so that the one
+    right after pyroute2's veth-by-veth teardown (the kernel still freeing) changes."""
+    k = run % len(names)
+    return names[k:] + names[:k]
 
 
 def check_clean(where: str) -> None:
@@ -145,13 +156,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             contenders["pyroute2 idiomatic (NetNS)"] = lambda n: pyroute2.run(n, "idiomatic")
             contenders["pyroute2 without forks"] = lambda n: pyroute2.run(n, "nofork")
         slow = {"netns_kit one process per command", "recorder's script by /bin/sh"}
-        names = list(contenders)
         for run in range(args.runs):
-            # rotated each run: the contender after pyroute2's veth-by-veth teardown (which
-            # leaves the kernel freeing for a while) is a different one each time
-            order = names[run % len(names) :] + names[: run % len(names)]
             for n in args.sizes:
-                for name in order:
+                for name in rotated(list(contenders), run):
                     contender = contenders[name]
                     if name in slow and n > args.slow_max:
                         continue
