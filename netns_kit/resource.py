@@ -80,13 +80,20 @@ class Resource:
         """True when :meth:`create` found the object already there (``adopt=True``)."""
         return self._state.adopted
 
+    def adopts(self, executor: Executor) -> bool:
+        """With ``adopt=True``, look whether the object is there; if so it is adopted
+        (:attr:`adopted`): nothing is created, and nothing will be deleted."""
+        if self.adopt and self.exists(executor):
+            self._state.adopted = True
+            return True
+        return False
+
     def create(self, executor: Executor | None = None) -> Self:
         """Create it; a failure half-way undoes what was done and re-raises."""
         from .journal import Journal
 
         executor = self._executor(executor)
-        if self.adopt and self.exists(executor):
-            self._state.adopted = True
+        if self.adopts(executor):
             return self
         journal = Journal(executor)
         with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made

@@ -117,17 +117,23 @@ def workload_address(i: int) -> str:
     return f"10.200.{i // 250}.{i % 250 + 1}"
 
 
-def workload(n: int, *, prefix: str = "w") -> Topology:
+def workload(n: int, *, prefix: str = "w", addrgenmode: str | None = None) -> Topology:
     """W(N), the benchmark's workload: N namespaces ``w0``... each with a veth to bridge
     ``br0`` (an address, lo up, a default route via the bridge), one MASQUERADE + FORWARD
-    + ip_forward for the subnet, and one port forward (host port 10000+i to port 80) each."""
+    + ip_forward for the subnet, and one port forward (host port 10000+i to port 80) each.
+    ``addrgenmode`` goes to every veth (``"none"``: no IPv6 link-local chatter)."""
     resources: list[Resource] = [Bridge("br0", addresses=f"{WORKLOAD_GATEWAY}/16")]
     for i in range(n):
         name = f"{prefix}{i}"
         resources += [
             Namespace(name),
             VethPair(
-                f"{prefix}h{i}", "eth0", peer_netns=name, bridge="br0", peer_addresses=f"{workload_address(i)}/16"
+                f"{prefix}h{i}",
+                "eth0",
+                peer_netns=name,
+                bridge="br0",
+                peer_addresses=f"{workload_address(i)}/16",
+                addrgenmode=addrgenmode,
             ),
             Route("default", via=WORKLOAD_GATEWAY, netns=name),
         ]

@@ -8,7 +8,8 @@ to them. So a journal that created namespaces is undone like this:
 1. stop the processes in those namespaces (one look at ``/proc`` for all);
 2. undo, in reverse, every resource that does NOT live in them (host
    firewall rules, sysctls, bridges), in as few processes as the executor
-   batches them into: the sysctls first, then the firewall rules while
+   batches them into: the bridges set down and the sysctls first, then the
+   firewall rules while
 3. the namespaces are deleted (one ``ip -batch`` of ``netns del``), the
    links outside them right after, and the devices the namespaces took
    along elsewhere (the host ends of veths) are waited for, with a
@@ -30,6 +31,7 @@ from .batch import is_delete
 from .command import Command, query
 from .errors import NetnsKitError
 from .executor import Executor, wait_until
+from .link import Bridge
 from .namespace import Namespace, stop_processes
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
     if not names:
         return None
     undo: list[Command] = []
+    quiet: list[Command] = []
     left: list[tuple[str | None, str]] = []
     for unit in reversed(units):
         if id(unit.resource) in ids:
@@ -72,6 +75,10 @@ def rollback(journal: Journal) -> list[Exception] | None:
         if plan is None:
             return None
         undo.extend(plan)
+        if isinstance(unit.resource, Bridge) and plan:
+            quiet.append(
+                Command(("ip", "link", "set", "dev", unit.resource.name, "down"), unit.resource.netns).tolerant()
+            )
     # the undo of each rule put at the end of its chain (iptables -w -t TABLE -A ...)
     appended = {
         (u.netns, u.argv)
@@ -94,7 +101,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
 
     try:
         stop_processes(executor, doomed)
-        _run_side_by_side(executor, undo, delete_and_wait, appended)
+        _run_side_by_side(executor, quiet + undo, delete_and_wait, appended)
     except NetnsKitError as error:
         log.debug("fast teardown failed (%s): undoing one resource at a time", error)
         return None
@@ -119,7 +126,12 @@ def _run_side_by_side(
     name; a sysctl is a value), so for a whole teardown each kind is undone
     in its own order, at the time that suits the kernel:
 
-    * sysctls first: the kernel frees the namespaces' devices under the RTNL
+    * bridges down first: a bridge floods the multicast its ports send (the
+      IPv6 duplicate-address probes, router solicitations and MLD reports of
+      links that came up in the last seconds) to every other port, and a
+      bridge that is down forwards nothing while the rest goes (W(500):
+      softirq time during teardown 0.33-0.50 s -> 0.09-0.13 s);
+    * sysctls next: the kernel frees the namespaces' devices under the RTNL
       lock, which a sysctl write spins on (and ``ip_forward`` visits every
       device of the host); forwarding also goes off before the rules do;
     * firewall rules (nf_tables and x_tables do not take that lock) while
@@ -132,9 +144,9 @@ def _run_side_by_side(
     W(200): the sysctl write took 0.1 s during the kernel's work and takes
     4 ms before it; the bridge deletion took 0.04-0.09 s after it.
     """
-    first = [c for c in undo if c.argv[0] == "sysctl"]
+    first = [c for c in undo if _first(c)]
     meanwhile = head_first([c for c in undo if c.argv[0] in _OUTSIDE_RTNL], appended)
-    after = [c for c in undo if c.argv[0] != "sysctl" and c.argv[0] not in _OUTSIDE_RTNL]
+    after = [c for c in undo if not _first(c) and c.argv[0] not in _OUTSIDE_RTNL]
     executor.run_all(first)
     if executor.parallel < 2 or not meanwhile:
         executor.run_all(meanwhile)
@@ -148,6 +160,11 @@ def _run_side_by_side(
             executor.run_all(meanwhile)
         finally:
             deleting.result()
+
+
+def _first(command: Command) -> bool:
+    """Sysctl writes and setting a bridge down (see :func:`_run_side_by_side`)."""
+    return command.argv[0] == "sysctl" or (command.argv[:3] == ("ip", "link", "set") and command.argv[-1] == "down")
 
 
 def head_first(commands: list[Command], appended: Collection[tuple[str | None, tuple[str, ...]]]) -> list[Command]:

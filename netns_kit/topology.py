@@ -73,6 +73,7 @@ class Topology:
         self.wait = wait
         self.wait_timeout = wait_timeout
         self._journal: Journal | None = None
+        self._adopted: list[Resource] = []
         self._guard = signals.Guard()
         self.add(*resources)
 
@@ -182,12 +183,16 @@ class Topology:
             raise ValidationError("Topology", self, "is already up")
         executor = self._executor(executor)
         journal = Journal(executor)
+        resources = self.ordered()
         with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made
             try:
-                journal.apply_all(self.ordered())  # rolls back by itself when the run fails
+                # what is there already and says adopt=True is used as it is (one look each)
+                self._adopted = [r for r in resources if r.adopts(executor)]
+                journal.apply_all([r for r in resources if not r.adopted])  # rolls back by itself
                 self._journal = journal
             except BaseException as error:
                 self._journal = None
+                self._let_go()
                 if not journal.units:  # rolled back already (a failed run)
                     raise
                 # a SIGTERM landing after the run, before the topology knew it was up
@@ -197,6 +202,7 @@ class Topology:
                     self.wait_ready(timeout=self.wait_timeout, executor=executor)
                 except BaseException as error:
                     self._journal = None
+                    self._let_go()
                     journal.fail(error)
         return self
 
@@ -205,6 +211,13 @@ class Topology:
         journal, self._journal = self._journal, None
         if journal is not None:
             journal.close()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Forget the adopted resources (they are never deleted)."""
+        for resource in self._adopted:
+            resource.delete()  # an adopted resource's delete only forgets it
+        self._adopted = []
 
     def __enter__(self) -> Self:
         # while the block runs, SIGTERM unwinds it (and so tears down): see netns_kit.signals

@@ -176,6 +176,16 @@ def valid_mac(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ValidationError(field_name(instance, attribute), value, rule)
 
 
+#: IPv6 address generation modes ``ip link set ... addrgenmode`` takes without more set-up
+ADDRGENMODES = ("eui64", "none", "random")
+
+
+def valid_addrgenmode(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value not in ADDRGENMODES:
+        rule = f"must be one of {', '.join(ADDRGENMODES)} (stable_secret needs a secret set first)"
+        raise ValidationError(field_name(instance, attribute), value, rule)
+
+
 def port(field: str, value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise ValidationError(field, value, "must be an int from 1 to 65535")

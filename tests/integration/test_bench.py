@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = {
     "netns_kit batched",
     "netns_kit batched, Sandbox",
+    "netns_kit batched, addrgenmode none",
     "netns_kit one process per command",
     "recorder's script by /bin/sh",
     "dry-run plan alone",

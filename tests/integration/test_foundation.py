@@ -164,6 +164,76 @@ def test_creating_over_an_existing_name_fails_and_adopt_uses_it(sb: Sandbox) -> 
     assert not Namespace("taken").exists()
 
 
+def test_a_topology_adopts_an_existing_bridge_and_leaves_it_there(sb: Sandbox) -> None:
+    host = Host()
+    host.run(["ip", "link", "add", "name", "mine-br", "type", "bridge"], mutating=True)
+    try:
+        resources = [
+            Bridge("mine-br", addresses="10.77.0.254/24", adopt=True),
+            Namespace("ad"),
+            VethPair("ad-h", "eth0", peer_netns="ad", bridge="mine-br", peer_addresses="10.77.0.1/24"),
+        ]
+        with pytest.raises(AlreadyExistsError):  # without adopt, the name is taken
+            netns_kit.Topology([Bridge("mine-br"), *resources[1:]]).up()
+        with netns_kit.Topology(resources) as topo:
+            bridge = topo.of_type(Bridge)[0]
+            assert bridge.adopted
+            assert bridge.ports() == ["ad-h"]
+            assert not any(a["local"] == "10.77.0.254" for a in host_addresses("mine-br"))  # used as it is
+        assert not bridge.adopted
+        assert Bridge("mine-br").exists()
+        assert Bridge("mine-br").ports() == []
+        assert not Namespace("ad").exists()
+    finally:
+        host.run(["ip", "link", "del", "dev", "mine-br"], mutating=True)
+
+
+def host_addresses(dev: str) -> list[dict[str, str]]:
+    links = Host().run(["ip", "-j", "addr", "show", "dev", dev]).json()
+    return [info for link in links for info in link.get("addr_info", ())]
+
+
+def test_addrgenmode_none_leaves_links_without_link_local_and_quiet(sb: Sandbox) -> None:
+    def topology(mode: str | None) -> netns_kit.Topology:
+        return netns_kit.Topology(
+            [
+                Bridge("ag-br", addrgenmode=mode),
+                Namespace("ag1"),
+                Namespace("ag2"),
+                *(
+                    VethPair(
+                        f"ag-h{i}",
+                        "eth0",
+                        peer_netns=f"ag{i}",
+                        bridge="ag-br",
+                        peer_addresses=[f"10.78.0.{i}/24", f"fd00:78::{i}/64"],
+                        addrgenmode=mode,
+                    )
+                    for i in (1, 2)
+                ),
+            ],
+            wait=True,
+        )
+
+    def link_local(ns: Namespace) -> list[str]:
+        return [i["local"] for link in ns.addresses() for i in link.get("addr_info", ()) if i.get("scope") == "link"]
+
+    with topology(None) as topo:  # the kernel's default: a link-local address on each end
+        topo["ag1"].wait_reachable("10.78.0.2")
+        assert link_local(topo["ag1"])
+    with topology("none") as topo:
+        assert topo["ag1"].ping("10.78.0.2")
+        topo["ag1"].wait_reachable("fd00:78::2")  # static IPv6 addresses still work
+        assert link_local(topo["ag1"]) == link_local(topo["ag2"]) == []
+        assert not [a for a in host_addresses("ag-br") if a.get("scope") == "link"]
+        modes = {
+            link["ifname"]: link.get("inet6_addr_gen_mode")
+            for link in Host().run(["ip", "-d", "-j", "link", "show"]).json()
+            if link["ifname"].startswith("ag-")
+        }
+        assert modes == {"ag-br": "none", "ag-h1": "none", "ag-h2": "none"}
+
+
 def test_failed_command_carries_argv_code_and_stderr(sb: Sandbox) -> None:
     with pytest.raises(NotFoundError) as info:
         Host().run(["ip", "link", "set", "dev", "no-such-dev", "up"])

@@ -88,6 +88,31 @@ def test_veth_options_mtu_mac_bridge_ipv6_nodad(rec: Recorder) -> None:
     ]
 
 
+def test_addrgenmode_is_set_on_each_end_before_it_goes_up(rec: Recorder) -> None:
+    Bridge("br0", addrgenmode="none").create()
+    VethPair("vh", "vp", peer_netns="x", bridge="br0", addrgenmode="random").create()
+    assert rec.lines == [
+        "ip link add name br0 type bridge",
+        "ip link set dev br0 addrgenmode none",
+        f"ip link set dev br0 alias {TAG} up",
+        "ip link add name vh type veth peer name vp netns x",
+        "ip link set dev vh addrgenmode random",
+        f"ip link set dev vh alias {TAG} master br0 up",
+        "ip -n x link set dev vp addrgenmode random",
+        f"ip -n x link set dev vp alias {TAG} up",
+    ]
+
+
+def test_a_topology_adopts_what_is_there_and_creates_the_rest() -> None:
+    rec = Recorder(lambda c: '[{"ifname": "br0"}]' if c.argv[:3] == ("ip", "-j", "link") and not c.netns else None)
+    bridge = Bridge("br0", addresses="10.0.0.254/24", adopt=True)
+    with netns_kit.Topology([bridge, Namespace("red", adopt=True)], executor=rec):
+        assert bridge.adopted
+        assert rec.lines == ["ip netns add red", f"ip -n red link set dev lo alias {TAG} up"]
+    assert not bridge.adopted
+    assert rec.lines[2:] == ["ip netns del red"]
+
+
 def test_veth_in_one_namespace_needs_no_peer_netns(rec: Recorder) -> None:
     VethPair("a", "b", netns="x", peer_netns="x", up=False, nodad=False, addresses="fd00::1/64").create()
     assert rec.lines == [

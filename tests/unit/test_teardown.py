@@ -1,7 +1,7 @@
 """The fast teardown's order (no privileges: a batching recorder that plays a kernel).
 
 Deleting namespaces is the kernel's slow part; the teardown arranges the rest
-around it: sysctls before (a sysctl write spins on the lock the kernel frees
+around it: bridges down (they stop flooding) and sysctls before (a sysctl write spins on the lock the kernel frees
 devices under), firewall rules meanwhile, each found nearest the head of its
 chain, and links after the namespaces were deleted.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, scenarios
+from netns_kit import Bridge, Command, Namespace, Result, Topology, VethPair, scenarios
 from netns_kit.teardown import head_first
 
 from .fakes import BatchingHost
@@ -28,8 +28,35 @@ def teardown(tmp_path: Path) -> list[str]:
     return host.lines
 
 
-def test_forwarding_is_restored_before_anything_else(teardown: list[str]) -> None:
-    assert teardown[0] == "sysctl -q -w net.ipv4.ip_forward=0"
+def test_the_bridge_goes_down_and_forwarding_off_before_anything_else(teardown: list[str]) -> None:
+    assert teardown[:2] == ["ip link set dev br0 down", "sysctl -q -w net.ipv4.ip_forward=0"]
+    assert teardown.count("ip link set dev br0 down") == 1
+
+
+class HostWithBridge(BatchingHost):
+    """A host where ``br0`` is already there."""
+
+    def answer(self, command: Command) -> Result | str | None:
+        if command.argv[:4] == ("ip", "-j", "link", "show") and command.argv[-1] == "br0":
+            return '[{"ifname": "br0"}]'
+        return super().answer(command)
+
+
+def test_an_adopted_bridge_is_neither_set_down_nor_deleted(tmp_path: Path) -> None:
+    host = HostWithBridge(tmp_path)
+    topology = Topology(
+        [
+            Bridge("br0", adopt=True),
+            Namespace("a"),
+            Namespace("b"),
+            VethPair("ha", "eth0", peer_netns="a", bridge="br0"),
+            VethPair("hb", "eth0", peer_netns="b", bridge="br0"),
+        ]
+    ).up(host)
+    host.clear()
+    topology.down()
+    assert host.lines[:2] == ["ip netns del a", "ip netns del b"]
+    assert not [line for line in host.lines if "br0" in line]
 
 
 def test_every_rule_goes_before_any_chain_and_appended_jumps_oldest_first(teardown: list[str]) -> None:

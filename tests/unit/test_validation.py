@@ -66,6 +66,8 @@ CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("route family mix", lambda: Route("10.0.0.0/24", via="fd00::1"), "Route.via"),
     ("route bad gateway", lambda: Route("default", via="300.1.1.1"), "Route.via"),
     ("stp as string", lambda: Bridge("br0", stp="yes"), "Bridge.stp"),
+    ("unknown addrgenmode", lambda: VethPair("a", "b", addrgenmode="off"), "VethPair.addrgenmode"),
+    ("addrgenmode needing a secret", lambda: Bridge("br0", addrgenmode="stable_secret"), "Bridge.addrgenmode"),
 ]
 
 
