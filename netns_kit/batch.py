@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from .batchline import restore_line
 from .command import Command, Result, query
 from .errors import BinaryNotFoundError, CommandError, NotFoundError, classify
-from .schedule import Step, graph, schedule
+from .schedule import Step, graph, priorities, schedule
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -88,7 +88,8 @@ def run_all(
     progress = _Progress(commands)
     steps = schedule(commands)
     waiting, dependents = graph(steps)
-    ready = [p for p, before in waiting.items() if not before]
+    key = priorities(steps)  # the longest chain of work first
+    ready = [key[p] for p, before in waiting.items() if not before]
     heapq.heapify(ready)
     failures: dict[int, BaseException] = {}
     running: dict[Future[None], int] = {}
@@ -102,13 +103,13 @@ def run_all(
         for q in dependents.get(p, ()):
             waiting[q].discard(p)
             if not waiting[q]:
-                heapq.heappush(ready, q)
+                heapq.heappush(ready, key[q])
 
     pool = ThreadPoolExecutor(parallel, thread_name_prefix="netns_kit") if parallel > 1 else None
     try:
         while (ready and not failures) or running:
             if pool is None:
-                p = heapq.heappop(ready)
+                p = heapq.heappop(ready)[1]
                 try:
                     _run_step(executor, steps[p], progress)
                 except CommandError as error:
@@ -117,7 +118,7 @@ def run_all(
                     finished(p, None)
                 continue
             while ready and not failures and len(running) < parallel:
-                p = heapq.heappop(ready)
+                p = heapq.heappop(ready)[1]
                 running[pool.submit(_run_step, executor, steps[p], progress)] = p
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:

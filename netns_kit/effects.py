@@ -6,7 +6,15 @@
   addresses, flags and master;
 * ``fw4:NS:TABLE`` / ``fw6:NS:TABLE``: the iptables / ip6tables rules of
   one table in NS (a jump only ever goes to a chain of its own table);
-* ``all:NS``: everything in NS (routes, sysctls: they depend on devices);
+* ``sys:NS:forwarding``: the forwarding switches of NS (``ip_forward`` and the
+  ``all.forwarding`` of either family: the kernel applies them to every device
+  and to ``default``, so devices made later get them too, and the order against
+  devices cannot matter). A write of one reads every firewall table of NS: the
+  rules planned before it (a NAT's MASQUERADE and FORWARD accepts) are in place
+  before anything is forwarded;
+* ``all:NS``: everything in NS (routes, other sysctls: they depend on devices,
+  a ``default`` value only on devices made after it); a sysctl of one device
+  (``net.ipv4.conf.DEV.KEY``) is ``dev:NS:DEV``;
 * ``*``: everything (a command netns_kit does not model).
 
 Two commands conflict when one writes a key the other reads or writes
@@ -16,6 +24,7 @@ Two commands conflict when one writes a key the other reads or writes
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
@@ -40,9 +49,13 @@ def _scope(netns: str | None) -> str:
     return netns or ""
 
 
+#: sysctls that switch forwarding on or off for a whole namespace
+FORWARDING = frozenset({"net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", "net.ipv6.conf.all.forwarding"})
+
+
 def key_scope(key: str) -> str | None:
     """The namespace a key lives in (None for ``ns:`` keys and ``*``)."""
-    if key.startswith(("dev:", "fw4:", "fw6:")):
+    if key.startswith(("dev:", "fw4:", "fw6:", "sys:")):
         return key[4:].rsplit(":", 1)[0]
     if key.startswith("all:"):
         return key[4:]
@@ -110,11 +123,33 @@ def effects(command: Command, kind: str | None = None) -> Effects:
     elif kind == "restore":
         family = 6 if argv[0] == "ip6tables" else 4
         found = Effects(frozenset(), frozenset({f"fw{family}:{_scope(command.netns)}:{argv[3]}"}))
-    elif argv[:3] == ("sysctl", "-q", "-w"):
-        found = Effects(frozenset(), frozenset({f"all:{_scope(command.netns)}"}))
+    elif argv[:3] == ("sysctl", "-q", "-w") and len(argv) == 4:
+        written = _sysctl_key(argv[3].partition("=")[0], command.netns)
+        reads = _firewall(_scope(command.netns)) if written.startswith("sys:") else frozenset()
+        found = Effects(reads, frozenset({written}))
     if found is None:
         return _BARRIER
     return Effects(found.reads | inside, found.writes)
+
+
+@functools.cache
+def _firewall(here: str) -> frozenset[str]:
+    """The keys of every firewall table of a namespace, both families."""
+    tables = ("filter", "nat", "mangle", "raw", "security")
+    return frozenset(f"fw{family}:{here}:{table}" for family in (4, 6) for table in tables)
+
+
+def _sysctl_key(name: str, netns: str | None) -> str:
+    """The key a sysctl write writes (see the module docstring)."""
+    here = _scope(netns)
+    # in the slash form, dots inside a part belong to it (a device eth0.10)
+    parts = name.split("/") if "/" in name else name.split(".")
+    if ".".join(parts) in FORWARDING:
+        return f"sys:{here}:forwarding"
+    per_device = len(parts) == 5 and parts[:3] in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"])
+    if per_device and parts[3] not in ("all", "default"):
+        return f"dev:{here}:{parts[3]}"
+    return f"all:{here}"
 
 
 def _ip_effects(command: Command) -> Effects | None:

@@ -190,10 +190,10 @@ class Journal:
 
     def rollback(self) -> list[Exception]:
         """Undo every unit in reverse order; return the errors met (and keep going)."""
-        from . import teardown
-
         errors: list[Exception] = []
         with signals.shielded():  # one SIGTERM or Ctrl-C waits until the undo is complete
+            from . import teardown
+
             fast = teardown.rollback(self)  # all at once, when it can
             if fast is not None:
                 return fast

@@ -111,7 +111,8 @@ class Resource:
             self._state.adopted = False
             return
         if self._state.journals:
-            self._state.journals.pop().close()
+            with signals.shielded():  # no SIGTERM between taking the journal and undoing it
+                self._state.journals.pop().close()
             return
         executor = self._executor(executor)
         self.undo(executor, self.plan(executor), complete=True)
@@ -129,8 +130,13 @@ class Resource:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        journals = len(self._state.journals)
         try:
             self.delete()
+        except BaseException:
+            if len(self._state.journals) == journals and journals:  # interrupted before it began
+                self.delete()
+            raise
         finally:
             if self._state.guards:
                 self._state.guards.pop().exit()

@@ -172,20 +172,44 @@ def graph(steps: Sequence[Step]) -> tuple[dict[int, set[int]], dict[int, list[in
     return waiting, dependents
 
 
-def order(steps: Sequence[Step]) -> list[int]:
-    """The steps in an order that respects what each waits for (the lowest ready first)."""
+#: a rough cost model, in ms, for :func:`priorities`: a process, and a line of each kind
+#: (W(200) here: a host veth line ~0.5 ms, a namespace's line ~1-2 ms, a rule ~0.035 ms)
+_PROCESS_MS = 3.0
+_LINE_MS = {"ip": 0.6, "restore": 0.04, "one": 1.0}
+
+
+def priorities(steps: Sequence[Step]) -> list[tuple[float, int]]:
+    """For each step, a key that sorts the one to start first lowest: the longest
+    estimated chain of work from it to the end (the critical path), then the plan.
+
+    With ``parallel`` workers and hundreds of namespaces ready, starting the lowest
+    step first left the host's last chunk, and the sysctl and rules waiting for it,
+    for the end (W(200): a 70 ms ``iptables-restore`` ran alone after the rest).
+    """
+    _, dependents = graph(steps)
+    rank = [0.0] * len(steps)
+    for p in reversed(order(steps)):
+        own = _PROCESS_MS + _LINE_MS[steps[p].kind] * len(steps[p].indexes)
+        rank[p] = own + max((rank[q] for q in dependents.get(p, ())), default=0.0)
+    return [(-rank[p], p) for p in range(len(steps))]
+
+
+def order(steps: Sequence[Step], keys: Sequence[tuple[float, int]] | None = None) -> list[int]:
+    """The steps in an order that respects what each waits for (the lowest ready
+    first, or the lowest of ``keys``)."""
     import heapq
 
     waiting, dependents = graph(steps)
-    ready = [p for p, before in waiting.items() if not before]
+    key = keys or [(0.0, p) for p in range(len(steps))]
+    ready = [key[p] for p, before in waiting.items() if not before]
     heapq.heapify(ready)
     found = []
     while ready:
-        p = heapq.heappop(ready)
+        p = heapq.heappop(ready)[1]
         found.append(p)
         for q in dependents.get(p, ()):
             waiting[q].discard(p)
             if not waiting[q]:
-                heapq.heappush(ready, q)
+                heapq.heappush(ready, key[q])
     assert len(found) == len(steps), "the steps wait for each other in a cycle"
     return found

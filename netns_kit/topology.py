@@ -208,10 +208,14 @@ class Topology:
 
     def down(self) -> None:
         """Undo everything ``up()`` did, in reverse order (a no-op when down)."""
-        journal, self._journal = self._journal, None
-        if journal is not None:
-            journal.close()
-        self._let_go()
+        # held back from here: a SIGTERM between taking the journal and undoing it left all
+        with signals.shielded():
+            journal, self._journal = self._journal, None
+            try:
+                if journal is not None:
+                    journal.close()
+            finally:
+                self._let_go()
 
     def _let_go(self) -> None:
         """Forget the adopted resources (they are never deleted)."""
@@ -234,6 +238,10 @@ class Topology:
     def __exit__(self, *exc: object) -> None:
         try:
             self.down()
+        except BaseException:
+            if self._journal is not None:  # a signal landed before down() could hold it back
+                self.down()
+            raise
         finally:
             self._guard.exit()
 

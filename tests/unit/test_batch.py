@@ -14,7 +14,7 @@ from netns_kit.batchline import ip_line, ip_word, restore_line, restore_word
 from netns_kit.effects import Effects, effects
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
 from netns_kit.executor import Executor
-from netns_kit.schedule import IP_STEP_LINES, _ancestors, order, schedule
+from netns_kit.schedule import IP_STEP_LINES, _ancestors, order, priorities, schedule
 
 EXAMPLES = [
     scenarios.seed001_pipe,
@@ -33,7 +33,7 @@ def _overlaps(x: str, y: str) -> bool:
     for one, other in ((x, y), (y, x)):
         if one.startswith("all:"):
             scope = one[4:]
-            if other.startswith((f"dev:{scope}:", f"fw4:{scope}:", f"fw6:{scope}:")):
+            if other.startswith((f"dev:{scope}:", f"fw4:{scope}:", f"fw6:{scope}:", f"sys:{scope}:")):
                 return True
     return False
 
@@ -75,12 +75,49 @@ def test_workload_runs_in_one_process_per_namespace_plus_a_few() -> None:
     assert sorted(k for k in kinds if k[1] is not None) == sorted(("ip", f"w{i}") for i in range(50))
     host_lines = sum(len(s.indexes) for s in steps if s.kind == "ip" and s.netns is None)
     assert kinds.count(("ip", None)) == -(-host_lines // IP_STEP_LINES)  # the host's lines, in chunks
-    assert sorted(k for k in kinds if k[0] != "ip") == [("one", None), ("restore", None), ("restore", None)]
+    # the rules and the forwarding switch need no device: they never wait for an ip
+    # step; forwarding goes on after the NAT's rules and before the port forwards'
+    assert [k for k in kinds if k[0] != "ip"] == [("restore", None), ("one", None), ("restore", None)]
+    assert all(steps[p].kind != "ip" for s in steps if s.kind != "ip" for p in s.after)
     # a namespace waits for the host's chunks that made it and its veth, never for another namespace
     for s in steps:
         if s.netns is not None:
             assert all(steps[p].netns is None for p in s.after)
             assert len(_ancestors(steps, s.after)) < len(steps) // 4
+
+
+def test_the_longest_chain_of_work_starts_first() -> None:
+    steps = schedule(scenarios.workload(200).plan().commands)
+    first = [steps[p] for p in order(steps, priorities(steps))]
+    # the host's chunks (which make the namespaces and their veths) and the 2000-line
+    # restore (the plan puts the rules last) go before any namespace's own 4 lines
+    host = [n for n, s in enumerate(first) if s.netns is None]
+    assert host == list(range(len(host)))
+    assert sorted(s.kind for s in first[: len(host)] if s.kind != "ip") == ["one", "restore", "restore"]
+    assert [s.netns for s in first[len(host) :]] == [f"w{i}" for i in range(200)]
+
+
+@pytest.mark.parametrize(
+    ("key", "written"),
+    [
+        ("net.ipv4.ip_forward", "sys:red:forwarding"),
+        ("net/ipv4/ip_forward", "sys:red:forwarding"),
+        ("net.ipv6.conf.all.forwarding", "sys:red:forwarding"),
+        ("net.ipv4.conf.br0.route_localnet", "dev:red:br0"),
+        ("net/ipv6/conf/eth0.10/disable_ipv6", "dev:red:eth0.10"),
+        ("net.ipv6.conf.default.disable_ipv6", "all:red"),
+        ("net.ipv4.conf.all.rp_filter", "all:red"),
+        ("net.core.somaxconn", "all:red"),
+    ],
+)
+def test_a_sysctl_write_writes_its_device_or_the_forwarding_switch_or_everything(key: str, written: str) -> None:
+    fx = effects(change("sysctl", "-q", "-w", f"{key}=1", netns="red"))
+    assert fx.writes == {written}
+    # forwarding goes on only after the rules planned before it: it reads every table
+    tables = {r for r in fx.reads if r.startswith(("fw4:red:", "fw6:red:"))}
+    assert len(tables) == (10 if written.startswith("sys:") else 0)
+    assert {"fw4:red:nat", "fw4:red:filter", "fw6:red:filter"} <= tables or not written.startswith("sys:")
+    assert fx.reads - tables == {"ns:red"}
 
 
 def test_peer_created_from_a_later_namespace_is_configured_after_its_creation() -> None:

@@ -94,6 +94,42 @@ def test_one_sigterm_during_teardown_waits_until_the_teardown_is_complete() -> N
     assert deleted == ["blue", "red"]  # both, though the signal came during the first
 
 
+def test_a_sigterm_as_down_takes_the_journal_waits_until_the_teardown_is_complete(mocker) -> None:  # type: ignore[no-untyped-def]
+    from netns_kit.journal import Journal
+
+    close = Journal.close
+
+    def signal_then_close(self: Journal) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # after down() took the journal, before the undo
+        close(self)
+
+    mocker.patch.object(Journal, "close", signal_then_close)
+    recorder = Recorder()
+    with pytest.raises(signals.Terminated), topology(recorder):
+        pass
+    assert [c.argv[3] for c in recorder.commands if c.argv[:3] == ("ip", "netns", "del")] == ["blue", "red"]
+
+
+@pytest.mark.parametrize("kind", ["topology", "resource"])
+def test_a_sigterm_before_the_undo_is_held_back_still_tears_down(mocker, kind: str) -> None:  # type: ignore[no-untyped-def]
+    shielded = signals.shielded
+    landed = []
+
+    def signal_first(*args: object):  # type: ignore[no-untyped-def]
+        if not landed:  # lands as the undo is about to hold signals back: raised at once
+            landed.append(True)
+            raise signals.Terminated
+        return shielded(*args)
+
+    recorder = Recorder()
+    made = topology(recorder) if kind == "topology" else Namespace("red", executor=recorder)
+    with pytest.raises(signals.Terminated), made:  # type: ignore[attr-defined]
+        mocker.patch.object(signals, "shielded", signal_first)
+    assert landed
+    deleted = [c.argv[3] for c in recorder.commands if c.argv[:3] == ("ip", "netns", "del")]
+    assert deleted == (["blue", "red"] if kind == "topology" else ["red"])
+
+
 def test_a_second_ctrl_c_during_teardown_stops_it_at_once() -> None:
     count = []
 
