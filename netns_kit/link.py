@@ -180,6 +180,13 @@ class Bridge(Resource):
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         return () if self.netns in doomed else None
 
+    def quiet_plan(self, done: Sequence[Command]) -> list[Command]:
+        """Set down first: a bridge floods its ports' multicast (the IPv6 chatter of
+        links that just came up) to every other port until it is gone."""
+        if not done:  # adopted, or nothing of it was made: not ours to touch
+            return []
+        return [Command(("ip", "link", "set", "dev", self.name, "down"), self.netns, missing_ok=True)]
+
     def attach(self, port: Any, executor: Executor | None = None) -> None:
         """Make ``port`` (an interface in the bridge's namespace) a port of this bridge."""
         port = valid_port_name(port)

@@ -65,6 +65,11 @@ class Resource:
         these ``(netns, device)`` elsewhere go too, once the kernel gets to them."""
         return None
 
+    def quiet_plan(self, done: Sequence[Command]) -> list[Command]:
+        """Commands that stop it acting on traffic before a whole teardown starts (a
+        bridge set down stops flooding), for ``done``, what of its plan took effect."""
+        return []
+
     def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
         """The commands :meth:`undo` would run for ``done``, or None when it must run itself."""
         if type(self).undo is not Resource.undo:

@@ -24,14 +24,13 @@ as before (every undo is idempotent).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .batch import is_delete
 from .command import Command, query
 from .errors import NetnsKitError
 from .executor import Executor, wait_until
-from .link import Bridge
 from .namespace import Namespace, stop_processes
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
     if not names:
         return None
     undo: list[Command] = []
-    quiet: list[Command] = []
+    quiet: list[Command] = []  # what stops acting on traffic first (bridges set down)
     left: list[tuple[str | None, str]] = []
     for unit in reversed(units):
         if id(unit.resource) in ids:
@@ -75,10 +74,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
         if plan is None:
             return None
         undo.extend(plan)
-        if isinstance(unit.resource, Bridge) and plan:
-            quiet.append(
-                Command(("ip", "link", "set", "dev", unit.resource.name, "down"), unit.resource.netns).tolerant()
-            )
+        quiet.extend(unit.resource.quiet_plan([command for command, _ in unit.done]))
     # the undo of each rule put at the end of its chain (iptables -w -t TABLE -A ...)
     appended = {
         (u.netns, u.argv)
@@ -101,7 +97,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
 
     try:
         stop_processes(executor, doomed)
-        _run_side_by_side(executor, quiet + undo, delete_and_wait, appended)
+        _run_side_by_side(executor, undo, delete_and_wait, appended, quiet)
     except NetnsKitError as error:
         log.debug("fast teardown failed (%s): undoing one resource at a time", error)
         return None
@@ -117,6 +113,7 @@ def _run_side_by_side(
     undo: list[Command],
     delete_and_wait: Callable[[list[Command]], None],
     appended: Collection[tuple[str | None, tuple[str, ...]]] = (),
+    quiet: Sequence[Command] = (),
 ) -> None:
     """Undo what lives outside the doomed namespaces while they are being deleted.
 
@@ -126,7 +123,7 @@ def _run_side_by_side(
     name; a sysctl is a value), so for a whole teardown each kind is undone
     in its own order, at the time that suits the kernel:
 
-    * bridges down first: a bridge floods the multicast its ports send (the
+    * ``quiet`` first (bridges set down): a bridge floods the multicast its ports send (the
       IPv6 duplicate-address probes, router solicitations and MLD reports of
       links that came up in the last seconds) to every other port, and a
       bridge that is down forwards nothing while the rest goes (W(500):
@@ -144,9 +141,9 @@ def _run_side_by_side(
     W(200): the sysctl write took 0.1 s during the kernel's work and takes
     4 ms before it; the bridge deletion took 0.04-0.09 s after it.
     """
-    first = [c for c in undo if _first(c)]
+    first = [*quiet, *(c for c in undo if c.argv[0] == "sysctl")]
     meanwhile = head_first([c for c in undo if c.argv[0] in _OUTSIDE_RTNL], appended)
-    after = [c for c in undo if not _first(c) and c.argv[0] not in _OUTSIDE_RTNL]
+    after = [c for c in undo if c.argv[0] != "sysctl" and c.argv[0] not in _OUTSIDE_RTNL]
     executor.run_all(first)
     if executor.parallel < 2 or not meanwhile:
         executor.run_all(meanwhile)
@@ -160,11 +157,6 @@ def _run_side_by_side(
             executor.run_all(meanwhile)
         finally:
             deleting.result()
-
-
-def _first(command: Command) -> bool:
-    """Sysctl writes and setting a bridge down (see :func:`_run_side_by_side`)."""
-    return command.argv[0] == "sysctl" or (command.argv[:3] == ("ip", "link", "set") and command.argv[-1] == "down")
 
 
 def head_first(commands: list[Command], appended: Collection[tuple[str | None, tuple[str, ...]]]) -> list[Command]:
