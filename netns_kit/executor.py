@@ -179,9 +179,11 @@ def current() -> Executor:
 def use(executor: Executor) -> Iterator[Executor]:
     """Run every resource in this block through ``executor``::
 
-    with netns_kit.use(netns_kit.Recorder()) as rec:
-        Namespace("red").create()
-    print(rec.script())
+        with netns_kit.use(netns_kit.Recorder()) as rec:
+            Namespace("red").create()
+        print(rec.script())
+
+    Inside the block, :func:`current` returns ``executor``.
     """
     token = _current.set(executor)
     try:
