@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
-#: needs the netem qdisc: collected only where the kernel has it (never skipped, never faked)
-NETEM_TESTS = "test_netem.py"
 
 # the netns_kit plugin itself is tested by running pytest on test files written by the tests
 pytest_plugins = ("pytester",)
@@ -35,8 +36,8 @@ def golden(request: pytest.FixtureRequest):
 
 
 @functools.cache
-def netem_probe() -> tuple[bool, str]:
-    """Whether this kernel has netem, asked once per session inside a throwaway sandbox."""
+def netem_probe() -> tuple[bool | None, str]:
+    """Whether this kernel has netem (None: unknown, the sandbox cannot start), asked once per session."""
     from netns_kit import SandboxError, capability
     from netns_kit.sandbox import Sandbox
 
@@ -44,20 +45,106 @@ def netem_probe() -> tuple[bool, str]:
         with Sandbox() as box:
             probe = capability.netem(box)
     except SandboxError as error:
-        return False, f"the sandbox cannot start, so netem cannot be probed: {error}"
+        return None, f"the sandbox cannot start, so netem cannot be probed: {error}"
     return probe.available, probe.reason
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    available, reason = netem_probe()
-    if available:
-        return f"netem: available; tests/integration/{NETEM_TESTS} runs"
-    return (
-        f"netem: NOT available ({reason}); tests/integration/{NETEM_TESTS} is not collected: unproven on this machine"
+#: what a test can need from the kernel (``@pytest.mark.needs("netem")``), and how to ask for it.
+#: Where it is missing, those tests FAIL, unless NETNS_KIT_NO_<NAME>=1 leaves them out on purpose:
+#: then they are deselected and the end of the run says what was not run and why.
+NEEDS: dict[str, Callable[[], tuple[bool | None, str]]] = {"netem": netem_probe}
+
+_not_run = pytest.StashKey[dict[str, list[str]]]()
+_missing = pytest.StashKey[str]()
+
+
+def opt_out_variable(need: str) -> str:
+    return f"NETNS_KIT_NO_{need.upper()}"
+
+
+def _opted_out(need: str) -> bool:
+    return os.environ.get(opt_out_variable(need), "") not in ("", "0")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"needs(name): needs a kernel feature ({', '.join(NEEDS)}); fails where it is missing, "
+        "unless NETNS_KIT_NO_<NAME>=1 leaves the test out (said at the end of the run)",
     )
 
 
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if collection_path.name == NETEM_TESTS and not netem_probe()[0]:
-        return True
-    return None
+def _needs(item: pytest.Item) -> list[str]:
+    names = [name for mark in item.iter_markers("needs") for name in mark.args]
+    unknown = [name for name in names if name not in NEEDS]
+    if unknown:
+        raise pytest.UsageError(f"{item.nodeid}: unknown need {unknown[0]!r} (known: {', '.join(NEEDS)})")
+    return names
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for need, probe in NEEDS.items():
+        available, reason = probe()
+        if available:
+            lines.append(f"{need}: available; tests marked needs({need!r}) run")
+        elif available is None:
+            lines.append(f"{need}: unknown ({reason}); tests marked needs({need!r}) go with the sandbox's fate")
+        elif _opted_out(need):
+            lines.append(f"{need}: NOT available ({reason}); {opt_out_variable(need)}=1: its tests are left out")
+        else:
+            lines.append(
+                f"{need}: NOT available ({reason}); its tests will FAIL ({opt_out_variable(need)}=1 leaves them out)"
+            )
+    return lines
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, left_out = [], []
+    not_run: dict[str, list[str]] = {}
+    for item in items:
+        missing = [need for need in _needs(item) if NEEDS[need]()[0] is False]
+        if not missing:
+            kept.append(item)
+        elif all(_opted_out(need) for need in missing):
+            left_out.append(item)
+            for need in missing:
+                not_run.setdefault(need, []).append(item.nodeid)
+        else:
+            need = next(need for need in missing if not _opted_out(need))
+            reason = NEEDS[need]()[1]
+            message = (
+                f"needs {need}, and {reason}. This test cannot run here: it fails rather than pass unproven. "
+                f"Set {opt_out_variable(need)}=1 to leave out every test that needs {need} (the end of the "
+                "run lists them as not run)."
+            )
+            item.stash[_missing] = message  # kept: it fails at setup
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+    config.stash[_not_run] = not_run
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    message = item.stash.get(_missing, None)
+    if message is not None:
+        pytest.fail(message, pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    not_run = config.stash.get(_not_run, {})
+    # under xdist the workers collect: this process knows only which needs were left out
+    left_out = [need for need, probe in NEEDS.items() if _opted_out(need) and probe()[0] is False]
+    if not left_out:
+        return
+    terminalreporter.section("NOT RUN: tests left out on purpose", sep="=", yellow=True, bold=True)
+    for need in left_out:
+        nodeids = not_run.get(need, [])
+        count = f"{len(nodeids)} test(s)" if nodeids else "every test"
+        terminalreporter.write_line(
+            f"{count} that need {need} were not run: {NEEDS[need]()[1]}; "
+            f"{opt_out_variable(need)}=1 is set, which says to leave them out" + (":" if nodeids else ".")
+        )
+        for nodeid in nodeids:
+            terminalreporter.write_line(f"  {nodeid}")
