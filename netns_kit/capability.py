@@ -15,7 +15,7 @@ import weakref
 import attrs
 
 from .command import Command, query
-from .errors import UnsupportedError
+from .errors import BinaryNotFoundError, UnsupportedError
 from .executor import Executor
 
 #: what the probe runs (through the executor, so inside a sandbox when there is one)
@@ -40,7 +40,11 @@ def netem(executor: Executor) -> Probe:
     executor = getattr(executor, "inner", executor)  # a planning view answers for what it wraps
     probe = _netem.get(executor)
     if probe is None:
-        result = executor.run(NETEM_PROBE)
+        try:
+            result = executor.run(NETEM_PROBE)
+        except BinaryNotFoundError as error:  # unshare or tc is not installed
+            probe = _netem[executor] = Probe(False, f"the netem probe could not run: {error.hint}")
+            return probe
         stderr = result.stderr.strip()
         if result.returncode == 0:
             probe = Probe(True)

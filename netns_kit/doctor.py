@@ -12,13 +12,12 @@ and the pytest plugin can reuse :meth:`Report.reason` as its skip reason.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 
-from . import iptables
+from . import binaries, iptables
 from .command import Command, query
 from .errors import CommandError
 from .executor import Executor
@@ -112,8 +111,9 @@ def _userns_works() -> tuple[bool, str]:
 class Probes:
     """Where doctor looks. Replace any field to simulate a machine."""
 
-    # looked up when a Probes is made, so a test may monkeypatch the module functions
-    which: Callable[[str], str | None] = attrs.field(factory=lambda: shutil.which)
+    # looked up when a Probes is made, so a test may monkeypatch the module functions;
+    # which: the way every process start finds programs (PATH, then /usr/sbin, /sbin)
+    which: Callable[[str], str | None] = attrs.field(factory=lambda: binaries.which)
     read: Callable[[str], str | None] = attrs.field(factory=lambda: _read)
     euid: Callable[[], int] = attrs.field(factory=lambda: os.geteuid)
     userns_works: Callable[[], tuple[bool, str]] = attrs.field(factory=lambda: _userns_works)

@@ -11,7 +11,7 @@
         ├── NotFoundError        no such device / namespace / rule / chain
         ├── AlreadyExistsError   the name (or address, route, chain) is taken
         ├── PermissionDeniedError  not root, no CAP_NET_ADMIN
-        └── BinaryNotFoundError  ip / iptables / nsenter ... is not installed
+        └── BinaryNotFoundError  ip / iptables / nsenter ... is not installed (nothing ran)
 
 Every ``CommandError`` carries ``argv``, ``returncode``, ``stdout``, ``stderr``
 and a ``hint``; :func:`classify` picks the subclass from stderr and the exit
@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import shlex
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -113,7 +113,26 @@ class PermissionDeniedError(CommandError):
 
 
 class BinaryNotFoundError(CommandError):
-    """A binary netns_kit runs is not installed (or not on PATH)."""
+    """A program netns_kit runs is not installed: found neither on ``PATH`` nor in
+    ``/usr/sbin``, ``/sbin``, ``/usr/local/sbin`` (:mod:`netns_kit.binaries`).
+    Nothing ran. ``binary`` names the program (``argv[0]``, or the one ``nsenter``,
+    ``unshare``, ``env`` or ``ip netns exec`` could not start)."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int,
+        stdout: str = "",
+        stderr: str = "",
+        hint: str = "",
+        *,
+        binary: str = "",
+    ) -> None:
+        super().__init__(argv, returncode, stdout, stderr, hint)
+        self.binary = binary or (argv[0] if argv else "")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (*super().__reduce__(), {"binary": self.binary})
 
 
 _ROOT_HINT = (
@@ -125,17 +144,62 @@ _TAKEN_HINT = (
 )
 _MISSING_HINT = "it does not exist (yet): check the name, the namespace it lives in, and the order of creation"
 
-#: (stderr pattern, exit codes or None for any, error class, hint). First match wins.
-#: Every row is a message seen from iproute2 6.1 / iptables 1.8.9 / util-linux 2.38.
-TABLE: tuple[tuple[re.Pattern[str], frozenset[int] | None, type[CommandError], str], ...] = tuple(
-    (re.compile(pattern, re.IGNORECASE), codes, cls, hint)
+#: the package each program netns_kit runs comes in (Debian/Ubuntu)
+PACKAGES = {
+    "ip": "iproute2",
+    "tc": "iproute2",
+    "ss": "iproute2",
+    "iptables": "iptables",
+    "ip6tables": "iptables",
+    "iptables-save": "iptables",
+    "ip6tables-save": "iptables",
+    "iptables-restore": "iptables",
+    "ip6tables-restore": "iptables",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "sysctl": "procps",
+    "kill": "procps",
+    "ping": "iputils-ping",
+    "env": "coreutils",
+}
+
+
+def _missing_hint(binary: str) -> str:
+    name = binary.rsplit("/", 1)[-1]
+    hint = f"{binary!r} is not installed (looked on PATH, then in /usr/sbin, /sbin, /usr/local/sbin)"
+    package = PACKAGES.get(name)
+    if package:
+        hint += f": apt-get install {package} (Debian/Ubuntu; or your distribution's package)"
+    return hint
+
+
+def _missing(match: re.Match[str]) -> str:
+    return _missing_hint(match["binary"])
+
+
+#: (stderr pattern, exit codes or None for any, error class, hint: text, or made from the
+#: match). First match wins. Every row is a message seen from iproute2 6.1 /
+#: iptables 1.8.9 / util-linux 2.38 / coreutils 9.1. A ``binary`` group names the
+#: program a wrapper (nsenter, unshare, env, ip netns exec) could not start.
+TABLE: tuple[
+    tuple[re.Pattern[str], frozenset[int] | None, type[CommandError], str | Callable[[re.Match[str]], str]], ...
+] = tuple(
+    (re.compile(pattern, re.IGNORECASE | re.MULTILINE), codes, cls, hint)
     for pattern, codes, cls, hint in (
+        # a wrapper found the program nowhere: nothing ran
         (
-            r"exec of \".*\" failed: No such file",
-            None,
+            r"^(?:\S*/)?(?:nsenter|unshare): failed to execute (?P<binary>.+?): No such file",
+            frozenset({127}),
             BinaryNotFoundError,
-            "the program to run inside the namespace is not installed or not on PATH",
+            _missing,
         ),
+        (  # coreutils quotes the name as the locale does: \u2018NAME\u2019 or 'NAME'
+            r"^(?:\S*/)?env: [\u2018'\"]?(?P<binary>.+?)[\u2019'\"]?: No such file",
+            frozenset({127}),
+            BinaryNotFoundError,
+            _missing,
+        ),
+        (r"^exec of \"(?P<binary>.*)\" failed: No such file", None, BinaryNotFoundError, _missing),
         (
             r"Operation not permitted|Permission denied|you must be root|"
             r"permission denied on key|must be run as root",
@@ -194,31 +258,40 @@ TABLE: tuple[tuple[re.Pattern[str], frozenset[int] | None, type[CommandError], s
 def classify(argv: Sequence[str], returncode: int, stdout: str = "", stderr: str = "") -> CommandError:
     """Return the most precise :class:`CommandError` for a failed process."""
     if returncode == 127 and not stderr.strip():
-        return BinaryNotFoundError(argv, returncode, stdout, stderr, f"{argv[0]!r} is not installed or not on PATH")
+        return BinaryNotFoundError(argv, returncode, stdout, stderr, _missing_hint(argv[0]))
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else f"signal {-returncode}"
-        hint = f"killed by {name} (Ctrl-C, a timeout, a kill): it may or may not have taken effect"
-        return CommandError(argv, returncode, stdout, stderr, hint)
+        killed = f"killed by {name} (Ctrl-C, a timeout, a kill): it may or may not have taken effect"
+        return CommandError(argv, returncode, stdout, stderr, killed)
     for pattern, codes, cls, hint in TABLE:
-        if (codes is None or returncode in codes) and pattern.search(stderr):
-            return cls(argv, returncode, stdout, stderr, hint)
+        if codes is not None and returncode not in codes:
+            continue
+        match = pattern.search(stderr)
+        if match is None:
+            continue
+        text = hint if isinstance(hint, str) else hint(match)
+        if cls is BinaryNotFoundError:
+            return BinaryNotFoundError(argv, returncode, stdout, stderr, text, binary=match["binary"])
+        return cls(argv, returncode, stdout, stderr, text)
     return CommandError(argv, returncode, stdout, stderr)
 
 
+def not_started(argv: Sequence[str], returncode: int, stdout: str = "", stderr: str = "") -> BinaryNotFoundError | None:
+    """The error when a wrapper in ``argv`` (nsenter, unshare, env, ip netns exec) could
+    not start the program it was to run, so that nothing ran; else None.
+
+    Only a program named in ``argv`` counts: ``sh -s`` reporting that a line of its
+    script could not start a program is the script's own failure (lines before it ran).
+    """
+    if returncode == 0:
+        return None
+    error = classify(argv, returncode, stdout, stderr)
+    if not isinstance(error, BinaryNotFoundError) or not stderr.strip():
+        return None
+    named = error.binary.rsplit("/", 1)[-1]
+    return error if any(word.rsplit("/", 1)[-1] == named for word in argv[1:]) else None
+
+
 def binary_not_found(argv: Sequence[str]) -> BinaryNotFoundError:
-    """The error for a binary that could not be started at all."""
-    package = {
-        "ip": "iproute2",
-        "tc": "iproute2",
-        "iptables": "iptables",
-        "ip6tables": "iptables",
-        "iptables-save": "iptables",
-        "iptables-restore": "iptables",
-        "nsenter": "util-linux",
-        "unshare": "util-linux",
-        "ping": "iputils-ping",
-    }.get(argv[0].rsplit("/", 1)[-1])
-    hint = f"{argv[0]!r} is not installed or not on PATH"
-    if package:
-        hint += f" (Debian/Ubuntu: apt-get install {package})"
-    return BinaryNotFoundError(argv, 127, "", "", hint)
+    """The error for a program that could not be started at all."""
+    return BinaryNotFoundError(argv, 127, "", "", _missing_hint(argv[0]))

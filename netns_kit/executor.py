@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .command import Command, Result, query
-from .errors import CommandError, NotFoundError, classify
+from .errors import CommandError, NotFoundError, classify, not_started
 from .owner import Owner
 
 if TYPE_CHECKING:
@@ -77,8 +77,14 @@ class Executor:
 
     def _execute_batch(self, process: Command, input: str) -> tuple[int, str, str]:
         """Run one batch process (``process``, a :meth:`~netns_kit.schedule.Step.process`)
-        with ``input`` on its stdin."""
-        return self._execute(self.batch_argv_for(process), input=input, timeout=None)
+        with ``input`` on its stdin. Raises :class:`~netns_kit.errors.BinaryNotFoundError`
+        when it could not be started (nothing of it ran)."""
+        argv = self.batch_argv_for(process)
+        returncode, stdout, stderr = self._execute(argv, input=input, timeout=None)
+        missing = not_started(argv, returncode, stdout, stderr) if returncode in (1, 127) else None
+        if missing is not None:
+            raise missing
+        return returncode, stdout, stderr
 
     # -- the public surface -----------------------------------------------
     def run(
@@ -91,7 +97,19 @@ class Executor:
     ) -> Result:
         """Run one command. Raises the classified :class:`CommandError` on failure
         unless ``check`` is false (a ``missing_ok`` command that finds nothing
-        to act on succeeds). ``input`` defaults to the command's ``stdin``."""
+        to act on succeeds). ``input`` defaults to the command's ``stdin``.
+
+        A program that could not be started at all (not installed) raises
+        :class:`~netns_kit.errors.BinaryNotFoundError` even with ``check=False``:
+        there is no exit code of it to look at, and nothing ran.
+
+        ``command`` is a :class:`Command`: ``query("ip", "-j", "link")`` for one that
+        only reads, ``Command(("ip", "link", "add", ...))`` for a change (which a
+        dry-run records). A plain list or tuple of words is refused with a
+        ``TypeError`` saying so: whether it changes anything cannot be guessed, and a
+        dry-run that guessed "only reads" would leave a change out of its script.
+        """
+        _require_command(command, "run")
         log.debug("%s %s", "run" if command.mutating else "query", command)  # formatted only if shown
         if input is None:
             input = command.stdin
@@ -105,7 +123,11 @@ class Executor:
         raise error
 
     def _run_command(self, command: Command, *, input: str | None, timeout: float | None) -> Result:
-        returncode, stdout, stderr = self._execute(self.argv_for(command), input=input, timeout=timeout)
+        argv = self.argv_for(command)
+        returncode, stdout, stderr = self._execute(argv, input=input, timeout=timeout)
+        if returncode in (1, 127) and not_started(argv, returncode, stdout, stderr) is not None:
+            # a wrapper (nsenter, ip netns exec, env) found the program nowhere: nothing ran
+            raise classify(command.full_argv, returncode, stdout, stderr)
         return Result(command, returncode, stdout, stderr)
 
     def run_all(
@@ -124,6 +146,8 @@ class Executor:
         each command, or after each batch), so a write-ahead ledger can mark
         progress.
         """
+        for command in commands:
+            _require_command(command, "run_all")
         if self.batch and len(commands) > 1:
             from . import batch
 
@@ -156,6 +180,30 @@ class Executor:
             result = self.run(query("ip", "netns", "pids", name), check=False)
             found[name] = [int(p) for p in result.stdout.split() if p.isdigit()] if result.ok else []
         return found
+
+
+def _require_command(command: object, method: str) -> None:
+    if isinstance(command, Command):
+        return
+    if isinstance(command, str) or (
+        isinstance(command, Sequence) and command and all(isinstance(word, str) for word in command)
+    ):
+        if isinstance(command, str):
+            import shlex
+
+            try:
+                split = shlex.split(command)
+            except ValueError:
+                split = [command]
+        else:
+            split = list(command)
+        words = ", ".join(repr(word) for word in split)
+        raise TypeError(
+            f"Executor.{method}() takes a netns_kit Command, not {type(command).__name__} {command!r}: "
+            f"pass query({words}) for a command that only reads (a dry-run answers it), or "
+            f"Command(({words},)) for one that changes something (a dry-run records it)"
+        )
+    raise TypeError(f"Executor.{method}() takes a netns_kit Command, not {type(command).__name__} {command!r}")
 
 
 _current: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("netns_kit_executor", default=None)

@@ -88,6 +88,7 @@ class Process:
         self.executor = executor
         self._running = running
         self._outputs = outputs
+        self._collected = False
         self.pid: int = running.pid
         _running.add(self)
 
@@ -107,13 +108,19 @@ class Process:
         command: Command | None = None,
         executor: Executor | None = None,
     ) -> Process:
-        """Start ``argv`` in a new session (``env`` is the complete environment)."""
+        """Start ``argv`` in a new session (``env`` is the complete environment).
+
+        Its programs run by absolute path (:func:`netns_kit.binaries.resolve`):
+        found on ``PATH`` or where distributions install them; :attr:`argv`
+        keeps them as given."""
         import sh
 
+        from .binaries import resolve
         from .errors import binary_not_found
 
+        started = resolve(argv, path=env.get("PATH") if env is not None else None)
         try:
-            program = sh.Command(argv[0])
+            program = sh.Command(started[0])
         except sh.CommandNotFound:
             raise binary_not_found(argv) from None
         kwargs: dict[str, Any] = {
@@ -135,7 +142,7 @@ class Process:
             kwargs["_env"] = dict(env)
         if cwd is not None:
             kwargs["_cwd"] = str(cwd)
-        running = program(*argv[1:], **kwargs)
+        running = program(*started[1:], **kwargs)
         return cls(argv, running, command=command, executor=executor, outputs=(stdout, stderr))
 
     # -- state ---------------------------------------------------------------
@@ -158,8 +165,17 @@ class Process:
                 return Path(target).read_text(errors="replace")
             except OSError:
                 return ""
+        if not self.is_alive():
+            self._collect()
         stream = self._running.process.stdout if index == 0 else self._running.process.stderr
         return bytes(stream).decode(errors="replace")
+
+    def _collect(self) -> None:
+        """Once it exited: wait until everything it wrote is read in (the threads that read
+        its output may still be at it; at most 2 s when a child it left holds them open)."""
+        if not self._collected:
+            self._running.process.wait()
+            self._collected = True
 
     @property
     def stdout(self) -> str:
@@ -178,6 +194,7 @@ class Process:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"process {self.pid} still running after {timeout} s")
             time.sleep(0.005)
+        self._collect()
         code = self.returncode
         assert code is not None
         return code

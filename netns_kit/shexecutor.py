@@ -153,8 +153,12 @@ class ShExecutor(Executor):
             raise ValueError("only the subprocess runner starts a process inside a namespace")
         import sh  # imported here: `import netns_kit` stays fast
 
+        from . import binaries
+
+        environment = {**os.environ, **self.env} if self.env is not None else None
+        started = binaries.resolve(argv, path=environment.get("PATH") if environment is not None else None)
         try:
-            program = sh.Command(argv[0])
+            program = sh.Command(started[0])
         except sh.CommandNotFound:
             raise binary_not_found(argv) from None
         kwargs: dict[str, Any] = {
@@ -172,15 +176,15 @@ class ShExecutor(Executor):
             kwargs["_in"] = input
         if timeout is not None:
             kwargs["_timeout"] = timeout
-        if self.env is not None:
-            kwargs["_env"] = {**os.environ, **self.env}
+        if environment is not None:
+            kwargs["_env"] = environment
         # sh forks and runs Python in the child until the exec: a Ctrl-C or SIGTERM landing
         # there would raise in a copy of this program; held back until the child has its
         # own process group (see _default_signals)
         kwargs["_preexec_fn"] = _default_signals
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
         try:
-            done = program(*argv[1:], **kwargs)
+            done = program(*started[1:], **kwargs)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         try:

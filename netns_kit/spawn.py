@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import binaries
 from .errors import CommandError, binary_not_found
 
 
@@ -50,7 +51,13 @@ def run(
     With ``netns`` (a network namespace's file) the command starts inside
     that namespace, without a process to enter it (see :func:`start_inside`);
     :class:`NotEntered` when it cannot be entered (nothing was started).
+
+    The programs run by absolute path, found on ``PATH`` (``env``'s when given)
+    or where distributions install them (:func:`netns_kit.binaries.resolve`):
+    the first word and the program each wrapper in it runs. Errors show ``argv``
+    as given.
     """
+    started = binaries.resolve(argv, path=env.get("PATH") if env is not None else None)
     files = [_scratch("stdin", input)] if input is not None else []
     try:
         stdout, stderr = _scratch("stdout"), _scratch("stderr")
@@ -58,7 +65,7 @@ def run(
 
         def start() -> subprocess.Popen[bytes]:
             stdin = files[0] if input is not None else subprocess.DEVNULL
-            return subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=0)
+            return subprocess.Popen(list(started), stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=0)
 
         try:
             if netns is not None:

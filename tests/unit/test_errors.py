@@ -14,6 +14,7 @@ from netns_kit.errors import (
     PermissionDeniedError,
     binary_not_found,
     classify,
+    not_started,
 )
 
 REAL_MESSAGES = [
@@ -43,6 +44,13 @@ REAL_MESSAGES = [
     (1, 'sysctl: permission denied on key "net.ipv4.ip_forward"', PermissionDeniedError),
     (1, "nsenter: cannot open /proc/1/ns/net: Permission denied", PermissionDeniedError),
     (1, 'exec of "nonexistent-binary" failed: No such file or directory', BinaryNotFoundError),
+    # a wrapper that found the program nowhere (exit 127): nothing ran, the binary is missing
+    (127, "nsenter: failed to execute iptables-restore: No such file or directory", BinaryNotFoundError),
+    (127, "unshare: failed to execute tc: No such file or directory", BinaryNotFoundError),
+    (127, "env: \u2018sysctl\u2019: No such file or directory", BinaryNotFoundError),
+    (127, "env: 'sysctl': No such file or directory", BinaryNotFoundError),
+    # ... but a program it ran failing to find a file is that program's failure
+    (1, "nsenter: cannot open /proc/99999/ns/net: No such file or directory", NotFoundError),
     (2, "Error: Unknown device type.", CommandError),
     (2, "Error: mtu less than device minimum.", CommandError),
 ]
@@ -78,8 +86,48 @@ def test_missing_binary_names_the_package() -> None:
     assert "apt-get install iptables" in error.hint
 
 
+@pytest.mark.parametrize(
+    ("stderr", "binary", "package"),
+    [
+        ("nsenter: failed to execute iptables-restore: No such file or directory", "iptables-restore", "iptables"),
+        ("unshare: failed to execute tc: No such file or directory", "tc", "iproute2"),
+        ("env: \u2018sysctl\u2019: No such file or directory", "sysctl", "procps"),
+        ('exec of "ping" failed: No such file or directory', "ping", "iputils-ping"),
+    ],
+)
+def test_a_program_a_wrapper_could_not_start_is_named_with_its_package(stderr: str, binary: str, package: str) -> None:
+    argv = ("nsenter", "--target=7", "--net", "--", binary, "-w")
+    error = classify(argv, 127 if "exec of" not in stderr else 1, "", stderr + "\n")
+    assert isinstance(error, BinaryNotFoundError)
+    assert error.binary == binary
+    assert error.hint.startswith(f"'{binary}' is not installed (looked on PATH, then in /usr/sbin, /sbin")
+    assert error.hint.endswith(f"apt-get install {package} (Debian/Ubuntu; or your distribution's package)")
+    assert not_started(argv, error.returncode, "", stderr + "\n") is not None
+
+
+def test_not_started_only_for_the_program_the_wrapper_itself_was_to_run() -> None:
+    message = "nsenter: failed to execute iptables: No such file or directory\n"
+    # a line of a script could not start its program: lines before it ran
+    assert not_started(("nsenter", "--target=7", "--", "sh", "-s"), 127, "", message) is None
+    assert not_started(("nsenter", "--target=7", "--", "iptables", "-S"), 1, "", message) is None  # not 127
+    assert not_started(("nsenter", "--target=7", "--", "iptables", "-S"), 0, "", "") is None
+    assert not_started(("ip", "link"), 1, "", 'Cannot find device "x"\n') is None
+    found = not_started(("nsenter", "--target=7", "--", "/usr/sbin/iptables", "-S"), 127, "", message)
+    assert found is not None and found.argv[-2:] == ("/usr/sbin/iptables", "-S")
+
+
+def test_missing_binary_with_no_message_names_the_package() -> None:
+    error = classify(("iptables-save",), 127, "", "")
+    assert isinstance(error, BinaryNotFoundError)
+    assert "apt-get install iptables" in error.hint
+
+
 def test_errors_survive_pickling_for_xdist_and_multiprocessing() -> None:
     error = classify(("ip", "x"), 2, "out", "RTNETLINK answers: File exists")
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is AlreadyExistsError
     assert (copy.argv, copy.returncode, copy.stdout, copy.stderr) == (error.argv, 2, "out", error.stderr)
+    missing = classify(("nsenter", "--", "tc"), 127, "", "nsenter: failed to execute tc: No such file or directory")
+    copy = pickle.loads(pickle.dumps(missing))
+    assert type(copy) is BinaryNotFoundError
+    assert (copy.binary, copy.hint) == ("tc", missing.hint)

@@ -61,3 +61,16 @@ def test_stop_returns_once_the_children_are_gone_too() -> None:
     assert len(live_in_group(stubborn.pid)) == 3
     assert stubborn.stop(timeout=0.2) == -signal.SIGKILL
     assert live_in_group(stubborn.pid) == []
+
+
+def test_the_whole_output_is_there_once_wait_returns() -> None:
+    """wait() returned while the threads reading its output were still at it: stdout read
+    right after was empty about one time in five."""
+    from netns_kit.process import PIPE, Process
+
+    outputs = []
+    for i in range(50):
+        process = Process.start(["sh", "-c", f"echo out {i}; echo err {i} >&2"], stdout=PIPE, stderr=PIPE)
+        assert process.wait(10) == 0
+        outputs.append((process.stdout, process.stderr))
+    assert outputs == [(f"out {i}\n", f"err {i}\n") for i in range(50)]

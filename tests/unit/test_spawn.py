@@ -188,3 +188,29 @@ def test_a_background_child_holding_stdout_does_not_keep_run_waiting() -> None:
     code, out, _ = spawn.run(["sh", "-c", "sleep 60 & echo $!"], timeout=10)
     os.kill(int(out), signal.SIGTERM)  # the sleep we started, by its pid
     assert code == 0
+
+
+# -- the door takes Commands ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("executor", [netns_kit.ShExecutor(), netns_kit.Recorder()], ids=["ShExecutor", "Recorder"])
+@pytest.mark.parametrize("argv", [["ip", "link", "show"], ("ip", "link", "show"), "ip link show"])
+def test_a_plain_argv_is_refused_with_what_to_pass_instead(executor: netns_kit.Executor, argv: Any) -> None:
+    """Whether it changes anything cannot be guessed (a dry-run would answer a change as a
+    query and leave it out of the script): a TypeError that names query() and Command()."""
+    with pytest.raises(TypeError) as info:
+        executor.run(argv)
+    message = str(info.value)
+    assert message.startswith("Executor.run() takes a netns_kit Command, not ")
+    words = "'ip', 'link', 'show'"
+    assert f"pass query({words}) for a command that only reads" in message
+    assert f"or Command(({words},)) for one that changes something" in message
+    with pytest.raises(TypeError, match=r"^Executor\.run_all\(\) takes a netns_kit Command"):
+        executor.run_all([Command(("true",)), argv])
+    if isinstance(executor, netns_kit.Recorder):
+        assert executor.commands == []  # nothing ran, nothing recorded
+
+
+def test_anything_else_is_refused_too() -> None:
+    with pytest.raises(TypeError, match=r"^Executor\.run\(\) takes a netns_kit Command, not int 3$"):
+        netns_kit.ShExecutor().run(3)  # type: ignore[arg-type]
