@@ -36,23 +36,30 @@ def golden(request: pytest.FixtureRequest):
 
 
 @functools.cache
-def netem_probe() -> tuple[bool | None, str]:
-    """Whether this kernel has netem (None: unknown, the sandbox cannot start), asked once per session."""
-    from netns_kit import SandboxError, capability
+def kernel_probes() -> dict[str, tuple[bool | None, str]]:
+    """What this kernel has, asked once per session inside a throwaway sandbox:
+    ``{need: (available, why not)}``; available is None when the sandbox cannot start."""
+    from netns_kit import SandboxError, capability, query
     from netns_kit.sandbox import Sandbox
 
     try:
         with Sandbox() as box:
-            probe = capability.netem(box)
+            netem = capability.netem(box)
+            bridged = box.run(query("sysctl", "-n", "net.bridge.bridge-nf-call-iptables"), check=False)
     except SandboxError as error:
-        return None, f"the sandbox cannot start, so netem cannot be probed: {error}"
-    return probe.available, probe.reason
+        unknown = (None, f"the sandbox cannot start, so the kernel cannot be probed: {error}")
+        return dict.fromkeys(("netem", "br_netfilter"), unknown)
+    why_not = f"br_netfilter is not loaded (sysctl says: {bridged.stderr.strip() or bridged.returncode})"
+    return {"netem": (netem.available, netem.reason), "br_netfilter": (bridged.ok, "" if bridged.ok else why_not)}
 
 
 #: what a test can need from the kernel (``@pytest.mark.needs("netem")``), and how to ask for it.
 #: Where it is missing, those tests FAIL, unless NETNS_KIT_NO_<NAME>=1 leaves them out on purpose:
 #: then they are deselected and the end of the run says what was not run and why.
-NEEDS: dict[str, Callable[[], tuple[bool | None, str]]] = {"netem": netem_probe}
+NEEDS: dict[str, Callable[[], tuple[bool | None, str]]] = {
+    "netem": lambda: kernel_probes()["netem"],
+    "br_netfilter": lambda: kernel_probes()["br_netfilter"],
+}
 
 _not_run = pytest.StashKey[dict[str, list[str]]]()
 _missing = pytest.StashKey[str]()

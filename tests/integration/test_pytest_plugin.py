@@ -319,13 +319,15 @@ def test_a_bad_sandbox_scope_in_the_ini_file_is_a_usage_error(pytester: pytest.P
 
 
 EMULATION = """
+from tests.integration.traffic import assert_dropped
+
 MADE = []
 
 
 def test_partition_and_heal_through_the_factory(netns_pair, netns_factory):
     netns_pair.a.wait_reachable(netns_pair.b_address)
     cut = netns_factory.partition(netns_pair.a, netns_pair.b)
-    assert not netns_pair.a.ping(netns_pair.b_address, timeout=0.3)
+    assert_dropped(netns_pair.a, netns_pair.b_address, by=(netns_pair.a, netns_pair.b))
     cut.heal()
     netns_pair.a.wait_reachable(netns_pair.b_address)
 

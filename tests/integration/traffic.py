@@ -1,14 +1,24 @@
-"""Traffic for the emulation tests: a bulk TCP transfer and a ping run, measured inside namespaces."""
+"""Traffic measured inside namespaces: a bulk TCP transfer, a ping run, and proof that traffic is blocked.
+
+"Blocked" is never "no answer within a short timeout" (that cannot tell blocked from
+slow). :func:`assert_dropped` shows the packets dropped: netfilter's DROP counters
+rise by one packet per try. :func:`assert_unanswered`, for paths with no rule to
+count (no route, no forwarding, no NAT), waits :data:`GENEROUS` seconds and then
+needs a control request on an open path to be answered right after.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
+import time
+from collections.abc import Callable, Sequence
 
 from netns_kit.namespace import _Place
 from netns_kit.process import Process
 
-from .helpers import PY
+from .helpers import PY, request
 
 SINK = """
 import socket, sys
@@ -71,3 +81,86 @@ def binomial_bound(p: float, n: int, sigmas: float = 5.0) -> tuple[float, float]
     """The range a loss share of ``p`` over ``n`` packets stays in but for ~1e-6 of runs."""
     spread = sigmas * (p * (1 - p) / n) ** 0.5
     return p - spread, p + spread
+
+
+#: how long :func:`assert_unanswered` waits: an answer between namespaces of one machine
+#: this late is lost, not slow (TCP sends its second SYN at 1 s and its third at 3 s)
+GENEROUS = 3.5
+
+
+def dropped(*places: _Place) -> int:
+    """Packets netfilter has dropped in ``places`` so far, IPv4 and IPv6: the counters of every
+    DROP or REJECT rule and of every chain whose policy is DROP (``iptables-save -c``)."""
+    total = 0
+    for place in places:
+        for tool in ("iptables-save", "ip6tables-save"):
+            for line in place.run([tool, "-c"]).stdout.splitlines():
+                if line.startswith(":"):  # :FORWARD DROP [5:420]
+                    _, policy, counters = line.split()
+                    total += _packets(counters) if policy == "DROP" else 0
+                elif line.startswith("["):  # [3:252] -A INPUT -s 10.8.0.2/32 -j DROP
+                    counters, rule = line.split(" ", 1)
+                    words = shlex.split(rule)
+                    jump = len(words) - 1 - words[::-1].index("-j") if "-j" in words else -1
+                    total += (
+                        _packets(counters)
+                        if 0 <= jump < len(words) - 1 and words[jump + 1] in ("DROP", "REJECT")
+                        else 0
+                    )
+    return total
+
+
+def _packets(counters: str) -> int:
+    return int(counters.strip("[]").split(":")[0])
+
+
+def _answer(place: _Place, address: str, port: int | None, *, udp: bool, timeout: float) -> str | None:
+    """One try: a ping (``port`` None) or a TCP/UDP request; the answer, or None."""
+    if port is None:
+        return f"{address} answered a ping" if place.ping(address, timeout=timeout) else None
+    return request(place, address, port, udp=udp, timeout=timeout, attempts=1)
+
+
+def assert_dropped(
+    place: _Place,
+    address: str,
+    port: int | None = None,
+    *,
+    udp: bool = False,
+    by: Sequence[_Place],
+    tries: int = 3,
+) -> None:
+    """Nothing ``place`` sends to ``address`` (pings, or TCP/UDP requests to ``port``) is answered,
+    because netfilter in ``by`` drops it: their DROP counters rise by at least one packet per try.
+
+    A path that is only slow drops nothing, so this cannot pass for it; a drop still on its way
+    when the try gives up is waited for (up to :data:`GENEROUS` s).
+    """
+    before = dropped(*by)
+    for _ in range(tries):
+        answer = _answer(place, address, port, udp=udp, timeout=0.5)
+        assert answer is None, f"{address}:{port} was reached: {answer!r}"
+    deadline = time.monotonic() + GENEROUS
+    while (rose := dropped(*by) - before) < tries and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rose >= tries, (
+        f"{tries} tries at {address}:{port} went unanswered, but only {rose} packet(s) were dropped in {list(by)}: "
+        "nothing shows they were blocked rather than slow"
+    )
+
+
+def assert_unanswered(
+    place: _Place,
+    address: str,
+    port: int | None = None,
+    *,
+    udp: bool = False,
+    control: Callable[[], object],
+    wait: float = GENEROUS,
+) -> None:
+    """Nothing ``place`` sends to ``address`` (a ping, or a TCP/UDP request to ``port``) is answered
+    within ``wait`` seconds, and ``control`` (a request on an open path, sent right after) is:
+    a network too slow to answer in time fails the control instead of passing as "blocked"."""
+    answer = _answer(place, address, port, udp=udp, timeout=wait)
+    assert answer is None, f"{address}:{port} was reached: {answer!r}"
+    assert control(), "the control request on an open path went unanswered: the silence above proves nothing"

@@ -187,7 +187,29 @@ def test_br_netfilter_not_loaded_is_fine_even_with_drop() -> None:
     )
     report = doctor(probes=probes(executor=executor))
     assert report["br_netfilter"].status == OK
+    assert report["br_netfilter"].summary == "not loaded: traffic inside a bridge does not go through iptables"
     assert report["FORWARD policy"].status == WARN
+
+
+def test_br_netfilter_switched_off_is_fine_even_with_drop() -> None:
+    executor = machine(
+        {
+            ("iptables", "-w", "-S", "FORWARD"): "-P FORWARD DROP\n",
+            ("sysctl", "-n", "net.bridge.bridge-nf-call-iptables"): "0\n",
+        }
+    )
+    report = doctor(probes=probes(executor=executor))
+    assert report["br_netfilter"].status == OK
+    assert report["br_netfilter"].summary == "loaded, bridge-nf-call-iptables=0: traffic inside a bridge skips iptables"
+    assert report["FORWARD policy"].status == WARN
+
+
+def test_br_netfilter_with_accept_is_fine() -> None:
+    report = doctor(probes=probes())  # bridge-nf-call-iptables=1, FORWARD policy ACCEPT
+    assert report["br_netfilter"].status == OK
+    assert report["br_netfilter"].summary == (
+        "loaded, bridge-nf-call-iptables=1: FORWARD rules also see traffic inside a bridge"
+    )
 
 
 def test_iptables_unreadable_without_root_is_skipped() -> None:

@@ -33,7 +33,7 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 
 
 def kernel(monkeypatch: pytest.MonkeyPatch, available: bool | None) -> None:
-    monkeypatch.setitem(root.NEEDS, "netem", lambda: (available, "this kernel has no netem qdisc"))
+    monkeypatch.setattr(root, "NEEDS", {"netem": lambda: (available, "this kernel has no netem qdisc")})
 
 
 def test_a_missing_feature_fails_the_tests_that_need_it_and_says_how_to_leave_them_out(

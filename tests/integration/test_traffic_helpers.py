@@ -1,0 +1,71 @@
+"""The helpers that say "blocked" (tests/integration/traffic.py) can fail: an open path, a silent
+path with nothing dropped, and a dead control each fail them; the drop counters count exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from netns_kit import Namespace, Partition, Topology, VethPair
+from netns_kit.sandbox import Sandbox
+
+from .helpers import PY, serve
+from .traffic import assert_dropped, assert_unanswered, dropped
+
+SEND6 = "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'x', ('ff02::1%a-eth', 9))"
+
+
+@pytest.fixture
+def pipe(sb: Sandbox) -> Iterator[Topology]:
+    veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b", addresses="10.8.0.1/24", peer_addresses="10.8.0.2/24")
+    with Topology([Namespace("a"), Namespace("b"), veth], wait=True) as topo:
+        topo["a"].wait_reachable("10.8.0.2")
+        yield topo
+
+
+def test_dropped_counts_drop_rules_and_drop_policies_of_both_families(pipe: Topology) -> None:
+    a, b = pipe["a"], pipe["b"]
+    rule = ["INPUT", "-s", "10.8.0.1", "-j", "DROP"]
+    b.run(["iptables", "-w", "-A", *rule], mutating=True)
+    before = dropped(b)
+    assert not a.ping("10.8.0.2", count=3, timeout=0.2)
+    assert dropped(b) - before == 3
+    b.run(["iptables", "-w", "-D", *rule], mutating=True)
+    b.run(["iptables", "-w", "-P", "INPUT", "DROP"], mutating=True)
+    before = dropped(b)
+    assert not a.ping("10.8.0.2", count=2, timeout=0.2)
+    assert dropped(b) - before == 2
+    b.run(["iptables", "-w", "-P", "INPUT", "ACCEPT"], mutating=True)
+    rule6 = ["INPUT", "-p", "udp", "--dport", "9", "-j", "DROP"]
+    b.run(["ip6tables", "-w", "-A", *rule6], mutating=True)
+    before = dropped(b)
+    a.run([PY, "-c", SEND6])
+    assert dropped(b) - before == 1
+    b.run(["ip6tables", "-w", "-D", *rule6], mutating=True)
+
+
+def test_assert_dropped_fails_on_an_open_path(pipe: Topology) -> None:
+    serve(pipe["b"], 8000, "b")
+    with pytest.raises(AssertionError, match=r"was reached: 'b 10\.8\.0\.1 hello'"):
+        assert_dropped(pipe["a"], "10.8.0.2", 8000, by=[pipe["a"], pipe["b"]])
+
+
+def test_assert_dropped_fails_where_nothing_answers_but_nothing_was_dropped(pipe: Topology) -> None:
+    """10.8.0.99 does not exist: silence, with no rule to show for it."""
+    with pytest.raises(AssertionError, match=r"only 0 packet\(s\) were dropped"):
+        assert_dropped(pipe["a"], "10.8.0.99", by=[pipe["a"], pipe["b"]], tries=1)
+
+
+def test_assert_dropped_passes_through_a_partition(pipe: Topology) -> None:
+    with Partition("a", "b"):
+        assert_dropped(pipe["a"], "10.8.0.2", by=[pipe["a"], pipe["b"]])
+
+
+def test_assert_unanswered_fails_on_an_open_path_or_a_dead_control(pipe: Topology) -> None:
+    a = pipe["a"]
+    with pytest.raises(AssertionError, match="was reached"):
+        assert_unanswered(a, "10.8.0.2", control=lambda: True)
+    with pytest.raises(AssertionError, match="control request on an open path went unanswered"):
+        assert_unanswered(a, "10.8.0.99", control=lambda: a.ping("10.8.0.98", timeout=0.2), wait=0.5)
+    assert_unanswered(a, "10.8.0.99", control=lambda: a.ping("10.8.0.2"), wait=0.5)
