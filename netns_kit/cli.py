@@ -9,9 +9,11 @@
 
 ``--sandbox`` runs against a sandbox kept alive between commands by a
 detached holder process (see :mod:`netns_kit.holder`); ``--attach PID``
-against any sandbox holder. ``up`` gives what it makes the named owner
-``cli.NAME`` (NAME from the file), which ``cleanup`` leaves alone until
-``down FILE`` or ``cleanup --owner cli.NAME``.
+against any sandbox holder. ``up`` gives what it makes a named owner that
+identifies the file (``cli.NAME`` for a file with ``[topology] name``, else
+``cli.STEM-HASH`` of its resolved path: :mod:`netns_kit.cliplace`), which
+``cleanup`` leaves alone until ``down FILE`` or ``cleanup --owner ID``.
+Output to a pipe closed early never cuts a command short (:mod:`netns_kit.cliout`).
 """
 
 from __future__ import annotations
@@ -23,29 +25,50 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from . import __version__
+from . import __version__, signals
+from .cliout import Output, Progress
+from .cliplace import (
+    CLI_OWNER_PREFIX,
+    Place,
+    clash,
+    elsewhere,
+    forget,
+    origin,
+    owner_for,
+    place,
+    quiet,
+    remember,
+    stop_if_empty,
+)
 from .errors import (
+    AlreadyExistsError,
     BinaryNotFoundError,
     NetnsKitError,
     PermissionDeniedError,
     SandboxError,
     ValidationError,
 )
-from .executor import Executor
 from .owner import Owner
-from .shexecutor import ShExecutor
+
+__all__ = ["CLI_OWNER_PREFIX", "build_parser", "main", "owner_for"]
 
 #: exit codes
 EXIT_OK = 0  # done
 EXIT_FAILED = 1  # a command failed (what was done is undone), cleanup left errors, doctor found a problem
 EXIT_USAGE = 2  # bad arguments, or an invalid topology file
-EXIT_ENVIRONMENT = 3  # cannot run here: not root and no sandbox, missing binary, no sandbox running
-EXIT_CONFLICT = 4  # `up` of a topology that is already up
-EXIT_INTERRUPTED = 130
+EXIT_ENVIRONMENT = 3  # cannot run here: not root and no sandbox, permission denied, missing binary, no sandbox
+EXIT_CONFLICT = 4  # `up` of a topology that is already up, or whose names another one holds
+EXIT_INTERRUPTED = 130  # Ctrl-C (what `up` had done is undone; `down` finishes first)
+EXIT_CLOSED_PIPE = 141  # the output pipe closed early (`| head`): the work was still done
 
-CLI_OWNER_PREFIX = "cli."
+EXIT_CODES = (
+    "exit codes: 0 done; 1 failed (what was done is undone); 2 usage or invalid file; "
+    "3 cannot run here (not root, permission denied, no sandbox, missing binary); "
+    "4 conflict (already up, or a name is taken); 130 interrupted (Ctrl-C); "
+    "141 output pipe closed early, the work was done (| head)"
+)
 
 log = logging.getLogger("netns_kit")
 
@@ -77,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="netns-kit",
         description="Real, throwaway Linux network topologies built with ip and iptables.",
-        epilog="exit codes: 0 done, 1 failed (undone), 2 usage or invalid file, 3 cannot run here, 4 already up",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="version", version=f"netns_kit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show each command as it runs")
@@ -85,74 +108,87 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attach", metavar="PID", type=int, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    plan = sub.add_parser("plan", parents=[common], help="print the shell script (or the picture) of a topology file")
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, epilog=EXIT_CODES)
+
+    plan = add("plan", "print the shell script (or the picture) of a topology file")
     plan.add_argument("file", metavar="FILE")
     plan.add_argument("--down", action="store_true", help="print the teardown script instead")
     plan.add_argument("--format", choices=("sh", "mermaid", "dot"), default="sh", help="sh (default), mermaid, dot")
 
-    up = sub.add_parser("up", parents=[common], help="build a topology file (all or nothing); it stays up")
+    up = add("up", "build a topology file (all or nothing); it stays up")
     up.add_argument("file", metavar="FILE")
     up.add_argument("--wait", action="store_true", help="wait until links are up and addresses usable")
 
-    down = sub.add_parser("down", parents=[common], help="remove what `up FILE` made, exactly")
-    down.add_argument("file", metavar="FILE")
+    add("down", "remove what `up FILE` made, exactly").add_argument("file", metavar="FILE")
 
-    sub.add_parser("status", parents=[common], help="what netns_kit owns here, per owner").add_argument(
+    add("status", "what netns_kit owns here, per owner").add_argument(
         "--json", action="store_true", help="machine-readable output"
     )
 
-    clean = sub.add_parser("cleanup", parents=[common], help="remove what dead owners (or --owner) left behind")
+    clean = add("cleanup", "remove what dead owners (or --owner) left behind")
     clean.add_argument("--owner", metavar="ID", help="remove what this owner made (PID.START, cli.NAME, dry-run)")
     clean.add_argument("--dry-run", action="store_true", help="only say what would be removed")
 
-    doc = sub.add_parser("doctor", parents=[common], help="check this machine (or the sandbox) and explain fixes")
-    doc.add_argument("--json", action="store_true", help="machine-readable output")
+    add("doctor", "check this machine (or the sandbox) and explain fixes").add_argument(
+        "--json", action="store_true", help="machine-readable output"
+    )
 
-    sub.add_parser("demo", parents=[common], help="build seed 001 in a sandbox, check it with traffic, tear it down")
+    add("demo", "build seed 001 in a sandbox, check it with traffic, tear it down")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(format="+ %(message)s", level=logging.DEBUG, stream=sys.stderr)
+    out, err = Output(sys.stdout), Output(sys.stderr)
+    saved = sys.stdout, sys.stderr
+    # print() anywhere below, and the log lines of --verbose, go through them too
+    sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
     try:
-        code: int = _COMMANDS[args.command](args, sys.stdout)
-        return code
-    except ValidationError as error:
-        return _fail(error, EXIT_USAGE)
-    except _Conflict as error:
-        return _fail(error, EXIT_CONFLICT)
-    except (SandboxError, PermissionDeniedError, BinaryNotFoundError) as error:
-        return _fail(error, EXIT_ENVIRONMENT)
-    except NetnsKitError as error:
-        return _fail(error, EXIT_FAILED)
-    except KeyboardInterrupt:
-        print("netns-kit: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-def _fail(error: BaseException, code: int) -> int:
-    print(f"netns-kit: error: {error}", file=sys.stderr)
-    for problem in getattr(error, "cleanup_errors", ()):
-        print(f"netns-kit: while undoing, another error: {problem}", file=sys.stderr)
+        if args.verbose:
+            logging.basicConfig(format="+ %(message)s", level=logging.DEBUG, stream=sys.stderr)
+        code = _run(args, sys.stdout, sys.stderr)
+        out.flush()
+        err.flush()
+    finally:
+        sys.stdout, sys.stderr = saved
+    if code == EXIT_OK and out.closed_pipe:
+        return EXIT_CLOSED_PIPE
     return code
 
 
-# -- where commands run ----------------------------------------------------------
-def _executor(args: argparse.Namespace, owner: Owner | None = None, *, start: bool = False) -> Executor:
-    from . import holder
-    from .sandbox import Sandbox
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        code: int = _COMMANDS[args.command](args, out)
+        return code
+    except ValidationError as error:
+        return _fail(error, EXIT_USAGE, err)
+    except _Conflict as error:
+        return _fail(error, EXIT_CONFLICT, err)
+    except (SandboxError, PermissionDeniedError, BinaryNotFoundError) as error:
+        return _fail(error, EXIT_ENVIRONMENT, err)
+    except NetnsKitError as error:
+        return _fail(error, EXIT_FAILED, err)
+    except PermissionError as error:
+        return _fail(_oserror(error), EXIT_ENVIRONMENT, err)
+    except OSError as error:
+        return _fail(_oserror(error), EXIT_FAILED, err)
+    except KeyboardInterrupt:
+        print("netns-kit: interrupted", file=err)
+        return EXIT_INTERRUPTED
 
-    if args.attach is not None:
-        sandbox = Sandbox.attach(args.attach)
-        if owner is not None:
-            sandbox.owner = owner
-        return sandbox
-    if args.sandbox:
-        return holder.find_or_start(owner) if start else holder.require(owner)
-    return ShExecutor(owner=owner)
+
+def _oserror(error: OSError) -> str:
+    where = f": {error.filename}" if error.filename is not None else ""
+    return f"{error.strerror or error}{where}"
+
+
+def _fail(error: BaseException | str, code: int, err: TextIO) -> int:
+    print(f"netns-kit: error: {error}", file=err)
+    for problem in getattr(error, "cleanup_errors", ()):
+        print(f"netns-kit: while undoing, another error: {problem}", file=err)
+    return code
 
 
 def _needs_root(args: argparse.Namespace, what: str) -> None:
@@ -160,22 +196,10 @@ def _needs_root(args: argparse.Namespace, what: str) -> None:
         raise SandboxError(f"{what} on this machine needs root; add --sandbox to work in a rootless sandbox instead")
 
 
-def _where(executor: Executor) -> str:
-    pid = getattr(executor, "_pid", None)
-    return f"in sandbox holder {pid}" if pid is not None else "on this machine"
-
-
-def _stop_empty_sandbox(args: argparse.Namespace, executor: Executor, out: TextIO) -> None:
-    from . import holder
-    from .sandbox import Sandbox
-
-    if args.sandbox and isinstance(executor, Sandbox) and holder.stop_if_empty(executor):
-        print(f"sandbox holder {executor.pid} stopped: it holds nothing any more", file=out)
-
-
-def owner_for(name: str) -> Owner:
-    """The named owner of what ``netns-kit up`` makes from a file called NAME."""
-    return Owner(CLI_OWNER_PREFIX + name)
+def _say_stopped(here: Place, out: TextIO) -> None:
+    stopped = stop_if_empty(here)
+    if stopped is not None:
+        print(f"sandbox holder {stopped.pid} stopped: it holds nothing any more", file=out)
 
 
 # -- commands ----------------------------------------------------------------------
@@ -189,7 +213,8 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         draw = picture.mermaid if args.format == "mermaid" else picture.dot
         out.write(draw(loaded.topology))
         return EXIT_OK
-    recorder = loaded.topology.plan(owner=owner_for(loaded.name))
+    with quiet():
+        recorder = loaded.topology.plan(owner=owner_for(loaded))
     out.write(recorder.teardown_script() if args.down else recorder.script())
     return EXIT_OK
 
@@ -198,47 +223,112 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     from . import inventory, topofile
 
     loaded = topofile.load(args.file)
-    owner = owner_for(loaded.name)
+    owner = owner_for(loaded)
     _needs_root(args, "up")
-    executor = _executor(args, owner, start=True)
-    held = [lf for lf in inventory.read_ledgers(executor) if lf.owner == owner and lf.standing]
-    if held:
-        raise _Conflict(
-            f"{loaded.name} is already up {_where(executor)} (owner {owner.id}, ledger {held[0].path}); "
-            f"take it down first: netns-kit down{' --sandbox' if args.sandbox else ''} {args.file}"
-        )
     topology = loaded.topology
-    topology.wait = topology.wait or args.wait
-    total = len(topology.plan(owner=owner).commands)
-    started = time.monotonic()
-    with _Progress(total, verbose=args.verbose):
-        topology.up(executor)
-    elapsed = time.monotonic() - started
+    if not topology.resources:
+        print(f"up: {loaded.name}: nothing to do: {args.file} describes no resources", file=out)
+        return EXIT_OK
+    with signals.shielded():  # a Ctrl-C while the holder starts: held until it is recorded
+        here = place(args, owner, start=True)
+    if any(lf.owner == owner and lf.standing for lf in inventory.read_ledgers(here.executor)):
+        raise _Conflict(_already_up(here, loaded, owner, args.file))
+    try:
+        remember(here.executor, owner, loaded)
+        topology.wait = topology.wait or args.wait
+        total = None
+        if Progress.visible(verbose=args.verbose):  # the total only for the line a terminal shows
+            with quiet():
+                total = len(topology.plan(owner=owner).commands)
+        started = time.monotonic()
+        with Progress(total, verbose=args.verbose) as progress:
+            try:
+                topology.up(here.executor)
+            except AlreadyExistsError as error:
+                taken = clash(here, loaded)
+                if taken is None:
+                    raise
+                raise _Conflict(f"{args.file}: {taken}") from error
+        made = progress.done
+        elapsed = time.monotonic() - started
+    except BaseException as error:
+        # undone already (Topology.up rolls back); a Ctrl-C now waits until the holder stopped
+        with signals.shielded():
+            if not getattr(error, "cleanup_errors", None):
+                forget(here.executor, owner)
+            stop_if_empty(here)
+        raise
+    if made == 0:  # everything was there already (adopted): nothing stays up
+        _settle_nothing(here, owner)
+        print(f"up: {loaded.name}: nothing to do {here.where}: everything it describes is there already", file=out)
+        return EXIT_OK
     print(
-        f"up: {loaded.name}: {total} changes in {elapsed:.2f} s {_where(executor)}, owner {owner.id}\n"
-        f"take it down with: netns-kit down{' --sandbox' if args.sandbox else ''} {args.file}",
+        f"up: {loaded.name}: {made} changes in {elapsed:.2f} s {here.where}, owner {owner.id}\n"
+        f"take it down with: {here.command('down', args.file)}",
         file=out,
     )
     return EXIT_OK
 
 
-def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
-    from . import topofile
+def _already_up(here: Place, loaded: Any, owner: Owner, file: str) -> str:
+    source = origin(here.executor, owner)
+    if source is None or loaded.path is None or source == str(loaded.path):
+        return (
+            f"{loaded.name} is already up {here.where} (owner {owner.id}); "
+            f"take it down first: {here.command('down', file)}"
+        )
+    return (
+        f"{loaded.name} is already up {here.where} from {source}, which has the same [topology] name "
+        f"(owner {owner.id}): give one of the two files another name, or take that one down first: "
+        f"{here.command('down', source)}"
+    )
+
+
+def _settle_nothing(here: Place, owner: Owner) -> None:
     from .leftovers import cleanup
 
+    cleanup(here.executor, owner=owner)  # its empty ledger
+    forget(here.executor, owner)
+    stop_if_empty(here)
+
+
+def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
+    from . import topofile
+
     loaded = topofile.load(args.file)
-    owner = owner_for(loaded.name)
+    owner = owner_for(loaded)
     _needs_root(args, "down")
-    executor = _executor(args, owner)
-    report = cleanup(executor, owner=owner)
+    here = place(args, owner)
+    source = origin(here.executor, owner)
+    if source is not None and loaded.path is not None and source != str(loaded.path):
+        raise _Conflict(
+            f"{loaded.name} (owner {owner.id}) is up {here.where} from {source}, not from {args.file} "
+            f"(both set [topology] name = {loaded.name!r}): {here.command('down', source)} takes it down"
+        )
+    report = _cleanup(here, out, owner=owner)
+    if report.nothing_done and not report.errors:
+        print(f"down: nothing to do: {loaded.name} (owner {owner.id}) is not up {here.where}", file=out)
+        hint = elsewhere(here, owner)
+        if hint is not None:
+            print(f"down: {hint}: {here.command('down', '--sandbox', args.file)}", file=out)
+            return EXIT_ENVIRONMENT
+    else:
+        print(f"down: {loaded.name}: {len(report.removed)} removed {here.where}", file=out)
+    if not report.errors:
+        forget(here.executor, owner)
+    _say_stopped(here, out)
+    return EXIT_FAILED if report.errors else EXIT_OK
+
+
+def _cleanup(here: Place, out: TextIO, **options: Any) -> Any:
+    """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
+    whatever happens to the output)."""
+    from .leftovers import cleanup
+
+    report = cleanup(here.executor, **options)
     for line in report.lines():
         print(line, file=out)
-    if report.nothing_done and not report.errors:
-        print(f"down: nothing to do: {loaded.name} (owner {owner.id}) is not up {_where(executor)}", file=out)
-    else:
-        print(f"down: {loaded.name}: {len(report.removed)} removed {_where(executor)}", file=out)
-    _stop_empty_sandbox(args, executor, out)
-    return EXIT_FAILED if report.errors else EXIT_OK
+    return report
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -247,24 +337,37 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     if args.sandbox and holder.find() is None:
         print("no sandbox is running: netns_kit owns nothing there", file=out)
         return EXIT_OK
-    executor = _executor(args)
-    found = inventory.scan(executor)
+    here = place(args)
+    found = inventory.scan(here.executor)
     summaries = [inventory.summary(found, owner) for owner in found.owners()]
+    for item in summaries:
+        item["file"] = origin(here.executor, Owner(item["owner"]))
+    hint = None if summaries else elsewhere(here)
     if args.json:
-        json.dump({"where": _where(executor), "owners": summaries}, out, indent=2)
+        data: dict[str, Any] = {"where": here.where, "owners": summaries}
+        if hint is not None:
+            data["elsewhere"] = hint
+        json.dump(data, out, indent=2)
         out.write("\n")
         return EXIT_OK
     if not summaries:
-        print(f"netns_kit owns nothing {_where(executor)}", file=out)
+        print(f"netns_kit owns nothing {here.where}", file=out)
+        if hint is not None:
+            print(hint, file=out)
         return EXIT_OK
-    print(f"netns_kit owns, {_where(executor)}:", file=out)
+    print(f"netns_kit owns, {here.where}:", file=out)
     for item in summaries:
+        file = item["file"]
         state = {
             "alive": "its process is running",
-            "dead": "its process is gone: `netns-kit cleanup` removes this",
-            "named": f"named owner: kept until `netns-kit cleanup --owner {item['owner']}` (or down FILE)",
+            "dead": f"its process is gone: `{here.command('cleanup')}` removes this",
+            "named": f"named owner: kept until `{here.command('down', file)}`"
+            if file
+            else f"named owner: kept until `{here.command('cleanup', '--owner', item['owner'])}` (or down FILE)",
         }[item["state"]]
         print(f"\n{item['owner']}  [{item['state']}] {state}", file=out)
+        if file:
+            print(f"  from {file}", file=out)
         for key, title in (("namespaces", "namespaces"), ("links", "links"), ("rules", "iptables rules")):
             values = item[key]
             if values:
@@ -278,28 +381,29 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace, out: TextIO) -> int:
-    from .leftovers import cleanup
-
     _needs_root(args, "cleanup")
-    executor = _executor(args)
-    report = cleanup(executor, owner=args.owner, dry_run=args.dry_run)
-    for line in report.lines():
-        print(line, file=out)
+    here = place(args)
+    report = _cleanup(here, out, owner=args.owner, dry_run=args.dry_run)
     if not report.owners:
-        print(f"cleanup: nothing to clean up {_where(executor)} (no owner is gone)", file=out)
+        print(f"cleanup: nothing to clean up {here.where} (no owner is gone)", file=out)
+        hint = elsewhere(here)
+        if hint is not None:
+            print(f"cleanup: {hint}", file=out)
     else:
         owners = ", ".join(o.id for o in report.owners)
         verb = "would remove" if args.dry_run else "removed"
-        print(f"cleanup: {verb} {len(report.removed)} objects of {owners} {_where(executor)}", file=out)
+        print(f"cleanup: {verb} {len(report.removed)} objects of {owners} {here.where}", file=out)
     if not args.dry_run:
-        _stop_empty_sandbox(args, executor, out)
+        if args.owner is not None and not report.errors:
+            forget(here.executor, Owner(args.owner))
+        _say_stopped(here, out)
     return EXIT_FAILED if report.errors else EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     from .doctor import doctor
 
-    executor = _executor(args) if (args.sandbox or args.attach is not None) else None
+    executor = place(args).executor if (args.sandbox or args.attach is not None) else None
     report = doctor(executor)
     if args.json:
         json.dump(report.to_json(), out, indent=2)
@@ -325,40 +429,6 @@ _COMMANDS: dict[str, Any] = {
     "doctor": cmd_doctor,
     "demo": cmd_demo,
 }
-
-
-class _Progress(logging.Handler):
-    """A progress line on stderr while ``up`` runs (a terminal only; --verbose prints each command)."""
-
-    def __init__(self, total: int, *, verbose: bool, stream: TextIO | None = None) -> None:
-        super().__init__(logging.DEBUG)
-        self.total = total
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.active = not verbose and self.stream.isatty() and total > 0
-        self._level = log.level
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not (isinstance(record.args, tuple) and record.args and record.args[0] == "run"):
-            return
-        self.done += 1
-        line = f"\r[{self.done}/{self.total}] {str(record.args[1])[:70]}"
-        self.stream.write(f"{line:<80}")
-        self.stream.flush()
-
-    def __enter__(self) -> _Progress:
-        if self.active:
-            log.addHandler(self)
-            if log.getEffectiveLevel() > logging.DEBUG:
-                log.setLevel(logging.DEBUG)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.active:
-            log.removeHandler(self)
-            log.setLevel(self._level)
-            self.stream.write("\r" + " " * 80 + "\r")
-            self.stream.flush()
 
 
 if __name__ == "__main__":

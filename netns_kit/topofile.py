@@ -7,9 +7,14 @@ validators. Errors point to the key and say what is wrong::
 
     net.toml: veths[2].peer_netns: 'bleu' is not a namespace of this topology (have: ['blue', 'red']) ...
 
-A ``[topology]`` table holds settings: ``name`` (the CLI's owner is
-``cli.NAME``; default: the file name without ``.toml``), ``wait`` and
+A ``[topology]`` table holds settings: ``name`` (chosen on purpose, it names
+the CLI's owner ``cli.NAME``; without it the owner is named after the file's
+resolved path, see :func:`netns_kit.cli.owner_for`), ``wait`` and
 ``wait_timeout``. See the README for the full schema by example.
+
+:func:`load` refuses, with a :class:`TopologyFileError`, a file it cannot read,
+one that is not UTF-8 text (``netns-kit plan /bin/ls``), one larger than
+:data:`MAX_BYTES` (``/dev/zero``) and TOML nested too deeply to parse.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ TABLES: dict[str, type[Resource]] = {
 #: keys of the ``[topology]`` table and their TOML types
 SETTINGS: dict[str, tuple[type, ...]] = {"name": (str,), "wait": (bool,), "wait_timeout": (int, float)}
 
+#: a topology file larger than this is refused unread (no topology file comes close)
+MAX_BYTES = 16 * 1024 * 1024
+
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,58}$")
 _HIDDEN = frozenset({"executor"})
 
@@ -92,16 +100,30 @@ class TopologyFile:
     topology: Topology
     #: (table, index, resource) for each entry, in file order
     entries: tuple[tuple[str, int, Resource], ...]
+    #: the file, symlinks resolved (None when not read from a file)
+    path: Path | None = None
+    #: ``name`` was set in ``[topology]`` (else it is the file's name)
+    named: bool = False
 
 
 def load(path: str | Path) -> TopologyFile:
     """Read and check a topology file."""
     path = Path(path)
+    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as file:
+            data = file.read(MAX_BYTES + 1)
+        resolved = path.resolve()
     except OSError as error:
-        raise TopologyFileError(str(path), "(file)", _MISSING, f"cannot be read: {error.strerror}") from None
-    return loads(text, source=str(path), default_name=path.stem)
+        raise TopologyFileError(source, "(file)", _MISSING, f"cannot be read: {error.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise TopologyFileError(source, "(file)", _MISSING, f"is larger than {MAX_BYTES} bytes: not a topology file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        rule = f"is not a text file (not UTF-8: byte 0x{data[error.start]:02x} at offset {error.start})"
+        raise TopologyFileError(source, "(file)", _MISSING, rule) from None
+    return attrs.evolve(loads(text, source=source, default_name=resolved.stem), path=resolved)
 
 
 def loads(text: str, *, source: str = "<string>", default_name: str = "topology") -> TopologyFile:
@@ -110,6 +132,8 @@ def loads(text: str, *, source: str = "<string>", default_name: str = "topology"
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise TopologyFileError(source, "(syntax)", _MISSING, f"is not valid TOML: {error}") from None
+    except RecursionError:
+        raise TopologyFileError(source, "(syntax)", _MISSING, "is nested too deeply to be read") from None
     return from_dict(data, source=source, default_name=default_name)
 
 
@@ -135,7 +159,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<dict>", default_name: 
     except ValidationError as error:
         key = _locate(error, entries)
         raise TopologyFileError(source, key, error.value, error.rule) from None
-    return TopologyFile(source, name, topology, tuple(entries))
+    return TopologyFile(source, name, topology, tuple(entries), named="name" in settings)
 
 
 def fields(cls: type[Resource]) -> dict[str, attrs.Attribute[Any]]:

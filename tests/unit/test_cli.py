@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from netns_kit import cli, scenarios, topofile
+from netns_kit import cli, cliplace, scenarios, topofile
+from netns_kit.cliout import Progress
 from netns_kit.owner import Owner
+
+from .fakes import FakeHost
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 PIPE = str(EXAMPLES / "seed001-pipe.toml")
@@ -65,7 +74,7 @@ def test_a_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_up_without_root_or_sandbox_exits_3_and_says_what_to_do(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     code, _, err = run(capsys, "up", PIPE)
     assert code == cli.EXIT_ENVIRONMENT
     assert "needs root; add --sandbox" in err
@@ -100,28 +109,246 @@ def test_options_go_before_or_after_the_command(capsys: pytest.CaptureFixture[st
         parser.parse_args(["status", "--sandbox", "--attach", "1"])
 
 
-def test_cli_owner_is_a_named_owner() -> None:
-    owner = cli.owner_for(topofile.load(PIPE).name)
+def test_cli_owner_of_a_file_naming_its_topology_is_that_name() -> None:
+    owner = cli.owner_for(topofile.load(PIPE))
     assert owner.id == "cli.seed001-pipe"
     assert owner.pid is None  # never "gone": cleanup leaves it until named
 
 
+def test_cli_owner_of_an_unnamed_file_identifies_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for project in ("p1", "p2"):
+        (tmp_path / project).mkdir()
+        (tmp_path / project / "net.toml").write_text(UNNAMED)
+    (tmp_path / "link.toml").symlink_to(tmp_path / "p1" / "net.toml")
+    monkeypatch.chdir(tmp_path)
+    p1, p2 = (cli.owner_for(topofile.load(f"{p}/net.toml")) for p in ("p1", "p2"))
+    assert p1 != p2
+    digest = hashlib.sha256(str((tmp_path / "p1" / "net.toml").resolve()).encode()).hexdigest()[:8]
+    assert p1.id == f"cli.net-{digest}"
+    # the same file by another way of naming it is the same owner
+    assert cli.owner_for(topofile.load(tmp_path / "p1" / "net.toml")) == p1
+    assert cli.owner_for(topofile.load("link.toml")) == p1
+    assert cli.owner_for(topofile.load("link.toml"), name="lab").id == "cli.lab"
+
+
+def test_cli_owner_of_a_long_file_name_fits_an_owner_id(tmp_path: Path) -> None:
+    path = tmp_path / ("n" * 120 + ".toml")
+    path.write_text(UNNAMED)
+    owner = cli.owner_for(topofile.load(path))
+    assert len(owner.id) == 64 and owner.id.startswith("cli.nnnn")
+    assert Owner.from_tag(owner.tag) == owner
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_progress_line_counts_changes_on_a_terminal() -> None:
-    import io
-    import logging
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     stream = Terminal()
     log = logging.getLogger("netns_kit")
-    with cli._Progress(2, verbose=False, stream=stream):
+    with Progress(3, verbose=False, stream=stream) as progress:
         log.debug("%s %s", "query", "ip -j netns list")
         log.debug("%s %s", "run", "ip netns add red")
         log.debug("%s %s", "run", "ip -n red link set dev lo up")
+        log.debug("run %s", "ip -n red addr add 10.0.0.1/24 dev v")  # a line of a batch
+        log.debug("as one process (%d commands): %s", 1, "ip -n red -batch -")
     text = stream.getvalue()
-    assert "[1/2] ip netns add red" in text and "[2/2] ip -n red link set dev lo up" in text
-    assert "netns list" not in text
+    assert "[1/3] ip netns add red" in text and "[2/3] ip -n red link set dev lo up" in text
+    assert "[3/3] ip -n red addr add 10.0.0.1/24 dev v" in text
+    assert "netns list" not in text and "batch" not in text
+    assert progress.done == 3
     assert text.endswith("\r")  # the line is wiped at the end
-    assert log.handlers == [] or all(not isinstance(h, cli._Progress) for h in log.handlers)
+    assert log.handlers == [] or all(not isinstance(h, Progress) for h in log.handlers)
+
+
+def test_progress_counts_off_a_terminal_without_drawing() -> None:
+    stream = io.StringIO()
+    with Progress(None, verbose=False, stream=stream) as progress:
+        logging.getLogger("netns_kit").debug("%s %s", "run", "ip netns add red")
+    assert (progress.done, stream.getvalue()) == (1, "")
+
+
+# -- exit codes, and no traceback ----------------------------------------------------
+def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for code in (cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_USAGE, cli.EXIT_ENVIRONMENT, cli.EXIT_CONFLICT):
+        assert f"{code} " in text
+    assert "130 interrupted (Ctrl-C)" in text
+    assert "141 output pipe closed early, the work was done" in text
+
+
+def test_plan_of_a_binary_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "/bin/ls")
+    assert (code, out) == (cli.EXIT_USAGE, "")
+    assert err.startswith("netns-kit: error: /bin/ls: (file): is not a text file (not UTF-8")
+
+
+def test_a_permission_error_exits_3_with_a_message(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", "/proc/1/ns/net")
+
+    monkeypatch.setattr(cliplace, "open_executor", denied)
+    code, _, err = run(capsys, "doctor", "--attach", "1")
+    assert code == cli.EXIT_ENVIRONMENT
+    assert err == "netns-kit: error: Permission denied: /proc/1/ns/net\n"
+
+
+def test_plan_into_a_pipe_closed_early_exits_141_quietly(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("".join(f'[[namespaces]]\nname = "n{i}"\n' for i in range(2000)))
+    reader, writer = os.pipe()
+    with subprocess.Popen(
+        [sys.executable, "-m", "netns_kit.cli", "plan", str(big)], stdout=writer, stderr=subprocess.PIPE
+    ) as child:
+        os.close(writer)
+        with os.fdopen(reader, "rb") as pipe:
+            first = pipe.readline()  # `| head -1`: one line, then the pipe is closed
+        _, stderr = child.communicate(timeout=60)
+    assert first.startswith(b"#")
+    assert child.returncode == cli.EXIT_CLOSED_PIPE
+    assert stderr == b""
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+# -- up and down, against a host the test plays -------------------------------------
+UNNAMED = Path(PIPE).read_text().replace("[topology]", "").replace('name = "seed001-pipe"', "")
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]:
+    """`--attach 42` reaches a FakeHost (one per owner, one ledger directory)."""
+    made: dict[str, FakeHost] = {}
+
+    def open_executor(args: object, owner: Owner | None, *, start: bool) -> FakeHost:
+        fake = FakeHost(tmp_path / "run", owner=owner or Owner("status"), **made.get("values", FakeValues()).values)
+        made[owner.id if owner else "-"] = fake
+        return fake
+
+    monkeypatch.setattr(cliplace, "open_executor", open_executor)
+    monkeypatch.setattr(cliplace, "stop_if_empty", lambda here: None)
+    return made
+
+
+class FakeValues:
+    values: dict[str, str] = {}
+
+
+def project(tmp_path: Path, name: str, text: str = UNNAMED) -> str:
+    (tmp_path / name).mkdir(exist_ok=True)
+    path = tmp_path / name / "net.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def ledger_owners(tmp_path: Path) -> list[str]:
+    return sorted(p.name.rsplit(".", 2)[0] for p in (tmp_path / "run").glob("*.jsonl"))
+
+
+def test_up_of_the_same_file_name_in_two_projects_makes_two_owners(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    p1, p2 = project(tmp_path, "p1"), project(tmp_path, "p2")
+    assert run(capsys, "up", "--attach", "42", p1)[0] == cli.EXIT_OK
+    code, _, err = run(capsys, "up", "--attach", "42", p2)
+    assert code == cli.EXIT_OK, err
+    o1, o2 = (cli.owner_for(topofile.load(p)).id for p in (p1, p2))
+    assert ledger_owners(tmp_path) == sorted([o1, o2])
+
+    assert run(capsys, "down", "--attach", "42", p2)[0] == cli.EXIT_OK
+    assert ledger_owners(tmp_path) == [o1]  # p1's topology is untouched
+    assert run(capsys, "down", "--attach", "42", p1)[0] == cli.EXIT_OK
+    assert ledger_owners(tmp_path) == []
+    assert list((tmp_path / "run").iterdir()) == []  # the origin records went with them
+
+
+def test_up_of_a_file_sharing_a_name_names_the_other_file(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    text = Path(PIPE).read_text().replace("seed001-pipe", "lab")
+    p1, p2 = project(tmp_path, "p1", text), project(tmp_path, "p2", text)
+    assert run(capsys, "up", "--attach", "42", p1)[0] == cli.EXIT_OK
+    code, out, err = run(capsys, "up", "--attach", "42", p2)
+    assert (code, out) == (cli.EXIT_CONFLICT, "")
+    real = Path(p1).resolve()
+    assert f"lab is already up in sandbox holder 42 from {real}, which has the same [topology] name" in err
+    assert f"take that one down first: netns-kit down --attach 42 {real}" in err
+
+    # `down p2` does not take down what `up p1` made
+    code, out, err = run(capsys, "down", "--attach", "42", p2)
+    assert code == cli.EXIT_CONFLICT
+    assert f"is up in sandbox holder 42 from {real}, not from {p2}" in err
+    assert ledger_owners(tmp_path) == ["cli.lab"]
+    assert run(capsys, "down", "--attach", "42", p1)[0] == cli.EXIT_OK
+    assert ledger_owners(tmp_path) == []
+
+
+def test_up_again_says_how_to_take_it_down_keeping_attach(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "up", "--attach", "42", PIPE)
+    assert code == cli.EXIT_OK
+    assert out.splitlines()[1] == f"take it down with: netns-kit down --attach 42 {PIPE}"
+    code, _, err = run(capsys, "up", "--attach", "42", PIPE)
+    assert code == cli.EXIT_CONFLICT
+    assert f"take it down first: netns-kit down --attach 42 {PIPE}" in err
+    run(capsys, "down", "--attach", "42", PIPE)
+
+
+def test_verbose_shows_each_command_once(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="netns_kit"):
+        code, out, _ = run(capsys, "up", "-v", "--attach", "42", PIPE)
+    assert code == cli.EXIT_OK
+    ran = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run ")]
+    assert ran.count("run ip netns add red") == 1
+    assert len(ran) == len(host["cli.seed001-pipe"].commands) == 9
+    assert "9 changes" in out
+    run(capsys, "down", "--attach", "42", PIPE)
+
+
+def test_up_counts_the_changes_it_made_not_the_plan(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    # docker0, without waiting for links a played host never brings up
+    docker0 = project(tmp_path, "d", (EXAMPLES / "docker0.toml").read_text().replace("wait = true", ""))
+    FakeValues.values = {"net.ipv4.ip_forward": "1"}  # forwarding is on already: not set again
+    try:
+        code, out, _ = run(capsys, "up", "--attach", "42", docker0)
+    finally:
+        FakeValues.values = {}
+    assert code == cli.EXIT_OK
+    made = len(host["cli.docker0"].commands)
+    planned = len(topofile.load(docker0).topology.plan().commands)
+    assert made == planned - 1
+    assert code == cli.EXIT_OK and f"up: docker0: {made} changes in " in out
+
+
+def test_up_of_a_file_without_resources_starts_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text('[topology]\nname = "empty"\n')
+    monkeypatch.setattr(cliplace, "open_executor", lambda *a, **k: pytest.fail("nothing should start"))
+    code, out, _ = run(capsys, "up", "--sandbox", str(empty))
+    assert code == cli.EXIT_OK
+    assert out == f"up: empty: nothing to do: {empty} describes no resources\n"
+
+
+def test_down_into_a_closed_pipe_finishes_and_exits_141(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(capsys, "up", "--attach", "42", PIPE)[0] == cli.EXIT_OK
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["down", "--attach", "42", PIPE]) == cli.EXIT_CLOSED_PIPE
+    assert ledger_owners(tmp_path) == []  # it went on to the end
+    assert "Traceback" not in capsys.readouterr().err

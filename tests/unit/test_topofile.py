@@ -224,3 +224,33 @@ def test_fields_are_the_attrs_init_fields_without_the_executor() -> None:
     assert list(topofile.fields(Namespace)) == ["adopt", "name"]
     assert "executor" not in topofile.fields(VethPair)
     assert "peer_netns" in topofile.fields(VethPair)
+
+
+def test_a_binary_file_is_refused_as_not_text() -> None:
+    with pytest.raises(TopologyFileError) as info:
+        topofile.load("/bin/ls")
+    assert str(info.value).startswith("/bin/ls: (file): is not a text file (not UTF-8: byte 0x")
+
+
+def test_a_huge_file_is_refused_before_it_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(topofile, "MAX_BYTES", 100)
+    path = tmp_path / "big.toml"
+    path.write_text("# x\n" * 30)
+    with pytest.raises(TopologyFileError, match=r"big.toml: \(file\): is larger than 100 bytes"):
+        topofile.load(path)
+
+
+def test_a_deeply_nested_file_is_a_clear_error() -> None:
+    assert "is nested too deeply" in error_of("a = " + "[" * 100_000)
+
+
+def test_load_records_the_resolved_path_and_whether_the_name_was_chosen(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    path = tmp_path / "dir" / "net.toml"
+    path.write_text(PIPE)
+    (tmp_path / "link.toml").symlink_to(path)
+    unnamed = topofile.load(tmp_path / "link.toml")
+    assert (unnamed.path, unnamed.named, unnamed.name) == (path.resolve(), False, "net")
+    named = topofile.load(EXAMPLES / "seed001-pipe.toml")
+    assert (named.named, named.name) == (True, "seed001-pipe")
+    assert loads(PIPE).path is None

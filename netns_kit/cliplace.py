@@ -1,0 +1,229 @@
+"""Where a ``netns-kit`` command works, and whose objects it acts on.
+
+**Where** (:func:`place`): in the sandbox held by ``--attach PID``; in the
+sandbox ``--sandbox`` keeps between commands (:mod:`netns_kit.holder`); else
+on this machine. A :class:`Place` carries the executor, the words that say
+where ("in sandbox holder 4242") and the option that reaches it again, for
+the commands a message suggests.
+
+**Which owner** (:func:`owner_for`): what ``netns-kit up FILE`` makes outlives
+the command, so it belongs to a named owner that identifies the file:
+``cli.NAME`` when the file sets ``[topology] name`` (a name chosen on purpose,
+as Compose's ``-p``: two files that set the same name are one project),
+else ``cli.STEM-HASH``, STEM the file's name without ``.toml`` and HASH the
+first 8 hex digits of the SHA-256 of its resolved path: ``p1/net.toml`` and
+``p2/net.toml`` are two owners.
+
+**Origins**: ``up`` records which file an owner came from, next to the
+ledgers of the place (``OWNER.origin.json``), so that a clash, ``status``
+and ``down`` can name the file; ``down`` and ``cleanup --owner`` drop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .executor import Executor
+from .owner import Owner
+from .shexecutor import ShExecutor
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+    from .topofile import TopologyFile
+
+log = logging.getLogger("netns_kit")
+
+CLI_OWNER_PREFIX = "cli."
+#: hex digits of the path's hash in an owner id
+HASH_DIGITS = 8
+ORIGIN_SUFFIX = ".origin.json"
+_ID_MAX = 64  # netns_kit.owner: ids are 1-64 characters
+
+
+def owner_for(loaded: TopologyFile, name: str | None = None) -> Owner:
+    """The named owner of what ``netns-kit up`` makes from ``loaded``.
+
+    ``name`` (chosen on the command line) or the file's ``[topology] name``
+    give ``cli.NAME``; else the owner is ``cli.STEM-HASH`` (see the module doc).
+    """
+    if name is None and loaded.named:
+        name = loaded.name
+    if name is not None or loaded.path is None:
+        return Owner(CLI_OWNER_PREFIX + (name or loaded.name))
+    digest = hashlib.sha256(os.fsencode(loaded.path)).hexdigest()[:HASH_DIGITS]
+    stem = loaded.name[: _ID_MAX - len(CLI_OWNER_PREFIX) - 1 - HASH_DIGITS]
+    return Owner(f"{CLI_OWNER_PREFIX}{stem}-{digest}")
+
+
+# -- where ------------------------------------------------------------------------
+@attrs.frozen
+class Place:
+    """Where a command works."""
+
+    executor: Executor
+    #: "on this machine", "in sandbox holder 4242"
+    where: str
+    #: the option that reaches this place again: "", "--sandbox", "--attach 4242"
+    option: str = ""
+    #: the holder ``--sandbox`` keeps (it lives as long as it holds something)
+    holder: Sandbox | None = None
+
+    def command(self, *words: str) -> str:
+        """``netns-kit WORDS...`` with the option that reaches this place."""
+        head = ["netns-kit", words[0], *self.option.split()]
+        return shlex.join(head) + "".join(" " + shlex.quote(w) for w in words[1:])
+
+
+def place(args: argparse.Namespace, owner: Owner | None = None, *, start: bool = False) -> Place:
+    """Where ``args`` say the command works (``start``: ``--sandbox`` starts a holder
+    when none is running)."""
+    executor = open_executor(args, owner, start=start)
+    if args.attach is not None:
+        return Place(executor, f"in sandbox holder {args.attach}", f"--attach {args.attach}")
+    if args.sandbox:
+        from .sandbox import Sandbox
+
+        assert isinstance(executor, Sandbox)
+        return Place(executor, f"in sandbox holder {executor.pid}", "--sandbox", holder=executor)
+    return Place(executor, "on this machine")
+
+
+def open_executor(args: argparse.Namespace, owner: Owner | None, *, start: bool) -> Executor:
+    """The executor of the place ``args`` name (the one step that looks at the machine)."""
+    from . import holder
+    from .sandbox import Sandbox
+
+    if args.attach is not None:
+        sandbox = Sandbox.attach(args.attach)
+        if owner is not None:
+            sandbox.owner = owner
+        return sandbox
+    if args.sandbox:
+        return holder.find_or_start(owner) if start else holder.require(owner)
+    return ShExecutor(owner=owner)
+
+
+def stop_if_empty(here: Place) -> Sandbox | None:
+    """Stop the ``--sandbox`` holder once it holds nothing; the holder stopped, or None."""
+    from . import holder
+
+    if here.holder is not None and holder.stop_if_empty(here.holder):
+        return here.holder
+    return None
+
+
+def elsewhere(here: Place, owner: Owner | None = None) -> str | None:
+    """When ``here`` is this machine and the ``--sandbox`` holder holds something (or
+    ``owner``'s objects), the sentence that says so and how to reach it; else None."""
+    if here.option:
+        return None
+    from . import holder, inventory
+
+    sandbox = holder.find()
+    if sandbox is None:
+        return None
+    owners = inventory.scan(sandbox, firewall=False).owners()
+    if owner is not None:
+        if owner not in owners:
+            return None
+        return f"{owner.id} is up in sandbox holder {sandbox.pid}: add --sandbox to reach it"
+    if not owners:
+        return None
+    ids = ", ".join(o.id for o in owners)
+    return f"the sandbox (holder {sandbox.pid}) holds {ids}: add --sandbox to reach it (netns-kit status --sandbox)"
+
+
+# -- origins ----------------------------------------------------------------------
+def _origin_path(executor: Executor, owner: Owner) -> Path | None:
+    directory = executor.ledger_dir
+    return None if directory is None or executor.dry_run else directory / f"{owner.id}{ORIGIN_SUFFIX}"
+
+
+def remember(executor: Executor, owner: Owner, loaded: TopologyFile) -> None:
+    """Record that ``owner``'s objects come from ``loaded``'s file (before they are made)."""
+    path = _origin_path(executor, owner)
+    if path is None or loaded.path is None:
+        return
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"owner": owner.id, "file": str(loaded.path), "name": loaded.name}) + "\n")
+    tmp.replace(path)
+
+
+def origin(executor: Executor, owner: Owner) -> str | None:
+    """The file ``owner``'s objects came from, if ``up`` recorded it here."""
+    path = _origin_path(executor, owner)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return str(data["file"]) if data.get("owner") == owner.id else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # none, or damaged: the file is then just not named
+
+
+def forget(executor: Executor, owner: Owner) -> None:
+    path = _origin_path(executor, owner)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+# -- clashes ----------------------------------------------------------------------
+def clash(here: Place, loaded: TopologyFile) -> str | None:
+    """After ``up`` failed on a name that is taken: which of the file's names are taken,
+    by whom (the file it came from), and what to do; None when none is."""
+    from . import inventory
+    from .ledger import created_by
+
+    with quiet():
+        planned = loaded.topology.plan().commands
+    adopting = {getattr(r, "name", None) for r in loaded.topology.resources if getattr(r, "adopt", False)}
+    found = inventory.scan(here.executor, firewall=False)
+    problems: list[str] = []
+    for made in (obj for command in planned for obj in created_by(command)):
+        if isinstance(made, str):
+            if made in found.namespaces and made not in adopting:
+                problems.append(_taken(here, f"namespace {made}", found.namespaces[made]))
+        else:
+            link = found.link(*made)
+            if link is not None and made[0] not in adopting:
+                problems.append(_taken(here, str(link), link.alias))
+    if not problems:
+        return None
+    return "names taken already:\n  " + "\n  ".join(problems)
+
+
+def _taken(here: Place, what: str, alias: str | None) -> str:
+    other = Owner.from_tag(alias) if alias else None
+    if other is None:
+        return f"{what}: not made by netns_kit: rename yours, delete it, or set adopt = true to use it"
+    if other.pid is not None:
+        if other.is_alive():
+            return f"{what}: made by running process {other.pid} (owner {other.id})"
+        return f"{what}: left by process {other.pid}, which is gone: {here.command('cleanup')} removes it"
+    source = origin(here.executor, other)
+    if source is not None:
+        return f"{what}: up from {source} (owner {other.id}): take it down first: {here.command('down', source)}"
+    return f"{what}: owner {other.id}: remove it with {here.command('cleanup', '--owner', other.id)}"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """No ``netns_kit`` log lines (a dry-run pass is not what --verbose shows)."""
+    disabled, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = disabled
