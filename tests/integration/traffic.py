@@ -90,28 +90,41 @@ GENEROUS = 3.5
 
 def dropped(*places: _Place) -> int:
     """Packets netfilter has dropped in ``places`` so far, IPv4 and IPv6: the counters of every
-    DROP or REJECT rule and of every chain whose policy is DROP (``iptables-save -c``)."""
+    DROP or REJECT rule and of every chain whose policy is DROP.
+
+    Read with ``iptables-save -c``; where that cannot list the tables (iptables-legacy in a
+    rootless sandbox cannot read /proc/net/ip_tables_names), with ``-t TABLE -S -v``.
+    """
     total = 0
     for place in places:
-        for tool in ("iptables-save", "ip6tables-save"):
-            for line in place.run([tool, "-c"]).stdout.splitlines():
-                if line.startswith(":"):  # :FORWARD DROP [5:420]
-                    _, policy, counters = line.split()
-                    total += _packets(counters) if policy == "DROP" else 0
-                elif line.startswith("["):  # [3:252] -A INPUT -s 10.8.0.2/32 -j DROP
-                    counters, rule = line.split(" ", 1)
-                    words = shlex.split(rule)
-                    jump = len(words) - 1 - words[::-1].index("-j") if "-j" in words else -1
-                    total += (
-                        _packets(counters)
-                        if 0 <= jump < len(words) - 1 and words[jump + 1] in ("DROP", "REJECT")
-                        else 0
-                    )
+        for tool in ("iptables", "ip6tables"):
+            saved = place.run([f"{tool}-save", "-c"], check=False)
+            if saved.ok:
+                total += sum(_dropped_by(line) for line in saved.stdout.splitlines())
+                continue
+            for table in ("filter", "raw", "mangle"):
+                listed = place.run([tool, "-w", "-t", table, "-S", "-v"])
+                total += sum(_dropped_by(line) for line in listed.stdout.splitlines())
     return total
 
 
-def _packets(counters: str) -> int:
-    return int(counters.strip("[]").split(":")[0])
+def _dropped_by(line: str) -> int:
+    """The packets one line of ``-save -c`` or ``-S -v`` output counts as dropped (else 0)."""
+    if line.startswith(":"):  # :FORWARD DROP [5:420]
+        _, policy, counters = line.split()
+        return int(counters.strip("[]").split(":")[0]) if policy == "DROP" else 0
+    if line.startswith("["):  # [3:252] -A INPUT -s 10.8.0.2/32 -j DROP
+        counters, rule = line.split(" ", 1)
+        words = [*shlex.split(rule), "-c", counters.strip("[]").split(":")[0], "0"]
+    elif line.startswith(("-P ", "-A ")):  # -P FORWARD DROP -c 5 420 / -A INPUT -s ... -c 3 252 -j DROP
+        words = shlex.split(line)
+    else:
+        return 0
+    packets = int(words[words.index("-c") + 1])
+    if words[0] == "-P":
+        return packets if words[2] == "DROP" else 0
+    target = words[len(words) - 1 - words[::-1].index("-j") + 1] if "-j" in words[:-1] else ""
+    return packets if target in ("DROP", "REJECT") else 0
 
 
 def _answer(place: _Place, address: str, port: int | None, *, udp: bool, timeout: float) -> str | None:
