@@ -55,17 +55,14 @@ def serve(place: _Place, port: int, reply: str, *, bind: str = "0.0.0.0", udp: b
     """Start an echo-ish server: it answers '<reply> <peer address> <data>'."""
     code = UDP_SERVER if udp else TCP_SERVER
     process = place.popen([PY, "-c", code, bind, str(port), reply])
-    if not udp:
-        wait_listening(place, port)
-    else:
-        time.sleep(0.2)
+    wait_listening(place, port, udp=udp)
     return process
 
 
-def wait_listening(place: _Place, port: int, timeout: float = 10.0) -> None:
+def wait_listening(place: _Place, port: int, timeout: float = 10.0, *, udp: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = place.run(["ss", "-Hltn", f"sport = :{port}"]).stdout
+        out = place.run(["ss", "-Hlun" if udp else "-Hltn", f"sport = :{port}"]).stdout
         if out.strip():
             return
         time.sleep(0.02)

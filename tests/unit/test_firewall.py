@@ -203,10 +203,13 @@ def test_every_rule_and_jump_carries_exactly_the_owner_tag() -> None:
     rec = Recorder(owner=owner)
     PortForward(8080, "192.168.1.1", 80, bridge="b", bridge_port="p", localhost=True, hairpin=True).create(rec)
     NatRule("192.168.1.0/24", out_interface="eth0", bridge="b").create(rec)
-    for command in rec.commands:
-        argv = command.argv
-        if argv[0] == "iptables" and ("-A" in argv or "-I" in argv):
-            assert argv[argv.index("--comment") + 1] == "netns_kit:1234.5678"
+    iptables = [c.argv for c in rec.commands if c.argv[0].rsplit("/", 1)[-1] == "iptables"]
+    rules = [argv for argv in iptables if "-N" not in argv]  # a new chain is named, not tagged
+    assert len(rules) == 18  # forward: 13 (8 rules, 5 jumps); NAT: 5 (3 rules, 2 jumps)
+    for argv in rules:
+        assert ("-A" in argv) != ("-I" in argv), argv
+        assert argv.count("--comment") == 1, argv
+        assert argv[argv.index("--comment") + 1] == "netns_kit:1234.5678"
 
 
 def test_delete_checks_each_jump_before_removing_it() -> None:
