@@ -17,8 +17,13 @@ that failed:
   raises, and what took effect before it is exactly what it would be.
 
 A failure ``ip`` reports without a line number (it exits on a word it
-cannot parse) leaves it unknown which lines of that step ran: they are
-reported as in flight, so an undo journal undoes them with ``missing_ok``.
+cannot parse, as in ``Error: any valid prefix is expected rather than
+"10.0.0.1/33".``) is found by the words ip quotes: the one line holding them
+all is the command that failed, the lines before it took effect, the rest
+did not. When no line, or several, hold them, which lines of that step ran
+is unknown (between the first and the last that hold them, when several):
+they are reported as in flight, so an undo journal undoes them with
+``missing_ok``.
 
 The error carries, besides ``completed`` (the results that took effect, in
 the order they ran), ``completed_indexes`` (their positions in the commands
@@ -45,6 +50,9 @@ log = logging.getLogger("netns_kit")
 
 _IP_FAILED = re.compile(r"^Command failed -:(\d+)\s*$", re.MULTILINE)
 _RESTORE_FAILED = re.compile(r"line:? (\d+)(?: failed)?", re.IGNORECASE)
+#: the words ip quotes when it exits on one it cannot parse ("any valid prefix is
+#: expected rather than "X"", "either "dev" is duplicate, or "X" is a garbage")
+_IP_QUOTED = re.compile(r'"([^"\n]*)"')
 
 
 class _Progress:
@@ -197,22 +205,46 @@ def _run_ip(executor: Executor, step: Step, todo: list[int], progress: _Progress
         if returncode == 0:
             return
         match = _IP_FAILED.search(stderr)
-        if match is None or not 1 <= int(match.group(1)) <= len(todo):
-            error = classify(executor.batch_argv_for(process), returncode, stdout, stderr)
-            error.add_note("ip stopped on a line it could not parse; which lines ran is unknown")
-            raise progress.fail(error, failed=None, inflight=list(todo))
-        line = int(match.group(1))
+        if match is not None and 1 <= int(match.group(1)) <= len(todo):
+            line = int(match.group(1))
+            said = stderr[: match.start()].strip() + "\n"
+        else:  # ip exited on a word it could not parse: the line holding the words it quotes
+            holding = unparsed_lines(stderr, [progress.commands[i] for i in todo])
+            if len(holding) != 1:
+                error = classify(executor.batch_argv_for(process), returncode, stdout, stderr)
+                for index in todo[: holding[0]] if holding else ():
+                    progress.done(index)  # before the first line it can have stopped on
+                inflight = todo[holding[0] : holding[-1]] if holding else list(todo)
+                if holding:
+                    said = "; ".join(progress.commands[todo[p]].line for p in holding)
+                    error.add_note(f"ip stopped on a line it could not parse, one of: {said}")
+                else:
+                    error.add_note("ip stopped on a line it could not parse; which lines ran is unknown")
+                raise progress.fail(error, failed=None, inflight=inflight)
+            line = holding[0] + 1
+            said = stderr
         for index in todo[: line - 1]:
             progress.done(index)
         failed = todo[line - 1]
         command = progress.commands[failed]
-        error = classify(command.full_argv, returncode, "", stderr[: match.start()].strip() + "\n")
+        error = classify(command.full_argv, returncode, "", said)
         del todo[:line]
         if command.missing_ok and isinstance(error, NotFoundError):
             log.debug("nothing to do (already gone): %s", command.line)
             progress.done(failed)
             continue
         raise progress.fail(error, failed=failed)
+
+
+def unparsed_lines(stderr: str, commands: Sequence[Command]) -> list[int]:
+    """Positions of the ``commands`` that hold every word ip quoted in ``stderr``
+    (a word quoted with " ..." after it counts by itself; ip's advice, ``Try "ip
+    link help"``, is no word of a line). Empty when it quoted none."""
+    words = (quoted.removesuffix(" ...") for quoted in _IP_QUOTED.findall(stderr))
+    quoted = [word for word in words if word != "help" and not word.startswith("ip ")]
+    if not quoted:
+        return []
+    return [p for p, command in enumerate(commands) if all(word in command.argv[1:] for word in quoted)]
 
 
 def _run_restore(executor: Executor, step: Step, todo: list[int], progress: _Progress) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 import netns_kit
@@ -196,6 +197,45 @@ def test_failure_in_a_batch_gives_the_same_error_and_rollback_as_unbatched(case:
     assert type(batched) is type(unbatched)
     assert isinstance(batched, AlreadyExistsError)
     assert batched.argv == unbatched.argv
+    assert not getattr(batched, "cleanup_errors", [])
+
+
+@attrs.frozen
+class _Unparsable(netns_kit.Resource):
+    """A bridge given an address ip cannot parse (a /33) and set up after it: ip exits
+    on that line without naming it (no ``Command failed -:N``)."""
+
+    netns: str | None = None
+
+    def plan(self, executor: netns_kit.Executor) -> list[netns_kit.Command]:
+        dev = "nk-unparsed"
+        gone = netns_kit.Command(("ip", "link", "del", "dev", dev), netns=self.netns)
+        return [
+            netns_kit.change("ip", "link", "add", "name", dev, "type", "bridge", netns=self.netns, undo=gone),
+            netns_kit.change("ip", "addr", "add", "192.168.50.1/33", "dev", dev, netns=self.netns),
+            netns_kit.change("ip", "link", "set", "dev", dev, "up", netns=self.netns),
+        ]
+
+
+@pytest.mark.parametrize("netns", [None, "w2"], ids=["host ip batch", "namespace ip batch"])
+def test_a_line_ip_cannot_parse_raises_that_commands_error_batched_or_not(
+    netns: str | None, both: dict[str, Sandbox]
+) -> None:
+    errors = {}
+    for mode, executor in both.items():
+        before = state.snapshot(executor)
+        topo = scenarios.workload(6).add(_Unparsable(netns=netns))
+        errors[mode] = _failure(topo, executor)
+        assert state.diff(before, state.snapshot(executor)) == [], f"{mode} rollback left something"
+    batched, unbatched = errors["batched"], errors["unbatched"]
+    bad = netns_kit.Command(("ip", "addr", "add", "192.168.50.1/33", "dev", "nk-unparsed"), netns=netns)
+    assert batched.argv == unbatched.argv == bad.full_argv
+    assert (type(batched), batched.returncode, batched.stderr) == (
+        type(unbatched),
+        unbatched.returncode,
+        unbatched.stderr,
+    )
+    assert '"192.168.50.1/33"' in batched.stderr
     assert not getattr(batched, "cleanup_errors", [])
 
 

@@ -26,11 +26,23 @@ PLAN = topology().plan().commands
 STEPS = len(PLAN)
 
 
+def kind(command: Command) -> tuple[Any, ...]:
+    """What sort of step: the tool and its object or operation, on the host or in a namespace."""
+    what = command.argv[1:3] if command.argv[0] == "ip" else tuple(w for w in command.argv if w in ("-N", "-A", "-I"))
+    return (command.netns is None, command.argv[0], what)
+
+
 def steps(count: int) -> list[int]:
-    """``count`` steps spread over 1..STEPS (all of them for 0)."""
+    """``count`` steps spread over 1..STEPS (all of them for 0), and the first step of
+    each kind (so that a reduced run fails each kind of step at least once, on the host
+    and in a namespace: each meets its own batch and its own way of failing)."""
     if count <= 0 or count >= STEPS:
         return list(range(1, STEPS + 1))
-    return sorted({1 + round(i * (STEPS - 1) / (count - 1)) for i in range(count)} if count > 1 else {STEPS})
+    spread = {1 + round(i * (STEPS - 1) / (count - 1)) for i in range(count)} if count > 1 else {STEPS}
+    first: dict[tuple[Any, ...], int] = {}
+    for k, command in enumerate(PLAN, start=1):
+        first.setdefault(kind(command), k)
+    return sorted(spread | set(first.values()))
 
 
 def key(command: Command) -> tuple[Any, ...]:

@@ -204,7 +204,7 @@ class FakeBinaries(Executor):
 
     batch = True
 
-    def __init__(self, fail: str, stderr: str, *, parse_error: bool = False) -> None:
+    def __init__(self, fail: str, stderr: str, *, parse_error: bool | str = False) -> None:
         super().__init__()
         self.fail = re.compile(fail)
         self.stderr = stderr
@@ -219,6 +219,8 @@ class FakeBinaries(Executor):
         if "-batch" in argv:
             for number, line in enumerate(input.splitlines(), start=1):
                 if self.fail.search(line):
+                    if isinstance(self.parse_error, str):  # ip's own words for the line
+                        return 1, "", self.parse_error
                     if self.parse_error:
                         return 255, "", 'Error: either "dev" is duplicate, or "x" is a garbage.\n'
                     return 1, "", f"{self.stderr}\nCommand failed -:{number}\n"
@@ -277,6 +279,45 @@ def test_a_line_ip_cannot_parse_leaves_the_batch_in_flight() -> None:
     host = {i for i, c in enumerate(commands) if c.netns is None}
     assert set(error.inflight_indexes) == host
     assert any("which lines ran is unknown" in note for note in error.__notes__)
+
+
+def _bad_prefix(commands: Sequence[Command], where: str) -> tuple[list[Command], int]:
+    """``commands`` with the address added ``where`` given a /33 (as tests/stress/test_faults.py does)."""
+    commands = list(commands)
+    failed = next(i for i, c in enumerate(commands) if c.argv[1:3] == ("addr", "add") and where in c.argv)
+    argv = commands[failed].argv
+    commands[failed] = change(*argv[:3], re.sub(r"/\d+$", "/33", argv[3]), *argv[4:], netns=commands[failed].netns)
+    return commands, failed
+
+
+def test_a_line_ip_cannot_parse_is_found_by_the_word_ip_quotes() -> None:
+    # ip exits on a bad prefix without "Command failed -:N"; the word it quotes is on one line only
+    commands, failed = _bad_prefix(scenarios.seed001_bridge().plan().commands, "v-net-0")
+    message = f'Error: any valid prefix is expected rather than "{commands[failed].argv[3]}".\n'
+    fake = FakeBinaries(re.escape(commands[failed].line.removeprefix("ip ")), "", parse_error=message)
+    error = _error(fake, commands)
+    assert error.argv == commands[failed].full_argv == ("ip", "addr", "add", "192.168.1.254/33", "dev", "v-net-0")
+    assert (error.returncode, error.stderr) == (1, message)
+    assert error.failed_index == failed
+    assert error.inflight_indexes == ()
+    assert [c.line.removeprefix("ip ") for c in (commands[i] for i in error.completed_indexes)] == fake.ran
+
+
+def test_a_word_ip_quotes_from_several_lines_narrows_what_may_have_run() -> None:
+    commands = [
+        change("ip", "link", "set", "dev", "a", "alias", "foo"),
+        change("ip", "link", "set", "dev", "b", "mtu", "1400"),
+        change("ip", "link", "set", "dev", "c", "foo"),
+        change("ip", "link", "set", "dev", "d", "up"),
+    ]
+    message = 'Error: either "dev" is duplicate, or "foo" is a garbage.\n'
+    fake = FakeBinaries(r"dev c foo", "", parse_error=message)
+    error = _error(fake, commands)
+    assert error.argv[-2:] == ("-batch", "-")  # it stopped on line 1 or 3: ip did not say which
+    assert error.failed_index is None
+    assert error.inflight_indexes == (0, 1)  # line 3 did nothing either way, line 4 never ran
+    assert error.completed_indexes == ()
+    assert any("dev a alias foo" in note and "dev c foo" in note for note in error.__notes__)
 
 
 def test_a_failing_restore_block_is_replayed_one_by_one_for_the_precise_error() -> None:
