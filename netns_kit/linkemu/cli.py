@@ -1,0 +1,192 @@
+"""``python3 -m netns_kit.linkemu``: run, start in the background, or stop the link emulator.
+
+::
+
+    python3 -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --jitter 10ms --loss 5%
+    python3 -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --background   # returns once bound
+    python3 -m netns_kit.linkemu --stop --queue 7                                  # in the same namespace
+
+It serves the NFQUEUE ``--queue`` of the network namespace it runs in. With
+``--background`` it returns (exit 0, the ready line on stdout) once the queue
+is bound, and keeps running detached; an error before that exits 1 with the
+reason. ``--stop`` ends the emulator of that queue in this namespace
+(SIGTERM: it releases the packets it holds at once and exits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ValidationError
+from ..impairment import Impairment
+from .fate import Emulation
+from .loop import Emulator
+
+#: the Impairment settings the emulator takes, as options (``--delay-correlation``)
+SETTINGS = (
+    "delay",
+    "jitter",
+    "delay_correlation",
+    "distribution",
+    "loss",
+    "loss_correlation",
+    "duplicate",
+    "duplicate_correlation",
+    "reorder",
+    "reorder_correlation",
+    "gap",
+    "corrupt",
+    "corrupt_correlation",
+    "limit",
+)
+INTEGER = ("gap", "limit")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python3 -m netns_kit.linkemu", description=__doc__.split("\n\n")[0])
+    p.add_argument("--queue", type=int, required=True, help="the NFQUEUE number to serve (0-65535)")
+    p.add_argument("--dev", help="the device whose packets are queued (exit when it is gone)")
+    for name in SETTINGS:
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int if name in INTEGER else str,
+            help=f"as Impairment.{name} (tc-netem's meaning)",
+        )
+    p.add_argument("--seed", type=int, help="seed the random decisions (repeatable runs)")
+    p.add_argument(
+        "--fail-open",
+        action="store_true",
+        help="let packets through when the queue is full (default: drop them, as netem's limit does)",
+    )
+    p.add_argument("--background", action="store_true", help="return once the queue is bound; keep running")
+    p.add_argument("--log", help="with --background: where its stderr goes (default: nowhere)")
+    p.add_argument("--stop", action="store_true", help="stop the emulator serving --queue in this namespace")
+    return p
+
+
+def impairment(args: argparse.Namespace) -> Impairment:
+    values = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+    if values.get("distribution") == "uniform":
+        del values["distribution"]
+    return Impairment(**values)
+
+
+def _ready_line(queue: int, what: Impairment) -> str:
+    return f"linkemu: queue {queue} ready (pid {os.getpid()}): {what}"
+
+
+def _emulator(args: argparse.Namespace, what: Impairment) -> Emulator:
+    from .nfq import QueueSocket
+
+    rng = random.Random(args.seed)
+    emulation = Emulation(what, rand32=lambda: rng.getrandbits(32), clock=time.monotonic_ns)
+    queue = QueueSocket(args.queue, maxlen=emulation.limit, fail_open=args.fail_open)
+    return Emulator(queue, emulation, dev=args.dev)
+
+
+def _background(args: argparse.Namespace, what: Impairment) -> int:
+    read_end, write_end = os.pipe()
+    if os.fork():
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            answer = pipe.read().decode(errors="replace")
+        if answer.startswith("linkemu: queue"):
+            print(answer.strip(), flush=True)
+            return 0
+        print(answer.strip() or "linkemu: the emulator exited before binding its queue", file=sys.stderr)
+        return 1
+    os.close(read_end)
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    log = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if args.log else null
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(log, 2)
+    try:
+        emulator = _emulator(args, what)
+    except Exception as error:  # the reason goes to the waiting parent
+        os.write(write_end, f"linkemu: cannot serve queue {args.queue}: {error}\n".encode())
+        os._exit(1)
+
+    def ready() -> None:
+        os.write(write_end, (_ready_line(args.queue, what) + "\n").encode())
+        os.close(write_end)
+
+    os._exit(emulator.run(ready=ready))
+
+
+def running(queue: int) -> list[int]:
+    """The pids of emulators serving ``queue`` in this process's network namespace."""
+    here = os.readlink("/proc/self/ns/net")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.readlink(entry / "ns" / "net") != here:
+                continue
+        except OSError:
+            continue
+        words = [w.decode(errors="replace") for w in argv]
+        if "netns_kit.linkemu" in words and "--stop" not in words and _option(words, "--queue") == str(queue):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _option(words: Sequence[str], name: str) -> str | None:
+    for i, word in enumerate(words):
+        if word == name and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith(name + "="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def stop(queue: int, timeout: float = 5.0) -> int:
+    pids = running(queue)
+    if not pids:
+        print(f"linkemu: no emulator serves queue {queue} here", file=sys.stderr)
+        return 0
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running(queue) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for pid in running(queue):
+        os.kill(pid, signal.SIGKILL)
+    print(f"linkemu: stopped queue {queue} (pid {' '.join(map(str, pids))})", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not 0 <= args.queue <= 65535:
+        print(f"linkemu: --queue {args.queue}: must be 0 to 65535", file=sys.stderr)
+        return 2
+    if args.stop:
+        return stop(args.queue)
+    try:
+        what = impairment(args)
+    except ValidationError as error:
+        print(f"linkemu: {error}", file=sys.stderr)
+        return 2
+    if args.background:
+        return _background(args, what)
+    try:
+        emulator = _emulator(args, what)
+    except OSError as error:
+        print(f"linkemu: cannot serve queue {args.queue}: {error}", file=sys.stderr)
+        return 1
+
+    def ready() -> None:
+        print(_ready_line(args.queue, what), flush=True)
+
+    return emulator.run(ready=ready)
