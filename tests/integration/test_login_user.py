@@ -8,7 +8,8 @@ A login shell of an ordinary user on Debian has ``PATH=/usr/local/bin:/usr/bin:/
 * ``env -i``: as the user running this test, with nothing but that PATH and a HOME;
 * ``login`` (only when this test runs as root): as another user through
   ``runuser -l USER`` (the distribution's whole login environment, from
-  ``/etc/login.defs`` and ``/etc/profile``), ``$NETNS_KIT_LOGIN_USER`` or ``nobody``.
+  ``/etc/login.defs`` and ``/etc/profile``): ``$NETNS_KIT_LOGIN_USER``, else CI's
+  ``netns-kit-ci`` when it exists, else ``nobody``.
   Without root, this test already runs as the login user of CI's rootless pass.
 
 ``up --sandbox`` builds inside the CLI's own sandbox holder, never on this machine.
@@ -69,7 +70,7 @@ class Shell:
 @pytest.fixture(params=WAYS)
 def shell(request: pytest.FixtureRequest) -> Iterator[Shell]:
     if request.param == "login":
-        user = pwd.getpwnam(os.environ.get("NETNS_KIT_LOGIN_USER", "nobody"))
+        user = pwd.getpwnam(os.environ.get("NETNS_KIT_LOGIN_USER") or _ci_user_or_nobody())
     else:
         user = pwd.getpwuid(os.geteuid())
     home = Path(tempfile.mkdtemp(prefix="netns-kit-login-"))
@@ -80,6 +81,14 @@ def shell(request: pytest.FixtureRequest) -> Iterator[Shell]:
     finally:
         _stop_holder(found.state)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _ci_user_or_nobody() -> str:
+    """CI's unprivileged user (.ci/run makes it), else ``nobody`` (no home: a warning only)."""
+    try:
+        return pwd.getpwnam("netns-kit-ci").pw_name
+    except KeyError:
+        return "nobody"
 
 
 def _stop_holder(state: Path) -> None:
@@ -171,3 +180,10 @@ def test_a_program_found_nowhere_is_exit_3_and_nothing_is_left_claimed(shell: Sh
     owners = _owners(shell)
     assert [(o["namespaces"], o["links"], o["rules"], o["changes_standing"]) for o in owners] in ([], [([], [], [], 0)])
     shell.netns_kit("down", "--sandbox", str(EXAMPLE))
+
+
+def test_bootstrap_sees_the_packages_installed(shell: Shell) -> None:
+    """scripts/bootstrap (so scripts/test and scripts/demo) asks scripts/missing-packages,
+    which looks where distributions install programs too: iptables and tc are in /usr/sbin."""
+    found = shell.run("./scripts/missing-packages")
+    assert (found.returncode, found.stdout) == (0, ""), found.stderr
