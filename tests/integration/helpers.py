@@ -11,7 +11,7 @@ from netns_kit.process import Process
 PY = sys.executable
 
 TCP_SERVER = """
-import socket, sys
+import socket, sys, time
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
 s = socket.socket(family, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -20,6 +20,7 @@ s.listen(16)
 while True:
     c, peer = s.accept()
     data = c.recv(1024)
+    time.sleep(float(sys.argv[4]))
     c.sendall(sys.argv[3].encode() + b" " + peer[0].encode() + b" " + data)
     c.close()
 """
@@ -51,10 +52,12 @@ print(c.recv(1024).decode())
 """
 
 
-def serve(place: _Place, port: int, reply: str, *, bind: str = "0.0.0.0", udp: bool = False) -> Process:
-    """Start an echo-ish server: it answers '<reply> <peer address> <data>'."""
+def serve(
+    place: _Place, port: int, reply: str, *, bind: str = "0.0.0.0", udp: bool = False, slow: float = 0.0
+) -> Process:
+    """Start an echo-ish server: it answers '<reply> <peer address> <data>' (TCP: ``slow`` s late)."""
     code = UDP_SERVER if udp else TCP_SERVER
-    process = place.popen([PY, "-c", code, bind, str(port), reply])
+    process = place.popen([PY, "-c", code, bind, str(port), reply, str(slow)])
     wait_listening(place, port, udp=udp)
     return process
 

@@ -10,7 +10,7 @@ import pytest
 from netns_kit import Namespace, Partition, Topology, VethPair
 from netns_kit.sandbox import Sandbox
 
-from .helpers import PY, serve
+from .helpers import PY, request, serve
 from .traffic import assert_dropped, assert_unanswered, dropped
 
 SEND6 = "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'x', ('ff02::1%a-eth', 9))"
@@ -55,6 +55,16 @@ def test_assert_dropped_fails_where_nothing_answers_but_nothing_was_dropped(pipe
     """10.8.0.99 does not exist: silence, with no rule to show for it."""
     with pytest.raises(AssertionError, match=r"only 0 packet\(s\) were dropped"):
         assert_dropped(pipe["a"], "10.8.0.99", by=[pipe["a"], pipe["b"]], tries=1)
+
+
+def test_a_slow_answer_is_not_taken_for_a_blocked_path(pipe: Topology) -> None:
+    """What the old checks (no answer within 0.3-1 s) called blocked: a server that answers in 1.5 s."""
+    serve(pipe["b"], 8000, "b", slow=1.5)
+    assert request(pipe["a"], "10.8.0.2", 8000, timeout=0.5, attempts=2) is None  # the old check: "blocked"
+    with pytest.raises(AssertionError, match="nothing shows they were blocked rather than slow"):
+        assert_dropped(pipe["a"], "10.8.0.2", 8000, by=[pipe["a"], pipe["b"]], tries=1)
+    with pytest.raises(AssertionError, match=r"was reached: 'b 10\.8\.0\.1 hello'"):
+        assert_unanswered(pipe["a"], "10.8.0.2", 8000, control=lambda: True)
 
 
 def test_assert_dropped_passes_through_a_partition(pipe: Topology) -> None:
