@@ -15,10 +15,9 @@ Two ways, picked by whether the test has its network to itself:
 from __future__ import annotations
 
 import copy
-import shutil
 from typing import Any
 
-from . import ledger, state
+from . import binaries, ledger, state
 from .command import query
 from .executor import Executor
 
@@ -105,7 +104,7 @@ def owned(executor: Executor) -> set[str]:
     links = executor.run(query("ip", "-j", "link", "show"), check=False)
     found.update(f"the host, link {link['ifname']}" for link in links.json() if link.get("ifalias") == tag)
     for tool in _FIREWALL:
-        if shutil.which(tool) is None:
+        if binaries.which(tool) is None:  # where every process start finds it
             continue
         result = executor.run(query(tool), check=False)
         found.update(f"the host, {tool}: {line}" for line in result.stdout.splitlines() if tag in line)

@@ -227,3 +227,26 @@ def test_the_netem_probe_says_which_program_is_missing(layout: Path) -> None:
     probe = capability.netem(ShExecutor(batch=False))
     assert not probe.available
     assert probe.reason.startswith("the netem probe could not run: 'unshare' is not installed")
+
+
+def test_the_leak_check_reads_the_firewall_where_processes_find_its_programs(layout: Path) -> None:
+    """Looked for with shutil.which, iptables-save was "not installed" on a login PATH
+    and the rules a test leaked there went unseen."""
+    from netns_kit import leakcheck
+
+    class NoLedger(ShExecutor):
+        @property
+        def ledger_dir(self) -> Path | None:
+            return None
+
+    executor = NoLedger(batch=False)
+    tag = executor.owner.tag
+    (layout / "usr/bin/ip").write_text("#!/bin/sh\necho '[]'\n")
+    (layout / "usr/bin/ip").chmod(0o755)
+    for tool in ("iptables-save", "ip6tables-save"):
+        (layout / "usr/sbin" / tool).write_text(f"#!/bin/sh\necho '-A FORWARD -m comment --comment {tag} -j ACCEPT'\n")
+        (layout / "usr/sbin" / tool).chmod(0o755)
+    assert leakcheck.owned(executor) == {
+        f"the host, {tool}: -A FORWARD -m comment --comment {tag} -j ACCEPT"
+        for tool in ("iptables-save", "ip6tables-save")
+    }
