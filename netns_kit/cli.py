@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
-from . import __version__, signals
+from . import __version__
 from .cliout import Output, Progress
 from .cliplace import (
     CLI_OWNER_PREFIX,
@@ -40,7 +40,6 @@ from .cliplace import (
     place,
     quiet,
     remember,
-    stop_if_empty,
 )
 from .errors import (
     AlreadyExistsError,
@@ -196,12 +195,6 @@ def _needs_root(args: argparse.Namespace, what: str) -> None:
         raise SandboxError(f"{what} on this machine needs root; add --sandbox to work in a rootless sandbox instead")
 
 
-def _say_stopped(here: Place, out: TextIO) -> None:
-    stopped = stop_if_empty(here)
-    if stopped is not None:
-        print(f"sandbox holder {stopped.pid} stopped: it holds nothing any more", file=out)
-
-
 # -- commands ----------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     from . import picture, topofile
@@ -220,21 +213,26 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
-    from . import inventory, topofile
+    from . import topofile
 
     loaded = topofile.load(args.file)
     owner = owner_for(loaded)
     _needs_root(args, "up")
-    topology = loaded.topology
-    if not topology.resources:
+    if not loaded.topology.resources:
         print(f"up: {loaded.name}: nothing to do: {args.file} describes no resources", file=out)
         return EXIT_OK
-    with signals.shielded():  # a Ctrl-C while the holder starts: held until it is recorded
-        here = place(args, owner, start=True)
+    with place(args, owner, start=True, out=out) as here:
+        return _up(args, loaded, owner, here, out)
+
+
+def _up(args: argparse.Namespace, loaded: Any, owner: Owner, here: Place, out: TextIO) -> int:
+    from . import inventory
+
     if any(lf.owner == owner and lf.standing for lf in inventory.read_ledgers(here.executor)):
         raise _Conflict(_already_up(here, loaded, owner, args.file))
+    topology = loaded.topology
+    remember(here.executor, owner, loaded)
     try:
-        remember(here.executor, owner, loaded)
         topology.wait = topology.wait or args.wait
         total = None
         if Progress.visible(verbose=args.verbose):  # the total only for the line a terminal shows
@@ -249,21 +247,20 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                 if taken is None:
                     raise
                 raise _Conflict(f"{args.file}: {taken}") from error
-        made = progress.done
         elapsed = time.monotonic() - started
     except BaseException as error:
-        # undone already (Topology.up rolls back); a Ctrl-C now waits until the holder stopped
-        with signals.shielded():
-            if not getattr(error, "cleanup_errors", None):
-                forget(here.executor, owner)
-            stop_if_empty(here)
+        if not getattr(error, "cleanup_errors", None):  # undone (Topology.up rolls back)
+            forget(here.executor, owner)
         raise
-    if made == 0:  # everything was there already (adopted): nothing stays up
-        _settle_nothing(here, owner)
+    if progress.done == 0:  # everything was there already (adopted): nothing stays up
+        from .leftovers import cleanup
+
+        cleanup(here.executor, owner=owner)  # its empty ledger
+        forget(here.executor, owner)
         print(f"up: {loaded.name}: nothing to do {here.where}: everything it describes is there already", file=out)
         return EXIT_OK
     print(
-        f"up: {loaded.name}: {made} changes in {elapsed:.2f} s {here.where}, owner {owner.id}\n"
+        f"up: {loaded.name}: {progress.done} changes in {elapsed:.2f} s {here.where}, owner {owner.id}\n"
         f"take it down with: {here.command('down', args.file)}",
         file=out,
     )
@@ -284,40 +281,31 @@ def _already_up(here: Place, loaded: Any, owner: Owner, file: str) -> str:
     )
 
 
-def _settle_nothing(here: Place, owner: Owner) -> None:
-    from .leftovers import cleanup
-
-    cleanup(here.executor, owner=owner)  # its empty ledger
-    forget(here.executor, owner)
-    stop_if_empty(here)
-
-
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
     from . import topofile
 
     loaded = topofile.load(args.file)
     owner = owner_for(loaded)
     _needs_root(args, "down")
-    here = place(args, owner)
-    source = origin(here.executor, owner)
-    if source is not None and loaded.path is not None and source != str(loaded.path):
-        raise _Conflict(
-            f"{loaded.name} (owner {owner.id}) is up {here.where} from {source}, not from {args.file} "
-            f"(both set [topology] name = {loaded.name!r}): {here.command('down', source)} takes it down"
-        )
-    report = _cleanup(here, out, owner=owner)
-    if report.nothing_done and not report.errors:
+    with place(args, owner, out=out) as here:
+        source = origin(here.executor, owner)
+        if source is not None and loaded.path is not None and source != str(loaded.path):
+            raise _Conflict(
+                f"{loaded.name} (owner {owner.id}) is up {here.where} from {source}, not from {args.file} "
+                f"(both set [topology] name = {loaded.name!r}): {here.command('down', source)} takes it down"
+            )
+        report = _cleanup(here, out, owner=owner)
+        if not report.errors:
+            forget(here.executor, owner)
+        if not report.nothing_done:
+            print(f"down: {loaded.name}: {len(report.removed)} removed {here.where}", file=out)
+            return EXIT_FAILED if report.errors else EXIT_OK
         print(f"down: nothing to do: {loaded.name} (owner {owner.id}) is not up {here.where}", file=out)
         hint = elsewhere(here, owner)
         if hint is not None:
             print(f"down: {hint}: {here.command('down', '--sandbox', args.file)}", file=out)
             return EXIT_ENVIRONMENT
-    else:
-        print(f"down: {loaded.name}: {len(report.removed)} removed {here.where}", file=out)
-    if not report.errors:
-        forget(here.executor, owner)
-    _say_stopped(here, out)
-    return EXIT_FAILED if report.errors else EXIT_OK
+        return EXIT_OK
 
 
 def _cleanup(here: Place, out: TextIO, **options: Any) -> Any:
@@ -337,12 +325,12 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     if args.sandbox and holder.find() is None:
         print("no sandbox is running: netns_kit owns nothing there", file=out)
         return EXIT_OK
-    here = place(args)
-    found = inventory.scan(here.executor)
-    summaries = [inventory.summary(found, owner) for owner in found.owners()]
-    for item in summaries:
-        item["file"] = origin(here.executor, Owner(item["owner"]))
-    hint = None if summaries else elsewhere(here)
+    with place(args, out=None) as here:
+        found = inventory.scan(here.executor)
+        summaries = [inventory.summary(found, owner) for owner in found.owners()]
+        for item in summaries:
+            item["file"] = origin(here.executor, Owner(item["owner"]))
+        hint = None if summaries else elsewhere(here)
     if args.json:
         data: dict[str, Any] = {"where": here.where, "owners": summaries}
         if hint is not None:
@@ -382,29 +370,30 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_cleanup(args: argparse.Namespace, out: TextIO) -> int:
     _needs_root(args, "cleanup")
-    here = place(args)
-    report = _cleanup(here, out, owner=args.owner, dry_run=args.dry_run)
-    if not report.owners:
-        print(f"cleanup: nothing to clean up {here.where} (no owner is gone)", file=out)
-        hint = elsewhere(here)
-        if hint is not None:
-            print(f"cleanup: {hint}", file=out)
-    else:
-        owners = ", ".join(o.id for o in report.owners)
-        verb = "would remove" if args.dry_run else "removed"
-        print(f"cleanup: {verb} {len(report.removed)} objects of {owners} {here.where}", file=out)
-    if not args.dry_run:
-        if args.owner is not None and not report.errors:
+    with place(args, out=None if args.dry_run else out) as here:
+        report = _cleanup(here, out, owner=args.owner, dry_run=args.dry_run)
+        if not report.owners:
+            print(f"cleanup: nothing to clean up {here.where} (no owner is gone)", file=out)
+            hint = elsewhere(here)
+            if hint is not None:
+                print(f"cleanup: {hint}", file=out)
+        else:
+            owners = ", ".join(o.id for o in report.owners)
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"cleanup: {verb} {len(report.removed)} objects of {owners} {here.where}", file=out)
+        if args.owner is not None and not args.dry_run and not report.errors:
             forget(here.executor, Owner(args.owner))
-        _say_stopped(here, out)
     return EXIT_FAILED if report.errors else EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     from .doctor import doctor
 
-    executor = place(args).executor if (args.sandbox or args.attach is not None) else None
-    report = doctor(executor)
+    if args.sandbox or args.attach is not None:
+        with place(args) as here:
+            report = doctor(here.executor)
+    else:
+        report = doctor(None)
     if args.json:
         json.dump(report.to_json(), out, indent=2)
         out.write("\n")

@@ -30,7 +30,7 @@ import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
@@ -85,23 +85,36 @@ class Place:
         return shlex.join(head) + "".join(" " + shlex.quote(w) for w in words[1:])
 
 
-def place(args: argparse.Namespace, owner: Owner | None = None, *, start: bool = False) -> Place:
-    """Where ``args`` say the command works (``start``: ``--sandbox`` starts a holder
-    when none is running)."""
-    executor = open_executor(args, owner, start=start)
-    if args.attach is not None:
-        return Place(executor, f"in sandbox holder {args.attach}", f"--attach {args.attach}")
+@contextlib.contextmanager
+def place(
+    args: argparse.Namespace, owner: Owner | None = None, *, start: bool = False, out: TextIO | None = None
+) -> Iterator[Place]:
+    """Where ``args`` say the command works, for the length of the command.
+
+    With ``--sandbox``, the recorded holder (``start``: started when none runs) is
+    used inside :func:`netns_kit.holder.session`: however the command ends (done,
+    failed, interrupted, made nothing), the holder is stopped once it holds nothing,
+    which is said on ``out``.
+    """
     if args.sandbox:
-        from .sandbox import Sandbox
+        from . import holder
 
-        assert isinstance(executor, Sandbox)
-        return Place(executor, f"in sandbox holder {executor.pid}", "--sandbox", holder=executor)
-    return Place(executor, "on this machine")
+        def stopped(pid: int) -> None:
+            if out is not None:
+                print(f"sandbox holder {pid} stopped: it holds nothing any more", file=out)
+
+        with holder.session(owner, start=start, on_stop=stopped) as sandbox:
+            yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox", holder=sandbox)
+        return
+    executor = open_executor(args, owner)
+    if args.attach is not None:
+        yield Place(executor, f"in sandbox holder {args.attach}", f"--attach {args.attach}")
+    else:
+        yield Place(executor, "on this machine")
 
 
-def open_executor(args: argparse.Namespace, owner: Owner | None, *, start: bool) -> Executor:
-    """The executor of the place ``args`` name (the one step that looks at the machine)."""
-    from . import holder
+def open_executor(args: argparse.Namespace, owner: Owner | None) -> Executor:
+    """The executor of ``--attach PID``, or of this machine."""
     from .sandbox import Sandbox
 
     if args.attach is not None:
@@ -109,18 +122,7 @@ def open_executor(args: argparse.Namespace, owner: Owner | None, *, start: bool)
         if owner is not None:
             sandbox.owner = owner
         return sandbox
-    if args.sandbox:
-        return holder.find_or_start(owner) if start else holder.require(owner)
     return ShExecutor(owner=owner)
-
-
-def stop_if_empty(here: Place) -> Sandbox | None:
-    """Stop the ``--sandbox`` holder once it holds nothing; the holder stopped, or None."""
-    from . import holder
-
-    if here.holder is not None and holder.stop_if_empty(here.holder):
-        return here.holder
-    return None
 
 
 def elsewhere(here: Place, owner: Owner | None = None) -> str | None:

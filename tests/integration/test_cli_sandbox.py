@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 
 from netns_kit import holder
 from netns_kit.owner import start_time
+from netns_kit.sandbox import Sandbox
 
 from .cli import netns_kit
 
@@ -80,16 +85,136 @@ def test_a_failed_up_is_undone_and_exits_1(state_dir: Path, tmp_path: Path) -> N
     up = netns_kit("up", "--sandbox", str(broken), state_dir=state_dir)
     assert up.returncode == 1
     assert "command failed" in up.stderr and "hint:" in up.stderr
-    status = netns_kit("status", "--sandbox", state_dir=state_dir)
-    assert "netns_kit owns nothing" in status.stdout
-    netns_kit("cleanup", "--sandbox", state_dir=state_dir)  # stops the empty holder
+    assert f"sandbox holder {pid_of(up)} stopped: it holds nothing any more" in up.stdout
+    assert_stopped(state_dir, pid_of(up))
+
+
+def pid_of(result: subprocess.CompletedProcess[str]) -> int:
+    """The holder a command's output names ("sandbox holder PID stopped ...")."""
+    match = re.search(r"sandbox holder (\d+) stopped", result.stdout)
+    assert match, result.stdout + result.stderr
+    return int(match.group(1))
+
+
+def ledgers_in(pid: int) -> list[Path]:
+    return list(Path(f"/proc/{pid}/root/run/netns_kit").glob("*.jsonl"))
+
+
+def assert_stopped(state_dir: Path, pid: int) -> None:
+    assert not (state_dir / holder.RECORD).exists()
+    assert start_time(pid) is None or not os.path.exists(f"/proc/{pid}/ns/net")
+
+
+def test_up_of_a_file_without_resources_starts_no_holder(state_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text('[topology]\nname = "empty"\n')
+    up = netns_kit("up", "--sandbox", str(empty), state_dir=state_dir)
+    assert up.returncode == 0, up.stderr
+    assert "nothing to do" in up.stdout
+    assert not (state_dir / holder.RECORD).exists()
+
+
+def test_down_into_a_closed_pipe_finishes_and_stops_the_holder(state_dir: Path) -> None:
+    assert netns_kit("up", "--sandbox", PIPE, state_dir=state_dir).returncode == 0
+    pid = holder_pid(state_dir)
+    reader, writer = os.pipe()
+    os.close(reader)  # `| head -0`: nobody reads
+    env = dict(os.environ, NETNS_KIT_STATE_DIR=str(state_dir))
+    down = subprocess.run(
+        [sys.executable, "-m", "netns_kit.cli", "down", "--sandbox", PIPE],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    os.close(writer)
+    assert (down.returncode, down.stderr) == (141, "")
+    assert_stopped(state_dir, pid)
+
+
+def test_ctrl_c_during_up_undoes_it_and_stops_the_holder(state_dir: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text(
+        "".join(
+            f'[[namespaces]]\nname = "n{i}"\n[[veths]]\nname = "a{i}"\nnetns = "n{i}"\n'
+            f'addresses = ["10.{i // 200}.{i % 200}.1/30"]\npeer = "b{i}"\n'
+            for i in range(300)
+        )
+    )
+    env = dict(os.environ, NETNS_KIT_STATE_DIR=str(state_dir))
+    with subprocess.Popen(
+        [sys.executable, "-m", "netns_kit.cli", "up", "--sandbox", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as up:
+        # Ctrl-C once the changes are under way: their ledger is written before they run
+        record = state_dir / holder.RECORD
+        while not record.exists() or not list(
+            Path(f"/proc/{holder_pid(state_dir)}/root/run/netns_kit").glob("*.jsonl")
+        ):
+            assert up.poll() is None, up.communicate()
+            time.sleep(0.005)
+        pid = holder_pid(state_dir)
+        up.send_signal(signal.SIGINT)
+        out, err = up.communicate(timeout=120)
+    assert up.returncode == 130, out + err
+    assert "netns-kit: interrupted" in err and "Traceback" not in err
+    assert f"sandbox holder {pid} stopped" in out
+    assert_stopped(state_dir, pid)
+
+
+def test_two_projects_with_files_of_the_same_name_are_two_owners(state_dir: Path, tmp_path: Path) -> None:
+    text = (EXAMPLES / "seed001-pipe.toml").read_text().replace('[topology]\nname = "seed001-pipe"\n', "")
+    files = []
+    for project in ("p1", "p2"):
+        (tmp_path / project).mkdir()
+        files.append(tmp_path / project / "net.toml")
+        files[-1].write_text(text)
+    p1, p2 = (str(f) for f in files)
+    assert netns_kit("up", "--sandbox", p1, state_dir=state_dir).returncode == 0
+    pid = holder_pid(state_dir)
+
+    # the same names: refused, naming the file that holds them and how to take it down
+    up = netns_kit("up", "--sandbox", p2, state_dir=state_dir)
+    assert up.returncode == 4, up.stderr
+    assert f"namespace red: up from {files[0].resolve()} (owner cli.net-" in up.stderr
+    assert f"take it down first: netns-kit down --sandbox {files[0].resolve()}" in up.stderr
+
+    down = netns_kit("down", "--sandbox", p2, state_dir=state_dir)
+    assert down.returncode == 0 and "down: nothing to do" in down.stdout
+    status = json.loads(netns_kit("status", "--sandbox", "--json", state_dir=state_dir).stdout)
+    (owner,) = status["owners"]
+    assert owner["owner"].startswith("cli.net-") and owner["file"] == str(files[0].resolve())
+    assert owner["namespaces"] == ["blue", "red"]  # p1's topology is untouched
+
+    down = netns_kit("down", "--sandbox", p1, state_dir=state_dir)
+    assert down.returncode == 0 and "removed: namespace red" in down.stdout
+    assert_stopped(state_dir, pid)
+
+
+def test_up_in_an_attached_sandbox_says_how_to_take_it_down_there(tmp_path: Path) -> None:
+    with Sandbox() as box:
+        up = netns_kit("up", "--attach", str(box.pid), PIPE)
+        assert up.returncode == 0, up.stderr
+        assert f"take it down with: netns-kit down --attach {box.pid} {PIPE}" in up.stdout
+        again = netns_kit("up", "--attach", str(box.pid), PIPE)
+        assert again.returncode == 4
+        assert f"take it down first: netns-kit down --attach {box.pid} {PIPE}" in again.stderr
+        assert netns_kit("down", "--attach", str(box.pid), PIPE).returncode == 0
 
 
 def test_verbose_shows_each_command(state_dir: Path) -> None:
     up = netns_kit("up", "-v", "--sandbox", PIPE, state_dir=state_dir)
     assert up.returncode == 0
-    assert "+ run ip netns add red" in up.stderr
-    assert "+ run ip -n red addr add 192.168.1.1/24 dev veth-red" in up.stderr
+    lines = up.stderr.splitlines()
+    assert lines.count("+ run ip netns add red") == 1  # once: no planning pass shows
+    assert lines.count("+ run ip -n red addr add 192.168.1.1/24 dev veth-red") == 1
+    assert len([line for line in lines if line.startswith("+ run ")]) == 9
+    assert "up: seed001-pipe: 9 changes" in up.stdout
     down = netns_kit("down", "--sandbox", PIPE, state_dir=state_dir)
     assert down.returncode == 0
 

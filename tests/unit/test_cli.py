@@ -228,13 +228,12 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]
     """`--attach 42` reaches a FakeHost (one per owner, one ledger directory)."""
     made: dict[str, FakeHost] = {}
 
-    def open_executor(args: object, owner: Owner | None, *, start: bool) -> FakeHost:
+    def open_executor(args: object, owner: Owner | None) -> FakeHost:
         fake = FakeHost(tmp_path / "run", owner=owner or Owner("status"), **made.get("values", FakeValues()).values)
         made[owner.id if owner else "-"] = fake
         return fake
 
     monkeypatch.setattr(cliplace, "open_executor", open_executor)
-    monkeypatch.setattr(cliplace, "stop_if_empty", lambda here: None)
     return made
 
 
@@ -338,7 +337,7 @@ def test_up_of_a_file_without_resources_starts_nothing(
 ) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text('[topology]\nname = "empty"\n')
-    monkeypatch.setattr(cliplace, "open_executor", lambda *a, **k: pytest.fail("nothing should start"))
+    monkeypatch.setattr(cli, "place", lambda *a, **k: pytest.fail("nothing should start"))
     code, out, _ = run(capsys, "up", "--sandbox", str(empty))
     assert code == cli.EXIT_OK
     assert out == f"up: empty: nothing to do: {empty} describes no resources\n"
