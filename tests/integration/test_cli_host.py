@@ -3,8 +3,9 @@
 The "machine" is a private one: `unshare --net --mount --propagation private` and a
 fresh tmpfs on /run (root only: see ROOT_ONLY; the fixture knows the rootless way,
 `--user --map-root-user`, for when the state directory check accepts it), so
-/run/netns, /run/netns_kit and /run/xtables.lock are its own. The command runs there as root with the environment it gets on a real
-machine, and takes the real path: the ShExecutor, the default state directory.
+/run/netns, /run/netns_kit and /run/xtables.lock are its own. The command runs there
+as root with the environment it gets on a real machine, and takes the real path: the
+ShExecutor, the default state directory.
 """
 
 from __future__ import annotations
