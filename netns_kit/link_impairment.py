@@ -11,10 +11,16 @@ add dev DEV root ...`` to create, ``tc qdisc replace`` for :meth:`change`,
 ``tc qdisc del dev DEV root`` to remove. When loss goes through iptables it
 is dropped where those packets arrive: on the ``peer`` end's ingress, in the
 raw table's PREROUTING chain, so the sender sees ordinary loss (no error).
+
+Where the kernel has no netem, the userspace link emulator does what netem
+would (:mod:`netns_kit.linkemu`): it is started in ``dev``'s namespace
+serving NFQUEUE ``queue``, then a tagged mangle POSTROUTING rule sends what
+leaves ``dev`` to it; teardown removes the rule, then stops it.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +33,7 @@ from .errors import ValidationError
 from .executor import Executor
 from .impairment import Impairment, to_impairment
 from .link import VethPair
+from .linkemu import plan as emulator
 from .resource import Resource, _State
 from .validate import to_name, valid_ifname, valid_optional_ifname, valid_optional_netns
 
@@ -37,6 +44,11 @@ ENDS = ("name", "peer", "both")
 class _ImpairState(_State):
     #: the impairment in effect after :meth:`LinkImpairment.change` (None: the one given)
     current: Impairment | None = None
+
+
+def _valid_queue(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535):
+        raise ValidationError("LinkImpairment.queue", value, "must be an NFQUEUE number from 0 to 65535")
 
 
 def _valid_impairment(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -50,7 +62,10 @@ class LinkImpairment(Resource):
 
     ``peer``/``peer_netns`` name the other end of the veth, where loss is
     dropped when it goes through iptables (``Impairment.loss_via``);
-    :meth:`on` fills them in from a :class:`VethPair`.
+    :meth:`on` fills them in from a :class:`VethPair`. ``queue`` is the
+    NFQUEUE number the userspace emulator serves in ``netns`` (by default
+    one derived from ``dev``; set it when two impaired devices of one
+    namespace would share it).
     """
 
     dev: str = attrs.field(validator=valid_ifname)
@@ -58,6 +73,7 @@ class LinkImpairment(Resource):
     netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
     peer: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_ifname)
     peer_netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
+    queue: int | None = attrs.field(default=None, validator=_valid_queue, kw_only=True)
     _state: _ImpairState = attrs.field(factory=_ImpairState, init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -89,25 +105,42 @@ class LinkImpairment(Resource):
         remove = Command(("tc", "qdisc", "del", "dev", self.dev, "root"), netns=self.netns)
         return change("tc", "qdisc", verb, "dev", self.dev, "root", *args, netns=self.netns, undo=remove)
 
-    def _commands(self, impairment: Impairment, executor: Executor, *, verb: str) -> list[Command]:
-        """The qdisc (``add`` or ``replace``) and the drop rules ``impairment`` needs."""
-        netem = impairment.netem_settings(loss=False)
+    @property
+    def queue_num(self) -> int:
+        """The NFQUEUE the userspace emulator serves for ``dev`` (``queue``, or one derived from ``dev``)."""
+        return self.queue if self.queue is not None else emulator.default_queue(self.dev)
+
+    def methods(self, impairment: Impairment, executor: Executor) -> tuple[str | None, str | None]:
+        """What does ``impairment`` here: ``(emulation, loss)`` (see :meth:`Impairment.methods`)."""
         # Probe only when the answer matters: a pure rate limit never needs netem.
-        available = capability.has_netem(executor) if netem or impairment.loss is not None else True
-        netem_loss = impairment.loss_method(netem_available=available) == "netem"
-        needs = impairment.netem_settings(loss=netem_loss)
-        if needs:
+        if impairment.methods(netem_available=True) == impairment.methods(netem_available=False):
+            return impairment.methods(netem_available=True)
+        return impairment.methods(netem_available=capability.has_netem(executor))
+
+    def _commands(self, impairment: Impairment, executor: Executor, *, verb: str) -> list[Command]:
+        """The qdisc (``add`` or ``replace``), the emulator and the rules ``impairment`` needs."""
+        emulation, loss = self.methods(impairment, executor)
+        netem_loss = loss == "netem"
+        emulated = emulation == "userspace"
+        needs = ["loss"] if emulated and netem_loss else impairment.netem_settings(loss=netem_loss)
+        if needs and (emulation == "netem" or netem_loss):
             settings = ", ".join(f"{n}={getattr(impairment, n)}" for n in needs)
             capability.require_netem(
                 executor,
                 f"LinkImpairment on {self.dev}: {settings}",
-                "rate limits work without it (tbf), and so does plain random loss (loss_via='iptables')",
+                "rate limits work without it (tbf), and so does everything else through the userspace "
+                "emulator (via='userspace', loss_via='userspace' or 'iptables')",
             )
         commands = []
-        args = impairment.qdisc_args(netem_loss=netem_loss)
+        args = impairment.qdisc_args(netem_loss=netem_loss, emulated=emulated)
         if args:
             commands.append(self._qdisc(verb, args))
-        if impairment.loss_method(netem_available=available) == "iptables":
+        if emulated:
+            commands += emulator.commands(
+                impairment, dev=self.dev, queue=self.queue_num, netns=self.netns, loss=loss == "userspace",
+                tag=executor.owner.tag,
+            )  # fmt: skip
+        if loss == "iptables":
             commands += self._drop_rules(impairment, executor)
         return commands
 
@@ -151,7 +184,7 @@ class LinkImpairment(Resource):
             raise ValidationError("LinkImpairment.change", impairment, "must be an Impairment or a mapping")
         old = self._commands(self.current, executor, verb="add")
         planned = self._commands(new, executor, verb="replace")
-        old_rules = [c for c in old if c.argv[0] != "tc"]
+        old_rules = [c for c in old if c.argv[0] != "tc"]  # and the emulator's start
         new_rules = [c for c in planned if c.argv[0] != "tc"]
         commands = [c for c in planned if c.argv[0] == "tc"]
         if not commands and any(c.argv[0] == "tc" for c in old):
@@ -176,4 +209,12 @@ class LinkImpairment(Resource):
 
     def exists(self, executor: Executor | None = None) -> bool:
         found = self.qdisc(executor)
-        return found is not None and found.get("kind") in ("netem", "tbf")
+        return (found is not None and found.get("kind") in ("netem", "tbf")) or self.queue_rule(executor)
+
+    def queue_rule(self, executor: Executor | None = None) -> bool:
+        """Whether the rule sending ``dev``'s packets to the emulator's queue is in place."""
+        result = self._executor(executor).run(
+            query("iptables", "-w", "-t", "mangle", "-S", "POSTROUTING", netns=self.netns), check=False
+        )
+        wanted = ("-o", self.dev, "--queue-num", str(self.queue_num))
+        return any(all(w in shlex.split(line) for w in wanted) for line in result.stdout.splitlines())

@@ -16,6 +16,7 @@ reason. ``--stop`` ends the emulator of that queue in this namespace
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import random
 import signal
@@ -68,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--background", action="store_true", help="return once the queue is bound; keep running")
     p.add_argument("--log", help="with --background: where its stderr goes (default: nowhere)")
     p.add_argument("--stop", action="store_true", help="stop the emulator serving --queue in this namespace")
+    p.add_argument("--owner", help="the owner's tag (netns_kit:...), shown in ps for cleanup")
     return p
 
 
@@ -91,6 +93,17 @@ def _emulator(args: argparse.Namespace, what: Impairment) -> Emulator:
     return Emulator(queue, emulation, dev=args.dev)
 
 
+def _why(error: BaseException) -> str:
+    """The reason, with the kernel option when the kernel has no nfnetlink_queue."""
+    if isinstance(error, OSError) and error.errno in (errno.EPROTONOSUPPORT, errno.EOPNOTSUPP):
+        return f"{error} (this kernel has no nfnetlink_queue: CONFIG_NETFILTER_NETLINK_QUEUE)"
+    if isinstance(error, OSError) and error.errno == errno.EPERM:
+        return f"{error} (binding a queue needs CAP_NET_ADMIN in this network namespace)"
+    if isinstance(error, OSError) and error.errno == errno.EBUSY:
+        return f"{error} (another process serves this queue here)"
+    return str(error)
+
+
 def _background(args: argparse.Namespace, what: Impairment) -> int:
     read_end, write_end = os.pipe()
     if os.fork():
@@ -112,7 +125,7 @@ def _background(args: argparse.Namespace, what: Impairment) -> int:
     try:
         emulator = _emulator(args, what)
     except Exception as error:  # the reason goes to the waiting parent
-        os.write(write_end, f"linkemu: cannot serve queue {args.queue}: {error}\n".encode())
+        os.write(write_end, f"linkemu: cannot serve queue {args.queue}: {_why(error)}\n".encode())
         os._exit(1)
 
     def ready() -> None:
@@ -183,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         emulator = _emulator(args, what)
     except OSError as error:
-        print(f"linkemu: cannot serve queue {args.queue}: {error}", file=sys.stderr)
+        print(f"linkemu: cannot serve queue {args.queue}: {_why(error)}", file=sys.stderr)
         return 1
 
     def ready() -> None:

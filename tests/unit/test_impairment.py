@@ -76,8 +76,13 @@ def test_loss_kept_out_of_netem_leaves_a_pure_rate_limit_to_tbf() -> None:
         ({"loss": "5%"}, False, "iptables"),
         ({"loss": "5%", "loss_via": "netem"}, False, "netem"),
         ({"loss": "5%", "loss_via": "iptables"}, True, "iptables"),
-        ({"loss": "5%", "loss_correlation": "25%"}, False, "netem"),
-        ({"loss": "5%", "delay": "10ms"}, False, "netem"),
+        ({"loss": "5%", "loss_correlation": "25%"}, False, "userspace"),
+        ({"loss": "5%", "loss_correlation": "25%"}, True, "netem"),
+        ({"loss": "5%", "delay": "10ms"}, False, "userspace"),
+        ({"loss": "5%", "delay": "10ms"}, True, "netem"),
+        ({"loss": "5%", "delay": "10ms", "via": "netem"}, False, "netem"),
+        ({"loss": "5%", "via": "userspace"}, True, "userspace"),
+        ({"loss": "5%", "delay": "10ms", "loss_via": "iptables"}, False, "iptables"),
         ({"loss": "0%"}, False, None),
         ({"rate": "1mbit"}, False, None),
     ],
@@ -104,7 +109,8 @@ def test_loss_goes_through_iptables_only_when_netem_is_missing_and_nothing_else_
         ({"delay": "1ms", "reorder": "5%", "reorder_correlation": "1%", "gap": True}, "Impairment.gap", "int"),
         ({"delay": "1ms", "jitter": "1ms", "distribution": "gauss"}, "Impairment.distribution", "normal, pareto"),
         ({"loss": "5%", "loss_correlation": "9%", "loss_via": "iptables"}, "Impairment.loss_correlation", "iptables"),
-        ({"loss_via": "tc"}, "Impairment.loss_via", "auto, netem, iptables"),
+        ({"loss_via": "tc"}, "Impairment.loss_via", "auto, netem, iptables, userspace"),
+        ({"via": "nfqueue"}, "Impairment.via", "auto, netem, userspace"),
         ({"delay": 200}, "Impairment.delay", "'200ms'"),
         ({"loss": 0.05}, "Impairment.loss", "'5%'"),
         ({"rate": "10mb"}, "Impairment.rate", "'10mbit'"),
@@ -131,6 +137,7 @@ def test_from_dict_round_trips_and_names_unknown_settings() -> None:
 def test_an_empty_impairment_is_false_and_says_so() -> None:
     assert not Impairment()
     assert not Impairment(loss_via="iptables")
+    assert not Impairment(via="userspace")
     assert Impairment(rate="1mbit")
     assert str(Impairment()) == "no impairment"
     assert repr(Impairment(delay="200ms", loss="5%")) == "Impairment(delay='200ms', loss='5%')"
@@ -146,3 +153,48 @@ def test_a_missing_prerequisite_is_named_in_the_units_given() -> None:
     with pytest.raises(ValidationError) as info:
         Impairment(jitter="10ms")
     assert str(info.value) == "Impairment.jitter: '10ms' needs delay to be set too"
+
+
+@pytest.mark.parametrize(
+    ("settings", "netem", "methods"),
+    [
+        ({"delay": "10ms"}, True, ("netem", None)),
+        ({"delay": "10ms"}, False, ("userspace", None)),
+        ({"delay": "10ms", "via": "userspace"}, True, ("userspace", None)),
+        ({"delay": "10ms", "via": "netem"}, False, ("netem", None)),
+        ({"rate": "1mbit"}, False, (None, None)),
+        ({"rate": "1mbit", "via": "userspace"}, False, (None, None)),
+        ({"loss": "1%", "loss_correlation": "5%"}, False, ("userspace", "userspace")),
+        ({"loss": "1%", "loss_via": "userspace"}, True, ("userspace", "userspace")),
+        ({"delay": "10ms", "loss": "1%", "loss_via": "netem"}, False, ("userspace", "netem")),
+    ],
+)
+def test_netem_where_the_kernel_has_it_else_the_userspace_emulator(
+    settings: dict[str, str], netem: bool, methods: tuple[str | None, str | None]
+) -> None:
+    assert Impairment(**settings).methods(netem_available=netem) == methods
+
+
+def test_emulator_options_name_each_setting_as_the_emulator_takes_it() -> None:
+    impairment = Impairment(
+        delay="100ms", jitter="10ms", delay_correlation="25%", distribution="normal", loss="5%",
+        loss_correlation="10%", duplicate="1%", reorder="25%", gap=5, corrupt="0.1%", limit=500, rate="1mbit",
+    )  # fmt: skip
+    assert impairment.emulator_options(loss=True) == (
+        "--delay", "100ms", "--jitter", "10ms", "--delay-correlation", "25%", "--distribution", "normal",
+        "--loss", "5%", "--loss-correlation", "10%", "--duplicate", "1%", "--reorder", "25%", "--gap", "5",
+        "--corrupt", "0.1%", "--limit", "500",
+    )  # fmt: skip
+    assert "--loss" not in impairment.emulator_options(loss=False)
+
+
+def test_with_the_emulator_netem_keeps_only_loss_and_rate_and_tbf_the_rate() -> None:
+    impairment = Impairment(delay="100ms", loss="5%", rate="1mbit", corrupt="1%", limit=9)
+    assert impairment.qdisc_args(netem_loss=True, emulated=True) == ("netem", "loss", "5%", "rate", "1mbit")
+    assert impairment.qdisc_args(netem_loss=False, emulated=True)[0] == "tbf"
+    assert Impairment(delay="1ms").qdisc_args(netem_loss=False, emulated=True) == ()
+
+
+def test_via_round_trips_through_dicts() -> None:
+    impairment = Impairment.from_dict({"delay": "20ms", "via": "userspace"})
+    assert impairment.to_dict() == {"delay": "20ms", "via": "userspace"}

@@ -7,6 +7,8 @@ import pytest
 import netns_kit
 from netns_kit import Command, Impairment, LinkImpairment, Recorder, Result, Topology, UnsupportedError, VethPair
 from netns_kit.capability import NETEM_PROBE
+from netns_kit.linkemu import plan
+from netns_kit.linkemu.plan import default_queue
 
 NO_NETEM = "Error: Specified qdisc kind is unknown.\n"
 
@@ -56,16 +58,18 @@ def test_a_rate_limit_is_tbf_and_never_probes_for_netem() -> None:
     assert NETEM_PROBE not in rec.queries
 
 
-def test_without_netem_a_netem_setting_raises_naming_what_is_missing_before_any_change() -> None:
+def test_without_netem_a_netem_setting_asked_of_netem_raises_naming_what_is_missing_before_any_change() -> None:
     rec = Recorder(kernel(netem=False))
+    settings = {"delay": "200ms", "jitter": "10ms", "rate": "1mbit", "via": "netem"}
     with pytest.raises(UnsupportedError) as info:
-        LinkImpairment("a-eth", {"delay": "200ms", "jitter": "10ms", "rate": "1mbit"}, netns="a").create(rec)
+        LinkImpairment("a-eth", settings, netns="a").create(rec)
     message = str(info.value)
     assert info.value.feature == "netem qdisc"
     assert "delay=200ms, jitter=10ms" in message
     assert "CONFIG_NET_SCH_NETEM" in message
     assert "Specified qdisc kind is unknown" in message
     assert "rate limits work without it" in message
+    assert "via='userspace'" in message
     assert rec.commands == []
 
 
@@ -87,10 +91,57 @@ def test_without_netem_plain_loss_drops_on_the_peers_ingress_with_tagged_rules()
     ]
 
 
-def test_correlated_loss_is_not_faked_without_netem() -> None:
+def test_correlated_loss_without_netem_goes_to_the_emulator_not_to_iptables() -> None:
     rec = Recorder(kernel(netem=False))
-    with pytest.raises(UnsupportedError, match="loss=5%"):
-        LinkImpairment.on(veth(), {"loss": "5%", "loss_correlation": "25%"})[0].create(rec)
+    LinkImpairment.on(veth(), {"loss": "5%", "loss_correlation": "25%"})[0].create(rec)
+    assert rec.commands[0].argv[1:] == (
+        "-m", "netns_kit.linkemu", "--queue", str(default_queue("a-eth")), "--dev", "a-eth",
+        "--loss", "5%", "--loss-correlation", "25%", "--owner", "netns_kit:dry-run", "--background",
+    )  # fmt: skip
+    assert not [c for c in rec.commands if "raw" in c.argv]
+
+
+def test_without_netem_the_emulator_starts_before_its_queue_rules_and_stops_after_them() -> None:
+    rec = Recorder(kernel(netem=False))
+    (impairment,) = LinkImpairment.on(veth(), {"delay": "100ms", "jitter": "10ms", "loss": "5%", "rate": "10mbit"},
+                                      end="name", queue=7)  # fmt: skip
+    impairment.create(rec)
+    python = plan.PYTHON
+    rule = "POSTROUTING -o a-eth -m comment --comment netns_kit:dry-run -j NFQUEUE --queue-num 7"
+    assert rec.lines == [
+        "tc -n a qdisc add dev a-eth root tbf rate 10mbit burst 16384b latency 100ms",
+        f"ip netns exec a {python} -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --jitter 10ms "
+        "--loss 5% --owner netns_kit:dry-run --background",
+        f"ip netns exec a iptables -w -t mangle -I {rule}",
+        f"ip netns exec a ip6tables -w -t mangle -I {rule}",
+    ]
+    assert [c.line for c in rec.undo_commands()] == [
+        f"ip netns exec a ip6tables -w -t mangle -D {rule}",
+        f"ip netns exec a iptables -w -t mangle -D {rule}",
+        f"ip netns exec a {python} -m netns_kit.linkemu --stop --queue 7",
+        "tc -n a qdisc del dev a-eth root",
+    ]
+
+
+def test_via_userspace_uses_the_emulator_even_with_netem_and_never_probes() -> None:
+    rec = Recorder()
+    LinkImpairment("a-eth", {"delay": "20ms", "via": "userspace"}, netns="a", queue=3).create(rec)
+    assert [c.argv[0] for c in rec.commands] == [plan.PYTHON, "iptables", "ip6tables"]
+    assert NETEM_PROBE not in rec.queries
+
+
+def test_emulator_loss_can_still_go_to_iptables_when_asked() -> None:
+    rec = Recorder(kernel(netem=False))
+    LinkImpairment.on(veth(), {"delay": "20ms", "loss": "5%", "loss_via": "iptables"}, end="name")[0].create(rec)
+    assert "--loss" not in rec.commands[0].argv
+    assert [c.argv[3:6] for c in rec.commands[3:]] == [("raw", "-I", "PREROUTING")] * 2
+
+
+def test_a_queue_number_is_checked() -> None:
+    with pytest.raises(netns_kit.ValidationError, match=r"LinkImpairment\.queue"):
+        LinkImpairment("a-eth", {"delay": "1ms"}, queue=70000)
+    assert LinkImpairment("a-eth", {"delay": "1ms"}).queue_num == default_queue("a-eth")
+    assert 1000 <= default_queue("a-eth") < 65000 and default_queue("a-eth") != default_queue("b-eth")
 
 
 def test_loss_via_iptables_needs_the_peer_end() -> None:
