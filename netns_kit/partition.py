@@ -10,9 +10,15 @@
     cut.heal()                                          # plugged back in
 
 :class:`Partition` drops, in each namespace, what arrives from the other's
-addresses (tagged iptables rules at the top of INPUT): both sides see
-silence and time out, as across a real partition, and nobody else is
-affected. Dropping on the way in, not on the way out, matters: a packet
+addresses (tagged iptables and ip6tables rules at the top of INPUT): both
+sides see silence and time out, as across a real partition, and nobody else
+is affected. The sides are namespaces, which may meet on a veth, on a bridge
+or through routers, so a packet is told by who sent it, its source address,
+not by the interface or MAC it came in by (those carry others' traffic too).
+Every address of the other side counts, in both families, link-local ones
+included: an IPv4 topology still speaks IPv6 on each link (``ping
+fe80::...%eth0``), and a link-local address only ever arrives from its own
+link. Dropping on the way in, not on the way out, matters: a packet
 dropped in OUTPUT fails the sender's ``send()`` with EPERM at once, which no
 real network does. :class:`LinkDown` takes an interface down instead: the
 kernel then drops the routes through it, and the sender gets "Network is
@@ -21,6 +27,7 @@ unreachable" -- what a pulled cable does.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import attrs
@@ -40,6 +47,13 @@ def _to_addresses(value: Any) -> Any:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
+def _unscoped(address: IPAddress) -> IPAddress:
+    """``fe80::1%eth0`` as ``fe80::1``: iptables matches an address without its interface."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        return ipaddress.IPv6Address(str(address).split("%", 1)[0])
+    return address
+
+
 def _valid_addresses(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
@@ -55,8 +69,12 @@ class Partition(Resource):
     """Drop all traffic between namespaces ``a`` and ``b``, both ways, until healed.
 
     The addresses to drop are read from each namespace when the partition is
-    made (every address but loopback and link-local), unless given as
-    ``a_addresses``/``b_addresses`` (a dry-run needs them given).
+    made: every address but loopback, IPv4 and IPv6, link-local ones included
+    (each once). Given as ``a_addresses``/``b_addresses`` instead (a dry-run
+    needs them given), they are exactly those: list the link-local ones too
+    (``fe80::...``, with or without ``%dev``) to cut IPv6 on the link, or
+    give the links ``addrgenmode="none"`` (no IPv6 link-local at all). An
+    address added after the partition is made is not cut.
     """
 
     a: str = attrs.field(converter=to_name, validator=valid_netns)
@@ -78,20 +96,20 @@ class Partition(Resource):
         """The addresses others reach ``netns`` by (given, else read with ``ip -j addr``)."""
         given = self.a_addresses if netns == self.a else self.b_addresses
         if given is not None:
-            return [parse_address("Partition.addresses", a) for a in given]
+            return list(dict.fromkeys(_unscoped(parse_address("Partition.addresses", a)) for a in given))
         data = executor.run(query("ip", "-j", "addr", "show", netns=netns)).json()
-        found = []
+        found: dict[IPAddress, None] = {}  # in the order read, each once
         for link in data:
             for info in link.get("addr_info", ()):
-                address = parse_address("addr_info", info["local"])
-                if not (address.is_loopback or address.is_link_local):
-                    found.append(address)
+                address = _unscoped(parse_address("addr_info", info["local"]))
+                if not address.is_loopback:
+                    found[address] = None
         if not found:
             raise NetnsKitError(
                 f"namespace {netns} has no address to partition it by; give "
                 f"Partition({'a' if netns == self.a else 'b'}_addresses=...) (a dry-run must)"
             )
-        return found
+        return list(found)
 
     def heal(self, executor: Executor | None = None) -> None:
         """End the partition (the same as :meth:`delete`)."""

@@ -13,7 +13,7 @@ ADDRS = {
         {"ifname": "lo", "addr_info": [{"local": "127.0.0.1"}, {"local": "::1"}]},
         {"ifname": "red-eth", "addr_info": [{"local": "10.0.0.1"}, {"local": "fd00::1"}, {"local": "fe80::1"}]},
     ],
-    "blue": [{"ifname": "blue-eth", "addr_info": [{"local": "10.0.0.2"}]}],
+    "blue": [{"ifname": "blue-eth", "addr_info": [{"local": "10.0.0.2"}, {"local": "fe80::2"}]}],
 }
 
 
@@ -27,17 +27,54 @@ def test_partition_drops_what_arrives_from_the_other_side_in_both_namespaces() -
     rec = Recorder(addresses)
     cut = Partition("red", "blue").create(rec)
     tag = "-m comment --comment netns_kit:dry-run -j DROP"
+    # every address but loopback, link-local ones included, in both families
     assert rec.lines == [
         f"ip netns exec red iptables -w -t filter -I INPUT -s 10.0.0.2 {tag}",
+        f"ip netns exec red ip6tables -w -t filter -I INPUT -s fe80::2 {tag}",
         f"ip netns exec blue iptables -w -t filter -I INPUT -s 10.0.0.1 {tag}",
         f"ip netns exec blue ip6tables -w -t filter -I INPUT -s fd00::1 {tag}",
+        f"ip netns exec blue ip6tables -w -t filter -I INPUT -s fe80::1 {tag}",
     ]
     cut.heal(rec)
-    assert rec.lines[3:] == [
+    assert rec.lines[5:] == [
+        f"ip netns exec blue ip6tables -w -t filter -D INPUT -s fe80::1 {tag}",
         f"ip netns exec blue ip6tables -w -t filter -D INPUT -s fd00::1 {tag}",
         f"ip netns exec blue iptables -w -t filter -D INPUT -s 10.0.0.1 {tag}",
+        f"ip netns exec red ip6tables -w -t filter -D INPUT -s fe80::2 {tag}",
         f"ip netns exec red iptables -w -t filter -D INPUT -s 10.0.0.2 {tag}",
     ]
+
+
+def test_an_ipv4_only_side_is_cut_in_ipv6_too_by_its_link_local_addresses() -> None:
+    """An IPv4 topology still speaks IPv6 on every link (fe80::, 169.254/16 when set):
+    ``ping fe80::...%eth0`` must not pass a partition."""
+
+    def v4_only(command: Command) -> str | None:
+        links = {
+            "a": [{"ifname": "a-eth", "addr_info": [{"local": "10.8.0.1"}, {"local": "fe80::a"}]}],
+            "b": [
+                {"ifname": "lo", "addr_info": [{"local": "127.0.0.1"}, {"local": "::1"}]},
+                {"ifname": "b-eth", "addr_info": [{"local": "10.8.0.2"}, {"local": "fe80::b"}]},
+                {"ifname": "b-eth2", "addr_info": [{"local": "169.254.7.7"}, {"local": "fe80::b"}]},
+            ],
+        }
+        return json.dumps(links[command.netns or ""]) if command.argv[:2] == ("ip", "-j") else None
+
+    rec = Recorder(v4_only)
+    Partition("a", "b").create(rec)
+    assert [(c.netns, c.argv[0], c.argv[c.argv.index("-s") + 1]) for c in rec.commands] == [
+        ("a", "iptables", "10.8.0.2"),
+        ("a", "ip6tables", "fe80::b"),  # once, though two links of b hold it
+        ("a", "iptables", "169.254.7.7"),
+        ("b", "iptables", "10.8.0.1"),
+        ("b", "ip6tables", "fe80::a"),
+    ]
+
+
+def test_a_given_link_local_address_may_name_its_interface() -> None:
+    rec = Recorder()
+    Partition("a", "b", a_addresses=["10.8.0.1", "fe80::a%a-eth"], b_addresses="fe80::b").create(rec)
+    assert [c.argv[c.argv.index("-s") + 1] for c in rec.commands] == ["fe80::b", "10.8.0.1", "fe80::a"]
 
 
 def test_given_addresses_need_no_query_so_a_dry_run_can_print_them() -> None:
@@ -74,9 +111,9 @@ def test_bad_partitions_are_refused_by_field(kwargs: dict[str, object], field: s
 def test_partition_is_a_context_manager() -> None:
     rec = Recorder(addresses)
     with Partition("red", "blue", executor=rec):
-        assert len(rec.commands) == 3
-    assert len(rec.commands) == 6
-    assert all(" -D INPUT " in c.line for c in rec.commands[3:])
+        assert len(rec.commands) == 5
+    assert len(rec.commands) == 10
+    assert all(" -D INPUT " in c.line for c in rec.commands[5:])
 
 
 def test_link_down_is_undone_by_link_up() -> None:
