@@ -13,7 +13,21 @@ from netns_kit.sandbox import Sandbox
 from .helpers import PY, request, serve
 from .traffic import assert_dropped, assert_unanswered, dropped
 
-SEND6 = "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'x', ('ff02::1%a-eth', 9))"
+SEND6 = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[1])):
+    deadline = time.monotonic() + 10
+    while True:  # the link-local source address is tentative for a moment after the link comes up
+        try:
+            s.sendto(b"x", ("ff02::1%a-eth", 9))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    time.sleep(float(sys.argv[2]))
+"""
 
 
 @pytest.fixture
@@ -40,7 +54,7 @@ def test_dropped_counts_drop_rules_and_drop_policies_of_both_families(pipe: Topo
     rule6 = ["INPUT", "-p", "udp", "--dport", "9", "-j", "DROP"]
     b.run(["ip6tables", "-w", "-A", *rule6], mutating=True)
     before = dropped(b)
-    a.run([PY, "-c", SEND6])
+    a.run([PY, "-c", SEND6, "1", "0"])
     assert dropped(b) - before == 1
     b.run(["ip6tables", "-w", "-D", *rule6], mutating=True)
 
@@ -65,6 +79,21 @@ def test_a_slow_answer_is_not_taken_for_a_blocked_path(pipe: Topology) -> None:
         assert_dropped(pipe["a"], "10.8.0.2", 8000, by=[pipe["a"], pipe["b"]], tries=1)
     with pytest.raises(AssertionError, match=r"was reached: 'b 10\.8\.0\.1 hello'"):
         assert_unanswered(pipe["a"], "10.8.0.2", 8000, control=lambda: True)
+
+
+def test_drops_of_the_other_family_do_not_stand_in_for_the_tries(pipe: Topology) -> None:
+    """IPv6 packets dropped meanwhile (link chatter a partition also cuts) while IPv4 is only slow."""
+    a, b = pipe["a"], pipe["b"]
+    serve(b, 8000, "b", slow=1.5)
+    b.run(["ip6tables", "-w", "-A", "INPUT", "-p", "udp", "--dport", "9", "-j", "DROP"], mutating=True)
+    chatter = a.popen([PY, "-c", SEND6, "200", "0.05"])
+    try:
+        with pytest.raises(AssertionError, match="nothing shows they were blocked rather than slow"):
+            assert_dropped(a, "10.8.0.2", 8000, by=[a, b], tries=1)
+        assert dropped(b, families=[6]) > 0  # the chatter was dropped all along
+    finally:
+        chatter.stop()
+        b.run(["ip6tables", "-w", "-D", "INPUT", "-p", "udp", "--dport", "9", "-j", "DROP"], mutating=True)
 
 
 def test_assert_dropped_passes_through_a_partition(pipe: Topology) -> None:

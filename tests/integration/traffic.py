@@ -88,16 +88,16 @@ def binomial_bound(p: float, n: int, sigmas: float = 5.0) -> tuple[float, float]
 GENEROUS = 3.5
 
 
-def dropped(*places: _Place) -> int:
-    """Packets netfilter has dropped in ``places`` so far, IPv4 and IPv6: the counters of every
-    DROP or REJECT rule and of every chain whose policy is DROP.
+def dropped(*places: _Place, families: Sequence[int] = (4, 6)) -> int:
+    """Packets netfilter has dropped in ``places`` so far, in ``families`` (IPv4, IPv6): the
+    counters of every DROP or REJECT rule and of every chain whose policy is DROP.
 
     Read with ``iptables-save -c``; where that cannot list the tables (iptables-legacy in a
     rootless sandbox cannot read /proc/net/ip_tables_names), with ``-t TABLE -S -v``.
     """
     total = 0
     for place in places:
-        for tool in ("iptables", "ip6tables"):
+        for tool in [{4: "iptables", 6: "ip6tables"}[family] for family in families]:
             saved = place.run([f"{tool}-save", "-c"], check=False)
             if saved.ok:
                 total += sum(_dropped_by(line) for line in saved.stdout.splitlines())
@@ -147,14 +147,17 @@ def assert_dropped(
     because netfilter in ``by`` drops it: their DROP counters rise by at least one packet per try.
 
     A path that is only slow drops nothing, so this cannot pass for it; a drop still on its way
-    when the try gives up is waited for (up to :data:`GENEROUS` s).
+    when the try gives up is waited for (up to :data:`GENEROUS` s). Only the address's family
+    is counted: IPv6 chatter on the link (neighbour discovery) dropped by the same partition
+    must not stand in for the tries.
     """
-    before = dropped(*by)
+    family = [6 if ":" in address else 4]
+    before = dropped(*by, families=family)
     for _ in range(tries):
         answer = _answer(place, address, port, udp=udp, timeout=0.5)
         assert answer is None, f"{address}:{port} was reached: {answer!r}"
     deadline = time.monotonic() + GENEROUS
-    while (rose := dropped(*by) - before) < tries and time.monotonic() < deadline:
+    while (rose := dropped(*by, families=family) - before) < tries and time.monotonic() < deadline:
         time.sleep(0.05)
     assert rose >= tries, (
         f"{tries} tries at {address}:{port} went unanswered, but only {rose} packet(s) were dropped in {list(by)}: "
