@@ -142,16 +142,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     not_run = config.stash.get(_not_run, {})
     # under xdist the workers collect: this process knows only which needs were left out
-    left_out = [need for need, probe in NEEDS.items() if _opted_out(need) and probe()[0] is False]
+    xdist = getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+    left_out = [
+        need for need, probe in NEEDS.items() if (need in not_run or xdist) and _opted_out(need) and probe()[0] is False
+    ]
     if not left_out:
         return
     terminalreporter.section("NOT RUN: tests left out on purpose", sep="=", yellow=True, bold=True)
     for need in left_out:
         nodeids = not_run.get(need, [])
-        count = f"{len(nodeids)} test(s)" if nodeids else "every test"
+        which = f"{len(nodeids)} test(s) that need {need} were" if nodeids else f"The tests that need {need} were"
+        listed = ":" if nodeids else " (collected by the xdist workers, so not listed here)."
         terminalreporter.write_line(
-            f"{count} that need {need} were not run: {NEEDS[need]()[1]}; "
-            f"{opt_out_variable(need)}=1 is set, which says to leave them out" + (":" if nodeids else ".")
+            f"{which} not run: {NEEDS[need]()[1]}; {opt_out_variable(need)}=1 is set, which says to leave them out"
+            + listed
         )
         for nodeid in nodeids:
             terminalreporter.write_line(f"  {nodeid}")
