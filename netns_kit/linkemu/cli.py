@@ -66,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let packets through when the queue is full (default: drop them, as netem's limit does)",
     )
+    p.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="stay an ordinary process (by default it asks for SCHED_FIFO where allowed)",
+    )
     p.add_argument("--background", action="store_true", help="return once the queue is bound; keep running")
     p.add_argument("--log", help="with --background: where its stderr goes (default: nowhere)")
     p.add_argument("--stop", action="store_true", help="stop the emulator serving --queue in this namespace")
@@ -80,17 +86,41 @@ def impairment(args: argparse.Namespace) -> Impairment:
     return Impairment(**values)
 
 
-def _ready_line(queue: int, what: Impairment) -> str:
-    return f"linkemu: queue {queue} ready (pid {os.getpid()}): {what}"
+def _ready_line(args: argparse.Namespace, what: Impairment) -> str:
+    return f"linkemu: queue {args.queue} ready (pid {os.getpid()}, {args.scheduling}): {what}"
 
 
 def _emulator(args: argparse.Namespace, what: Impairment) -> Emulator:
     from .nfq import QueueSocket
 
+    args.scheduling = realtime() if args.realtime else "ordinary"
     rng = random.Random(args.seed)
     emulation = Emulation(what, rand32=lambda: rng.getrandbits(32), clock=time.monotonic_ns)
     queue = QueueSocket(args.queue, maxlen=emulation.limit, fail_open=args.fail_open)
     return Emulator(queue, emulation, dev=args.dev)
+
+
+#: the SCHED_FIFO priority asked for (the lowest band: above every ordinary process, below the kernel's own)
+RT_PRIORITY = 10
+PR_SET_TIMERSLACK = 29
+
+
+def realtime() -> str:
+    """Wake up on time on a busy machine: SCHED_FIFO where allowed (root, or RLIMIT_RTPRIO), else
+    a timer slack of 1 ns; says which. Under a load of 8 on 2 cores this takes the delay's p90 error
+    from about 3 ms to 0.3 ms."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
+        return f"SCHED_FIFO {RT_PRIORITY}"
+    except (OSError, AttributeError):
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return "ordinary"
+    return "ordinary, timer slack 1 ns"
 
 
 def _why(error: BaseException) -> str:
@@ -129,7 +159,7 @@ def _background(args: argparse.Namespace, what: Impairment) -> int:
         os._exit(1)
 
     def ready() -> None:
-        os.write(write_end, (_ready_line(args.queue, what) + "\n").encode())
+        os.write(write_end, (_ready_line(args, what) + "\n").encode())
         os.close(write_end)
 
     os._exit(emulator.run(ready=ready))
@@ -200,6 +230,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
     def ready() -> None:
-        print(_ready_line(args.queue, what), flush=True)
+        print(_ready_line(args, what), flush=True)
 
     return emulator.run(ready=ready)

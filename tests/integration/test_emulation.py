@@ -115,7 +115,9 @@ def test_auto_loss_follows_the_kernel_and_netem_settings_fail_clearly_without_ne
             else:
                 assert kind is None and "statistic" in raw
         if not has_netem(sb):
-            (delayed,) = LinkImpairment.on(veth_of(topo), {"delay": "200ms", "loss": "5%"}, end="name")
+            # asked of netem (via="auto" would use the userspace emulator: tests/integration/test_linkemu.py)
+            settings = {"delay": "200ms", "loss": "5%", "via": "netem"}
+            (delayed,) = LinkImpairment.on(veth_of(topo), settings, end="name")
             with pytest.raises(netns_kit.UnsupportedError, match="delay=200ms, loss=5%"):
                 delayed.create()
             assert delayed.qdisc() is None
