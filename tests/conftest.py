@@ -106,6 +106,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: only what would run is looked at
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     kept, left_out = [], []
     not_run: dict[str, list[str]] = {}

@@ -96,3 +96,13 @@ def test_netns_kit_s_own_netem_tests_are_marked() -> None:
     from tests.integration import test_netem
 
     assert test_netem.pytestmark.name == "needs" and test_netem.pytestmark.args == ("netem",)
+
+
+def test_no_not_run_section_when_no_test_that_needs_it_was_collected(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel(monkeypatch, False)
+    monkeypatch.setenv("NETNS_KIT_NO_NETEM", "1")
+    result = suite.runpytest_inprocess("-k", "other")
+    result.assert_outcomes(passed=1, deselected=1)  # deselected by -k, before the needs are looked at
+    assert "NOT RUN" not in result.stdout.str()
