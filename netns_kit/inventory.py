@@ -116,6 +116,15 @@ class LedgerFile:
     path: Path
     owner: Owner
     entries: tuple[ledger.Entry, ...]
+    #: the format its header names, when it is not one this version reads (no entries then)
+    foreign: object = None
+    #: lines that were skipped: torn by a crash, or garbage
+    skipped: int = 0
+
+    @property
+    def started(self) -> float:
+        """When its first entry was written (0 for a file with none)."""
+        return min((e.time for e in self.entries), default=0.0)
 
     @property
     def standing(self) -> list[ledger.Entry]:
@@ -228,10 +237,10 @@ def read_ledgers(executor: Executor) -> list[LedgerFile]:
     found = []
     for owner, path in ledger.files(directory):
         try:
-            entries = ledger.read(path)
+            contents = ledger.load(path)
         except OSError:
-            continue  # removed meanwhile
-        found.append(LedgerFile(path, owner, tuple(entries)))
+            continue  # removed meanwhile, or not a regular file
+        found.append(LedgerFile(path, owner, contents.entries, contents.foreign, contents.skipped))
     return found
 
 

@@ -6,13 +6,22 @@ sandbox). Entries are written BEFORE the commands run (one write per batch,
 flushed, no fsync: ``/run`` is a tmpfs and a machine crash frees everything
 anyway) and marked ``ok``, ``failed``, ``skipped`` or ``undone`` after.
 An entry with no mark was in flight when the owner died.
+
+A file starts with a header line, ``{"netns_kit_ledger": FORMAT}``. Readers
+survive whatever a crash or a stranger left: an empty file, a half-written
+last line, garbage, lines they do not understand are skipped (what they
+recorded is then proven, or not, by the objects' tags); a file of another
+format is not read at all (:attr:`Contents.foreign`).
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
+import re
+import stat
 import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
@@ -24,6 +33,10 @@ from .command import Command
 from .owner import Owner
 
 _counter = itertools.count(1)
+#: the format this module writes and reads; files without a header are format 1 too
+FORMAT = 1
+_HEADER = "netns_kit_ledger"
+_NAME = re.compile(r"(.+)\.[0-9]+-[0-9]+\.jsonl")
 _MARKS = {m: m for m in ("ok", "failed", "skipped", "undone", "in-flight")}
 #: one encoder for every line (json.dumps with separators builds a new one per call)
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -52,6 +65,8 @@ class Ledger:
         if self._file is None:
             self.path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            if self._file.tell() == 0:
+                self._file.write(_encode({_HEADER: FORMAT}) + "\n")
         return self._file
 
     def _write(self, records: Sequence[dict[str, Any]]) -> None:
@@ -96,22 +111,98 @@ class Ledger:
                 pass
 
 
-def read(path: Path) -> list[Entry]:
-    """The entries of a ledger file, with their last mark applied (torn lines ignored)."""
+@attrs.frozen
+class Contents:
+    """What :func:`load` made of a ledger file."""
+
+    entries: tuple[Entry, ...] = ()
+    #: the format a header names when it is not one this module reads (nothing read then)
+    foreign: object = None
+    #: lines that were not understood (torn by a crash, garbage) and were skipped
+    skipped: int = 0
+
+
+def load(path: Path) -> Contents:
+    """The entries of a ledger file, with their last mark applied. Never fails on
+    what the file holds (only on reading it: ``OSError``)."""
     entries: dict[int, Entry] = {}
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash while being written
-            if "do" in record:
-                entries[record["seq"]] = Entry(
-                    record["seq"], Command.from_json(record["do"]), record["t"], absent=record.get("absent", False)
-                )
-            elif record.get("seq") in entries:
-                entries[record["seq"]].state = record["mark"]
-    return [entries[k] for k in sorted(entries)]
+    skipped = 0
+    data = _read_regular(path)
+    for number, line in enumerate(data.splitlines()):
+        if not line.strip():
+            continue
+        record = _record(line)
+        if number == 0 and record is not None and _HEADER in record:
+            if record[_HEADER] != FORMAT:
+                return Contents(foreign=record[_HEADER])
+            continue
+        if record is None or not _apply(record, entries):
+            skipped += 1
+    return Contents(tuple(entries[k] for k in sorted(entries)), skipped=skipped)
+
+
+def read(path: Path) -> list[Entry]:
+    """The entries of a ledger file (see :func:`load`; none for a file of another format)."""
+    return list(load(path).entries)
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device: a
+    FIFO put there would block a reader forever); raises ``OSError`` otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return raw.read()
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # torn by a crash while being written, garbage, not UTF-8
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _apply(record: dict[str, Any], entries: dict[int, Entry]) -> bool:
+    """Take ``record`` (an entry or a mark) into ``entries``; False if it is not one."""
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return False
+    if "do" in record:
+        command = _command(record["do"])
+        when = record.get("t")
+        if command is None or not isinstance(when, int | float) or isinstance(when, bool):
+            return False
+        entries[seq] = Entry(seq, command, float(when), absent=record.get("absent") is True)
+        return True
+    mark = record.get("mark")
+    if mark not in _MARKS or seq not in entries:
+        return False
+    entries[seq].state = _MARKS[mark]
+    return True
+
+
+def _command(data: object) -> Command | None:
+    """The command a record names, or None when it does not name one well-formed."""
+    if not isinstance(data, dict):
+        return None
+    argv, netns, undo = data.get("argv"), data.get("netns"), data.get("undo", [])
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return None
+    if (netns is not None and not isinstance(netns, str)) or not isinstance(undo, list):
+        return None
+    codes = data.get("ok_codes", [0])
+    if not isinstance(codes, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+        return None
+    if not isinstance(data.get("stdin", ""), str):
+        return None
+    if any(_command(u) is None for u in undo):
+        return None
+    try:
+        return Command.from_json(data)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
 
 
 def files(directory: Path) -> Iterator[tuple[Owner, Path]]:
@@ -121,11 +212,15 @@ def files(directory: Path) -> Iterator[tuple[Owner, Path]]:
     except OSError:
         return
     for path in paths:
-        owner_id = path.name.rsplit(".", 2)[0]
+        # OWNER.PID-N.jsonl (Ledger.path); anything else is not a ledger of ours
+        name = _NAME.fullmatch(path.name)
+        if name is None:
+            continue
         try:
-            yield Owner(owner_id), path
+            owner = Owner(name[1])
         except ValueError:
             continue
+        yield owner, path
 
 
 def created_by(command: Command) -> list[str | tuple[str, str | None]]:

@@ -141,6 +141,13 @@ class _Cleanup:
 
     # -- planning ---------------------------------------------------------------
     def plan(self) -> None:
+        for lf in self.files:
+            if lf.foreign is not None:
+                self.report.kept.append(
+                    f"ledger {lf.path}: written in format {lf.foreign!r}, which this version of netns_kit "
+                    "does not read: only what carries the tag was removed; the netns_kit that wrote it "
+                    "can undo the rest"
+                )
         for owner in self.owners:
             self._plan_namespaces(owner)
         for owner in self.owners:
@@ -151,7 +158,24 @@ class _Cleanup:
             step = self._ledger_step(lf, entry, entry.seq in self.taken[id(lf)])
             if step is not None:
                 self.undo_steps.append(step)
+        self._plan_claims()
         self._plan_firewall()
+
+    def _plan_claims(self) -> None:
+        """Restore the switches these owners claimed (netns_kit.sysctl): forwarding is
+        written under the claims lock and recorded only by the claim, and a printed
+        script writes no ledger; after the ledgers' own sysctl steps (which drop claims too)."""
+        wanted = None if self.more_owners else self.owners[0] if self.owners else None
+        if wanted is None and not self.more_owners:
+            return
+        for leftover in sysctl.leftovers(self.executor, wanted):
+
+            def restore(run: Callable[[], str | None] = leftover.run) -> None:
+                reason = run()
+                if reason is not None:
+                    raise _Keep(reason)
+
+            self.undo_steps.append(_Step(leftover.what, restore, leftover.owner))
 
     def _owned(self, owner: Owner, alias: str | None, key: Any, what: str) -> bool:
         """Is the object ``key`` (a namespace name, a (link, netns)) this owner's?
@@ -274,7 +298,7 @@ class _Cleanup:
 
     def _first_sysctl_undo(self, place: tuple[Owner, str | None, str]) -> Command | None:
         owner, netns, key = place
-        for lf in sorted((lf for lf in self.files if lf.owner == owner), key=lambda lf: lf.entries[0].time):
+        for lf in sorted((lf for lf in self.files if lf.owner == owner), key=lambda lf: lf.started):
             for entry in lf.entries:
                 argv = entry.command.argv
                 if (
@@ -362,6 +386,8 @@ class _Cleanup:
     def _settle_ledgers(self) -> None:
         """Remove the ledgers of owners fully cleaned up (kept when a step failed, for a retry)."""
         for lf in self.files:
+            if lf.foreign is not None:
+                continue  # not read: it may record more than the tags prove (reported in plan())
             if lf.owner not in self.failed_owners:
                 try:
                     lf.path.unlink()
