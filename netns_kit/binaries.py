@@ -65,6 +65,11 @@ def which(name: str, *, path: str | None = None) -> str | None:
     return None
 
 
+def _which_cached(name: str, path: str) -> str | None:
+    found = _found.get((name, path, SYSTEM_DIRS))
+    return found if found is not None else which(name, path=path)
+
+
 def forget() -> None:
     """Forget every path found (after installing or moving programs in this process's lifetime)."""
     _found.clear()
@@ -84,12 +89,15 @@ def resolve(argv: Sequence[str], *, path: str | None = None) -> tuple[str, ...]:
     it then fails as before: :class:`~netns_kit.errors.BinaryNotFoundError`).
     Wrappers: ``nsenter``, ``unshare``, ``env``, ``ip netns exec``.
     """
+    if path is None:
+        path = os.environ.get("PATH", os.defpath)
     out = list(argv)
     index: int | None = 0
     while index is not None and index < len(out):
-        found = which(out[index], path=path) if "/" not in out[index] else None
-        if found is not None:
-            out[index] = found
+        if "/" not in out[index]:
+            found = _which_cached(out[index], path)
+            if found is not None:
+                out[index] = found
         index = _runs(out, index)
     return tuple(out)
 
