@@ -152,6 +152,9 @@ def _background(args: argparse.Namespace, what: Impairment) -> int:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.dup2(log, 2)
+    # hold no one else's pipe open (whoever started it waits for them to close)
+    os.closerange(3, write_end)
+    os.closerange(write_end + 1, 65536)
     try:
         emulator = _emulator(args, what)
     except Exception as error:  # the reason goes to the waiting parent

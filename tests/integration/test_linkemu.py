@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import LinkImpairment, Namespace, Topology, VethPair
+import netns_kit
+from netns_kit import Command, LinkImpairment, Namespace, Topology, VethPair, state
 from netns_kit.namespace import _Place
 from netns_kit.sandbox import Sandbox
 
@@ -258,3 +259,35 @@ def queued(netns: str) -> int:
     """Packets counted by the IPv4 NFQUEUE rule in ``netns``."""
     out = Namespace(netns).run(["iptables", "-w", "-t", "mangle", "-L", "POSTROUTING", "-v", "-x", "-n"]).stdout
     return sum(int(line.split()[0]) for line in out.splitlines() if "NFQUEUE" in line)
+
+
+def emulated_topology() -> Topology:
+    topo = Topology([Namespace("a"), Namespace("b"), veth()])
+    topo.add(*LinkImpairment.on(veth(), {"delay": "30ms", "loss": "1%", "rate": "10mbit", "via": "userspace"}))
+    return topo
+
+
+def test_the_dry_run_script_starts_the_emulator_and_its_teardown_stops_it() -> None:
+    plan = emulated_topology().plan()
+    script = plan.script()
+    assert "-m netns_kit.linkemu --queue" in script and "--background" in script
+    assert "-m netns_kit.linkemu --stop --queue" in plan.teardown_script()
+    tag = netns_kit.Owner.dry_run().tag
+    with Sandbox(owner=netns_kit.Owner.dry_run()) as by_library:
+        empty = state.snapshot(by_library)
+        topo = emulated_topology().up(by_library)
+        library_state = state.snapshot(by_library)
+        assert len(emulators(tag)) == 2
+        topo.down()
+        assert emulators(tag) == []
+        assert state.diff(empty, state.snapshot(by_library)) == []
+    with Sandbox() as by_script:
+        by_script.run_script(script)
+        assert state.diff(library_state, state.snapshot(by_script)) == []
+        assert len(emulators(tag)) == 2
+        out = by_script.run(Command(("ping", "-n", "-c", "20", "-i", "0.02", "-W", "5", ADDRESS), netns="a")).stdout
+        samples = [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+        assert len(samples) >= 15 and abs(statistics.median(samples) - 60) <= 3, samples
+        by_script.run_script(plan.teardown_script())
+        assert emulators(tag) == []
+        assert state.diff(empty, state.snapshot(by_script)) == []
