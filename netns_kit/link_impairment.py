@@ -34,6 +34,7 @@ from .executor import Executor
 from .impairment import Impairment, to_impairment
 from .link import VethPair
 from .linkemu import plan as emulator
+from .linkemu import probe
 from .resource import Resource, _State
 from .validate import to_name, valid_ifname, valid_optional_ifname, valid_optional_netns
 
@@ -136,6 +137,8 @@ class LinkImpairment(Resource):
         if args:
             commands.append(self._qdisc(verb, args))
         if emulated:
+            settings = ", ".join(f"{k}={v}" for k, v in impairment.to_dict().items() if k not in ("rate", "burst"))
+            probe.require_nfqueue(executor, f"LinkImpairment on {self.dev}: {settings}")
             commands += emulator.commands(
                 impairment, dev=self.dev, queue=self.queue_num, netns=self.netns, loss=loss == "userspace",
                 tag=executor.owner.tag,

@@ -52,7 +52,7 @@ INTEGER = ("gap", "limit")
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python3 -m netns_kit.linkemu", description=__doc__.split("\n\n")[0])
-    p.add_argument("--queue", type=int, required=True, help="the NFQUEUE number to serve (0-65535)")
+    p.add_argument("--queue", type=int, help="the NFQUEUE number to serve (0-65535)")
     p.add_argument("--dev", help="the device whose packets are queued (exit when it is gone)")
     for name in SETTINGS:
         p.add_argument(
@@ -75,6 +75,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--background", action="store_true", help="return once the queue is bound; keep running")
     p.add_argument("--log", help="with --background: where its stderr goes (default: nowhere)")
     p.add_argument("--stop", action="store_true", help="stop the emulator serving --queue in this namespace")
+    p.add_argument("--status", action="store_true", help="exit 0 if an emulator serves --queue here, else 1")
+    p.add_argument("--probe", action="store_true", help="check that NFQUEUE works here (changes this namespace)")
     p.add_argument("--owner", help="the owner's tag (netns_kit:...), shown in ps for cleanup")
     return p
 
@@ -182,7 +184,8 @@ def running(queue: int) -> list[int]:
         except OSError:
             continue
         words = [w.decode(errors="replace") for w in argv]
-        if "netns_kit.linkemu" in words and "--stop" not in words and _option(words, "--queue") == str(queue):
+        serving = "netns_kit.linkemu" in words and not {"--stop", "--status", "--probe"} & set(words)
+        if serving and _option(words, "--queue") == str(queue):
             found.append(int(entry.name))
     return sorted(found)
 
@@ -214,11 +217,26 @@ def stop(queue: int, timeout: float = 5.0) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.probe:
+        from .probe import run_probe
+
+        works, why = run_probe()
+        print(f"linkemu: {why}", file=sys.stdout if works else sys.stderr)
+        return 0 if works else 1
+    if args.queue is None:
+        print("linkemu: --queue is required", file=sys.stderr)
+        return 2
     if not 0 <= args.queue <= 65535:
         print(f"linkemu: --queue {args.queue}: must be 0 to 65535", file=sys.stderr)
         return 2
     if args.stop:
         return stop(args.queue)
+    if args.status:
+        pids = running(args.queue)
+        print(
+            f"linkemu: queue {args.queue}: " + (f"served by pid {' '.join(map(str, pids))}" if pids else "not served")
+        )
+        return 0 if pids else 1
     try:
         what = impairment(args)
     except ValidationError as error:

@@ -228,3 +228,9 @@ class QueueSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> QueueSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

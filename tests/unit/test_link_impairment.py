@@ -7,7 +7,7 @@ import pytest
 import netns_kit
 from netns_kit import Command, Impairment, LinkImpairment, Recorder, Result, Topology, UnsupportedError, VethPair
 from netns_kit.capability import NETEM_PROBE
-from netns_kit.linkemu import plan
+from netns_kit.linkemu import plan, probe
 from netns_kit.linkemu.plan import default_queue
 
 NO_NETEM = "Error: Specified qdisc kind is unknown.\n"
@@ -238,3 +238,63 @@ def test_missing_qdisc_on_delete_counts_as_already_gone() -> None:
     rec = Recorder(handler)
     impairment = LinkImpairment("a-eth", {"rate": "1mbit"}, netns="a").create(rec)
     impairment.delete(rec)  # no error: missing_ok
+
+
+def kernel_without(netem: bool, nfqueue: bool):
+    def handler(command: Command) -> Result | None:
+        if command == NETEM_PROBE and not netem:
+            return Result(command, 2, "", NO_NETEM)
+        if command == probe.PROBE and not nfqueue:
+            return Result(command, 1, "", "linkemu: binding an NFQUEUE failed: [Errno 93] Protocol not supported\n")
+        return None
+
+    return handler
+
+
+def test_without_netem_or_nfqueue_the_error_names_both_before_any_change() -> None:
+    rec = Recorder(kernel_without(netem=False, nfqueue=False))
+    with pytest.raises(UnsupportedError) as info:
+        LinkImpairment.on(veth(), {"delay": "100ms", "rate": "1mbit"})[0].create(rec)
+    message = str(info.value)
+    assert info.value.feature == "NFQUEUE"
+    assert "delay=100ms" in message and "CONFIG_NETFILTER_NETLINK_QUEUE" in message
+    assert "Protocol not supported" in message and "netem is missing too" in message
+    assert rec.commands == []
+
+
+def test_the_nfqueue_probe_runs_once_per_executor_in_a_throwaway_namespace() -> None:
+    rec = Recorder(kernel_without(netem=False, nfqueue=True))
+    for impairment in LinkImpairment.on(veth(), {"delay": "10ms"}):
+        impairment.create(rec)
+    assert probe.PROBE.argv == ("unshare", "--net", plan.PYTHON, "-m", "netns_kit.linkemu", "--probe")
+    assert rec.queries.count(probe.PROBE) == 1
+
+
+def test_doctor_backend_says_what_auto_uses_and_why() -> None:
+    assert probe.backend(Recorder())[0] == "netem"
+    which, why = probe.backend(Recorder(kernel_without(netem=False, nfqueue=True)))
+    assert which == "userspace" and "no netem qdisc" in why and "emulator" in why
+    which, why = probe.backend(Recorder(kernel_without(netem=False, nfqueue=False)))
+    assert which == "none" and "Protocol not supported" in why
+
+
+def test_change_restarts_the_emulator_with_the_new_settings_and_teardown_stops_it() -> None:
+    rec = Recorder(kernel(netem=False))
+    (impairment,) = LinkImpairment.on(veth(), {"delay": "10ms"}, end="name", queue=5)
+    impairment.create(rec)
+    del rec.commands[:]
+    impairment.change({"delay": "20ms", "loss": "1%"}, rec)
+    lines = [c.line.replace(plan.PYTHON, "PY") for c in rec.commands]
+    rule = "POSTROUTING -o a-eth -m comment --comment netns_kit:dry-run -j NFQUEUE --queue-num 5"
+    assert lines == [
+        f"ip netns exec a ip6tables -w -t mangle -D {rule}",
+        f"ip netns exec a iptables -w -t mangle -D {rule}",
+        "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5",
+        "ip netns exec a PY -m netns_kit.linkemu --queue 5 --dev a-eth --delay 20ms --loss 1% "
+        "--owner netns_kit:dry-run --background",
+        f"ip netns exec a iptables -w -t mangle -I {rule}",
+        f"ip netns exec a ip6tables -w -t mangle -I {rule}",
+    ]
+    del rec.commands[:]
+    impairment.delete(rec)
+    assert [c.argv[-3:] for c in rec.commands][-1] == ("--stop", "--queue", "5")
