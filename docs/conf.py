@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import netns_kit  # noqa: E402
+import netns_kit
 
 project = "netns_kit"
 author = "the netns_kit developers"

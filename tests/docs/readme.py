@@ -17,4 +17,3 @@ def blocks(path: Path, language: str) -> list[str]:
     for match in re.finditer(rf"^\.\. code-block:: {re.escape(language)}\n\n((?:(?:    .*)?\n)+)", text, re.M):
         found.append(textwrap.dedent(match.group(1)).strip("\n") + "\n")
     return found
-

@@ -11,7 +11,19 @@ ROOT = Path(__file__).parents[2]
 
 def test_the_docs_build_without_a_warning(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-b", "html", str(ROOT / "docs"), str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-E",
+            "-q",
+            "-b",
+            "html",
+            str(ROOT / "docs"),
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         check=False,
