@@ -8,13 +8,13 @@ import functools
 import hashlib
 import logging
 import weakref
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
 from . import iptables, sysctl
-from .command import Command
+from .command import Command, query
 from .errors import ValidationError
 from .executor import Executor
 from .resource import Resource
@@ -96,6 +96,15 @@ class Firewall(Resource):
         """Commands beyond iptables (sysctls, bridge port flags), planned with their undo."""
         return []
 
+    def named_interfaces(self) -> dict[str, str]:
+        """The interfaces its rules match by name (``-o``/``-i``), by field: ``{"NatRule.out_interface": "eth0"}``."""
+        return {}
+
+    def create(self, executor: Executor | None = None) -> Self:
+        """Create it (a real run first says when an interface it names is not there)."""
+        look_for_interfaces(self._executor(executor), [self])
+        return super().create(executor)
+
     def plan(self, executor: Executor) -> list[Command]:
         tag = iptables.comment(f"{type(self).__name__}.executor.owner.tag", executor.owner.tag)
         self._look_at_backend(executor)
@@ -166,6 +175,66 @@ class Firewall(Resource):
                     bridge,
                     f"is not a bridge of this topology in {self.netns or 'the host'} (have: {sorted(bridges)})",
                 )
+
+
+def look_for_interfaces(
+    executor: Executor,
+    firewalls: Sequence[Firewall],
+    *,
+    made: Mapping[str | None, Collection[str]] | None = None,
+    new_namespaces: Collection[str] = (),
+) -> list[str]:
+    """On a real run, warn (``logging``, once per interface) about each interface the rules of
+    ``firewalls`` match by name that is not there when they are made, and return the warnings.
+
+    Not an error: ``-o NAME`` / ``-i NAME`` match by name, packet by packet, so such a rule
+    acts from the moment an interface of that name appears, and some do appear later (a
+    VPN's ``tun0``, a PPP link, one another topology makes). But a typo or a machine whose
+    uplink is not ``eth0`` looks the same, and a NAT that masquerades nothing is silent.
+    ``made``: the interfaces a topology makes, by namespace (they do not exist yet);
+    ``new_namespaces``: those it makes (nothing else is in them but ``lo``). A dry-run
+    never looks (it must not read the machine).
+    """
+    if executor.dry_run:
+        return []
+    made = made or {}
+    missing: dict[tuple[str | None, str], list[str]] = {}
+    for firewall in firewalls:
+        for field, name in firewall.named_interfaces().items():
+            if name not in made.get(firewall.netns, ()):
+                fields = missing.setdefault((firewall.netns, name), [])
+                if field not in fields:
+                    fields.append(field)
+    warnings: list[str] = []
+    present: dict[str | None, set[str] | None] = {}
+    for (netns, name), fields in missing.items():
+        if netns not in present:
+            present[netns] = {"lo"} if netns in new_namespaces else _links(executor, netns)
+        there = present[netns]
+        if there is None or name in there:
+            continue  # cannot tell (the namespace cannot be read), or it is there
+        names = sorted(there | set(made.get(netns, ())))
+        shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        warning = (
+            f"{', '.join(fields)} {name!r} is no interface of {netns or 'the host'} now (it has: {shown}); "
+            "the rule matches it by name, so it acts only once an interface of that name appears "
+            "(a VPN's tun0, say, or one made later); if none will, correct the name"
+        )
+        log.warning("%s", warning)
+        warnings.append(warning)
+    return warnings
+
+
+def _links(executor: Executor, netns: str | None) -> set[str] | None:
+    """The names of the links in ``netns`` (None: they cannot be read)."""
+    if netns is None:
+        devices = executor.host_devices()
+        if devices is not None:
+            return devices
+    result = executor.run(query("ip", "-j", "link", "show", netns=netns), check=False)
+    if not result.ok:
+        return None
+    return {str(link.get("ifname", "")) for link in result.json()}
 
 
 @attrs.define

@@ -13,6 +13,7 @@ from .executor import Executor
 from .resource import Resource
 from .validate import (
     IPInterface,
+    distinct_addresses,
     to_interfaces,
     to_name,
     valid_addrgenmode,
@@ -107,6 +108,8 @@ class VethPair(Resource):
     def __attrs_post_init__(self) -> None:
         if self.name == self.peer and self.netns == self.peer_netns:
             raise ValidationError("VethPair.peer", self.peer, "must differ from name when both ends share a namespace")
+        distinct_addresses("VethPair.addresses", self.addresses)
+        distinct_addresses("VethPair.peer_addresses", self.peer_addresses, other=self.addresses)
 
     @property
     def ends(self) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
@@ -162,6 +165,9 @@ class Bridge(Resource):
     up: bool = attrs.field(default=True, validator=valid_bool)
     nodad: bool = attrs.field(default=True, validator=valid_bool)
     addrgenmode: str | None = attrs.field(default=None, validator=valid_addrgenmode)
+
+    def __attrs_post_init__(self) -> None:
+        distinct_addresses("Bridge.addresses", self.addresses)
 
     def plan(self, executor: Executor) -> list[Command]:
         add = ["ip", "link", "add", "name", self.name, "type", "bridge"]

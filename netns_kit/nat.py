@@ -30,8 +30,11 @@ class NatRule(Firewall):
 
     Scoped, never a bare MASQUERADE: ``-s SOURCE -o OUT_INTERFACE``, or
     ``-s SOURCE ! -o BRIDGE`` when only the ``bridge`` the subnet lives on is
-    given. Turns on ``net.ipv4.ip_forward`` (``net.ipv6.conf.all.forwarding``
-    for an IPv6 subnet) in ``netns`` and restores the prior value on delete.
+    given. An ``out_interface`` that is not there when the rule is made is
+    warned about, not refused: the rule matches it by name and acts once it
+    appears (see :func:`~netns_kit.firewall.look_for_interfaces`). Turns on
+    ``net.ipv4.ip_forward`` (``net.ipv6.conf.all.forwarding`` for an IPv6
+    subnet) in ``netns`` and restores the prior value on delete.
     ``forward=False`` leaves the FORWARD chain alone.
     """
 
@@ -79,6 +82,9 @@ class NatRule(Firewall):
             )
             chains.append(Chain(self.version, "filter", self.chain("FWD"), rules, (Hook("FORWARD", first=True),)))
         return chains
+
+    def named_interfaces(self) -> dict[str, str]:
+        return {"NatRule.out_interface": self.out_interface} if self.out_interface else {}
 
     def extra(self, executor: Executor) -> list[Command]:
         key = sysctl.forwarding_key(self.version)

@@ -158,6 +158,9 @@ class PortForward(Firewall):
             chains.append(Chain(v, "raw", self.chain("RAW"), (guard,), (Hook("PREROUTING", first=True),)))
         return chains
 
+    def named_interfaces(self) -> dict[str, str]:
+        return {"PortForward.in_interface": self.in_interface} if self.in_interface else {}
+
     def extra(self, executor: Executor) -> list[Command]:
         claims = self._state.claims
         commands = sysctl.plan_set(executor, sysctl.forwarding_key(self.version), "1", self.netns, claims=claims)

@@ -19,10 +19,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Self, TypeVar
 
+import attrs
+
 from . import signals
 from .command import query
 from .errors import TimeoutError, ValidationError
 from .executor import Executor, current
+from .firewall import Firewall, look_for_interfaces
 from .journal import Journal
 from .link import Bridge, VethPair
 from .namespace import Namespace
@@ -139,12 +142,31 @@ class Topology:
                     veth.bridge,
                     f"is not a bridge of this topology in {veth.netns or 'the host'}",
                 )
-        _no_overlaps(list(bridges.values()))
+        _no_overlaps(self._addresses_by_namespace())
         self._check_gateways()
         for resource in self.resources:
             check = getattr(resource, "check_topology", None)
             if check is not None:
                 check(self)
+
+    def _addresses_by_namespace(self) -> dict[str | None, list[_Placed]]:
+        """Every address the topology puts on an interface, by namespace, in the order given."""
+        placed: dict[str | None, list[_Placed]] = {}
+        for resource in self.resources:
+            if isinstance(resource, Bridge):
+                ends = [(resource.netns, resource.name, resource.addresses, "Bridge.addresses")]
+            elif isinstance(resource, VethPair):
+                ends = [
+                    (resource.netns, resource.name, resource.addresses, "VethPair.addresses"),
+                    (resource.peer_netns, resource.peer, resource.peer_addresses, "VethPair.peer_addresses"),
+                ]
+            elif isinstance(resource, Address):
+                ends = [(resource.netns, resource.dev, resource.addresses, "Address.addresses")]
+            else:
+                continue
+            for netns, dev, addresses, field in ends:
+                placed.setdefault(netns, []).extend(_Placed(dev, a, field) for a in addresses)
+        return placed
 
     def _check_gateways(self) -> None:
         on_link: dict[str | None, list[Any]] = {}
@@ -188,6 +210,7 @@ class Topology:
             try:
                 # what is there already and says adopt=True is used as it is (one look each)
                 self._adopted = [r for r in resources if r.adopts(executor)]
+                self._look_for_interfaces(executor)
                 journal.apply_all([r for r in resources if not r.adopted])  # rolls back by itself
                 self._journal = journal
             except BaseException as error:
@@ -205,6 +228,18 @@ class Topology:
                     self._let_go()
                     journal.fail(error)
         return self
+
+    def _look_for_interfaces(self, executor: Executor) -> None:
+        """Warn about interfaces firewall rules name that neither exist nor are made here."""
+        made: dict[str | None, set[str]] = {}
+        for bridge in self.of_type(Bridge):
+            made.setdefault(bridge.netns, set()).add(bridge.name)
+        for veth in self.of_type(VethPair):
+            for name, netns in veth.ends:
+                made.setdefault(netns, set()).add(name)
+        new = {ns.name for ns in self.of_type(Namespace) if not ns.adopted}
+        rules = [r for r in self.of_type(Firewall) if not r.adopted]
+        look_for_interfaces(executor, rules, made=made, new_namespaces=new)
 
     def down(self) -> None:
         """Undo everything ``up()`` did, in reverse order (a no-op when down)."""
@@ -304,15 +339,41 @@ def _no_duplicates(field: str, values: list[str]) -> None:
             raise ValidationError(field, value, f"appears {count} times in one topology; names must be unique")
 
 
-def _no_overlaps(bridges: list[Bridge]) -> None:
-    seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Bridge]] = []
-    for bridge in bridges:
-        for address in bridge.addresses:
-            for network, other in seen:
-                if other is not bridge and network.overlaps(address.network) and other.netns == bridge.netns:
-                    raise ValidationError(
-                        "Bridge.addresses",
-                        str(address),
-                        f"overlaps {network} of bridge {other.name}; bridge subnets must not overlap",
+@attrs.frozen
+class _Placed:
+    """An address on an interface (``dev``), given in ``field``."""
+
+    dev: str
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+    field: str
+
+    @property
+    def subnet(self) -> bool:
+        """Whether it makes a subnet others can overlap: a host address (/32, /128) makes
+        none, and link-local subnets (169.254/16, fe80::/64) are each link's own."""
+        net = self.address.network
+        return net.prefixlen < net.max_prefixlen and not net.is_link_local
+
+
+def _no_overlaps(placed: dict[str | None, list[_Placed]]) -> None:
+    """Two interfaces of one namespace on overlapping subnets are refused (which would a
+    packet to the overlap leave by? the kernel picks one route, the other interface goes
+    deaf), and so is one address twice on one interface (``ip addr add`` fails half-way)."""
+    for netns, addresses in placed.items():
+        where = netns or "the host"
+        seen: list[_Placed] = []
+        for new in addresses:
+            for old in seen:
+                if old.address.version != new.address.version:
+                    continue
+                if old.dev == new.dev:
+                    if old.address.ip == new.address.ip:
+                        rule = f"is on {new.dev} in {where} already (as {old.address}); an interface holds it once"
+                        raise ValidationError(new.field, str(new.address), rule)
+                elif old.subnet and new.subnet and old.address.network.overlaps(new.address.network):
+                    rule = (
+                        f"overlaps {old.address.network} of {old.dev} in {where}; two interfaces of one "
+                        "namespace need subnets that do not overlap (a host address, /32 or /128, may go anywhere)"
                     )
-            seen.append((address.network, bridge))
+                    raise ValidationError(new.field, str(new.address), rule)
+            seen.append(new)

@@ -118,6 +118,22 @@ def in_subnet(field: str, item: IPInterface) -> None:
         raise ValidationError(field, str(item), f"is the broadcast address of {net}, not a host in it")
 
 
+def distinct_addresses(field: str, addresses: Iterable[IPInterface], *, other: Iterable[IPInterface] = ()) -> None:
+    """Each address once on an interface (``ip addr add`` of one already there fails
+    half-way), and none of ``other``, the addresses of the far end of a veth (two
+    ends holding one address cannot reach each other: each takes it for its own)."""
+    elsewhere = {a.ip: a for a in other}
+    seen: dict[Any, IPInterface] = {}
+    for address in addresses:
+        if address.ip in elsewhere:
+            rule = f"is also on the other end ({elsewhere[address.ip]}); a link's two ends need different addresses"
+            raise ValidationError(field, str(address), rule)
+        if address.ip in seen:
+            rule = f"is given twice (also as {seen[address.ip]}); an interface holds each address once"
+            raise ValidationError(field, str(address), rule)
+        seen[address.ip] = address
+
+
 def parse_address(field: str, value: Any) -> IPAddress:
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value

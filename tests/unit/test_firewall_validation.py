@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import netns_kit
-from netns_kit import Bridge, Namespace, NatRule, Owner, PortForward, Recorder, Topology, ValidationError, VethPair
+from netns_kit import (
+    Bridge,
+    Command,
+    Namespace,
+    NatRule,
+    Owner,
+    PortForward,
+    Recorder,
+    Result,
+    Topology,
+    ValidationError,
+    VethPair,
+)
 
 CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("bad CIDR", lambda: NatRule("192.168.1.0/33", bridge="br0"), "NatRule.source"),
@@ -103,3 +117,94 @@ def test_a_forward_to_a_namespace_of_the_topology_is_accepted() -> None:
         PortForward(53, "10.0.0.1", protocol="udp"),
     )
     assert [type(r).__name__ for r in topo.ordered()][-3:] == ["NatRule", "PortForward", "PortForward"]
+
+
+# -- an interface a rule names by -o / -i that is not there ----------------------------
+
+
+class RealHost(Recorder):
+    """A real run (not a dry-run) on a host whose links are ``links`` (per namespace)."""
+
+    dry_run = False
+
+    def __init__(self, **links: list[str]) -> None:
+        super().__init__(self.answer)
+        self.links = links
+        self.looked_after: list[int] = []  # how many changes were made when links were looked at
+
+    def answer(self, command: Command) -> str | Result | None:
+        if command.argv == ("ip", "-j", "link", "show"):
+            self.looked_after.append(len(self.commands))
+            names = self.links.get(command.netns or "host")
+            if names is None:
+                return Result(command, 1, "", f'Cannot open network namespace "{command.netns}"\n')
+            return json.dumps([{"ifname": name} for name in names])
+        if command.argv[0] == "iptables" and "-V" in command.argv:
+            return Result(command, 1)
+        return None
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "netns_kit"]
+
+
+def test_a_nat_out_interface_missing_at_creation_is_warned_about_and_the_rule_made(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = RealHost(host=["lo", "eth0", "docker0"])
+    NatRule("10.0.0.0/24", out_interface="wan9").create(host)
+    (warning,) = _warnings(caplog)
+    assert warning.startswith(
+        "NatRule.out_interface 'wan9' is no interface of the host now (it has: docker0, eth0, lo)"
+    )
+    assert "a VPN's tun0" in warning
+    assert any("-o wan9" in line for line in host.lines)  # made all the same: it may appear later
+
+
+def test_an_out_interface_that_is_there_or_that_the_topology_makes_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    NatRule("10.0.0.0/24", out_interface="eth0").create(RealHost(host=["lo", "eth0"]))
+    router = RealHost()  # "router" does not exist yet: the topology makes it, and r-wan in it
+    Topology(
+        [
+            Namespace("router"),
+            Namespace("wan"),
+            VethPair("r-wan", "wan0", netns="router", peer_netns="wan", addresses="198.51.100.1/24"),
+            NatRule("10.1.0.0/24", out_interface="r-wan", netns="router"),
+        ]
+    ).up(router)
+    assert _warnings(caplog) == []
+    assert ("ip", "-j", "link", "show") not in [q.argv for q in router.queries]
+
+
+def test_a_topology_warns_once_per_missing_interface_before_anything_runs(caplog: pytest.LogCaptureFixture) -> None:
+    host = RealHost(host=["lo", "eth0"])
+    topo = Topology(
+        [
+            Namespace("router"),
+            Namespace("lan"),
+            VethPair("r-lan", "lan0", netns="router", peer_netns="lan", addresses="10.1.0.1/24"),
+            NatRule("10.1.0.0/24", out_interface="eht0"),  # a typo, on the host
+            PortForward(8080, "10.1.0.1", in_interface="eht0"),
+            NatRule("10.2.0.0/24", out_interface="wan0", netns="router"),  # not made in router
+        ]
+    )
+    topo.up(host)
+    warnings = _warnings(caplog)
+    assert [w.split(" (")[0] for w in warnings] == [
+        "NatRule.out_interface, PortForward.in_interface 'eht0' is no interface of the host now",
+        "NatRule.out_interface 'wan0' is no interface of router now",
+    ]
+    assert "(it has: eth0, lo)" in warnings[0] and "(it has: lo, r-lan)" in warnings[1]
+    # one look at the host, before any change; router is new: it will hold what the topology makes
+    assert host.looked_after == [0]
+    topo.down()
+
+
+def test_a_dry_run_never_looks_for_interfaces(caplog: pytest.LogCaptureFixture) -> None:
+    rec = Recorder()
+    NatRule("10.0.0.0/24", out_interface="wan9").create(rec)
+    Topology([Namespace("r"), NatRule("10.1.0.0/24", out_interface="x0", netns="r")]).plan()
+    assert _warnings(caplog) == []
+    assert [q for q in rec.queries if q.argv[:3] == ("ip", "-j", "link")] == []

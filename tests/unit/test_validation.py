@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import netns_kit
-from netns_kit import Bridge, Namespace, Recorder, Route, ValidationError, VethPair
+from netns_kit import Address, Bridge, Namespace, Recorder, Route, ValidationError, VethPair
 from netns_kit.topology import Topology
 
 BAD_IFNAMES = [
@@ -59,6 +59,22 @@ CASES: list[tuple[str, Callable[[], Any], str]] = [
     ("bad mac", lambda: VethPair("a", "b", mac="zz"), "VethPair.mac"),
     ("multicast mac", lambda: VethPair("a", "b", mac="01:00:00:00:00:01"), "VethPair.mac"),
     ("same end twice", lambda: VethPair("a", "a"), "VethPair.peer"),
+    (
+        "one address on both ends",
+        lambda: VethPair("a", "b", addresses="10.0.0.1/24", peer_addresses="10.0.0.1/24"),
+        "VethPair.peer_addresses",
+    ),
+    (
+        "one address on both ends, other prefix",
+        lambda: VethPair("a", "b", addresses=["10.0.0.1/24", "fd00::1/64"], peer_addresses="fd00::1/80"),
+        "VethPair.peer_addresses",
+    ),
+    (
+        "one address twice on one end",
+        lambda: VethPair("a", "b", addresses=["10.0.0.1/24", "10.0.0.1/16"]),
+        "VethPair.addresses",
+    ),
+    ("one address twice on a bridge", lambda: Bridge("br0", addresses=["fd00::1/64"] * 2), "Bridge.addresses"),
     ("bad bridge name", lambda: VethPair("a", "b", bridge="x" * 16), "VethPair.bridge"),
     ("bad peer netns", lambda: VethPair("a", "b", peer_netns="a/b"), "VethPair.peer_netns"),
     ("route without target", lambda: Route("10.0.0.0/24"), "Route.via"),
@@ -90,6 +106,56 @@ TOPOLOGY_CASES: list[tuple[str, Callable[[], Any], str]] = [
         "Bridge.addresses",
     ),
     (
+        "overlapping subnets of two veth ends in one namespace",
+        lambda: Topology(
+            [
+                Namespace("red"),
+                VethPair("h1", "r1", peer_netns="red", peer_addresses="10.0.0.1/24"),
+                VethPair("h2", "r2", peer_netns="red", peer_addresses="10.0.0.129/25"),
+            ]
+        ),
+        "VethPair.peer_addresses",
+    ),
+    (
+        "overlapping subnets of a bridge and a veth on the host",
+        lambda: Topology(
+            [
+                Namespace("red"),
+                Bridge("br0", addresses="10.0.0.254/24"),
+                VethPair("h1", "r1", peer_netns="red", addresses="10.0.0.9/16"),
+            ]
+        ),
+        "VethPair.addresses",
+    ),
+    (
+        "both ends of a veth in one namespace on one subnet",
+        lambda: Topology([VethPair("v0", "v1", addresses="10.0.0.1/24", peer_addresses="10.0.0.2/24")]),
+        "VethPair.peer_addresses",
+    ),
+    (
+        "an address added to another interface on an overlapping IPv6 subnet",
+        lambda: Topology(
+            [
+                Namespace("red"),
+                VethPair("h1", "r1", peer_netns="red", peer_addresses="fd00:1::1/64"),
+                VethPair("h2", "r2", peer_netns="red"),
+                Address("r2", "fd00:1::2/48", netns="red"),
+            ]
+        ),
+        "Address.addresses",
+    ),
+    (
+        "an address added again to the interface that has it",
+        lambda: Topology(
+            [
+                Namespace("red"),
+                VethPair("h1", "r1", peer_netns="red", peer_addresses="10.0.0.1/24"),
+                Address("r1", "10.0.0.1/24", netns="red"),
+            ]
+        ),
+        "Address.addresses",
+    ),
+    (
         "gateway not on link",
         lambda: Topology(
             [
@@ -108,6 +174,40 @@ def test_topology_rejects_what_cannot_work_as_a_whole(what: str, build: Callable
     with pytest.raises(ValidationError) as info:
         build()
     assert info.value.field == field
+
+
+def test_an_overlap_says_which_interface_and_namespace_hold_the_other_subnet() -> None:
+    with pytest.raises(ValidationError) as info:
+        Topology(
+            [
+                Namespace("red"),
+                VethPair("h1", "r1", peer_netns="red", peer_addresses="10.0.0.1/24"),
+                VethPair("h2", "r2", peer_netns="red", peer_addresses="10.0.0.129/25"),
+            ]
+        )
+    assert info.value.value == "10.0.0.129/25"
+    assert "overlaps 10.0.0.0/24 of r1 in red" in str(info.value)
+
+
+def test_the_same_subnet_in_other_namespaces_or_on_one_interface_is_fine() -> None:
+    Topology(
+        [
+            Namespace("a"),
+            Namespace("b"),
+            # a pipe: one subnet, one end in each namespace
+            VethPair(
+                "a-eth", "b-eth", netns="a", peer_netns="b", addresses="10.0.0.1/24", peer_addresses="10.0.0.2/24"
+            ),
+            # a second address on the same interface, and a host address (/32, /128) on another
+            Address("a-eth", "10.0.0.3/24", netns="a"),
+            VethPair("a-2", "b-2", netns="a", peer_netns="b", addresses=["10.0.0.9/32", "fd00::9/128"]),
+            # link-local subnets are per link
+            Address("b-eth", "fe80::1/64", netns="b"),
+            Address("b-2", "fe80::2/64", netns="b"),
+            # the same subnet on the host as in the namespaces
+            Bridge("br0", addresses="10.0.0.254/24"),
+        ]
+    )
 
 
 def test_rejected_input_runs_no_command() -> None:
