@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import statistics
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ import pytest
 
 import netns_kit
 from netns_kit import Command, LinkImpairment, Namespace, Topology, VethPair, state
+from netns_kit.capability import Probe, has_netem
+from netns_kit.linkemu import probe
 from netns_kit.namespace import _Place
 from netns_kit.sandbox import Sandbox
 
@@ -291,3 +294,62 @@ def test_the_dry_run_script_starts_the_emulator_and_its_teardown_stops_it() -> N
         by_script.run_script(plan.teardown_script())
         assert emulators(tag) == []
         assert state.diff(empty, state.snapshot(by_script)) == []
+
+
+#: the README's example, as written there (issue 19: it runs for real, in CI)
+RETRY_EXAMPLE = """
+import sys
+
+import netns_kit
+from netns_kit import LinkImpairment, Namespace, Topology, VethPair
+
+SERVER = \"\"\"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+while True:
+    data, peer = s.recvfrom(64)
+    s.sendto(data, peer)
+\"\"\"
+CLIENT = \"\"\"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)                                 # the retry logic under test: 1 s, 5 tries
+answered, retries, fastest = 0, 0, 9.9
+for n in range(20):
+    start = time.monotonic()
+    for attempt in range(5):
+        s.sendto(b"%d" % n, ("10.0.0.2", 5353))
+        try:
+            while s.recv(64) != b"%d" % n:        # a late answer to an earlier request
+                pass
+        except TimeoutError:
+            retries += 1
+            continue
+        answered += 1
+        fastest = min(fastest, time.monotonic() - start)
+        break
+print(f"answered {answered}/20, no answer under 400 ms: {fastest >= 0.4}")
+\"\"\"
+
+veth = VethPair("app-eth", "dns-eth", netns="app", peer_netns="dns",
+                addresses="10.0.0.1/24", peer_addresses="10.0.0.2/24")
+slow = LinkImpairment.on(veth, {"delay": "200ms", "loss": "5%"})   # both ways: 400 ms round trips
+
+with netns_kit.Sandbox() as sandbox, netns_kit.use(sandbox):
+    with Topology([Namespace("app"), Namespace("dns"), veth, *slow], wait=True) as topo:
+        topo["dns"].popen([sys.executable, "-c", SERVER]).wait_port(5353, udp=True)
+        print(topo["app"].run([sys.executable, "-c", CLIENT]).stdout, end="")
+"""
+
+
+def test_the_retry_example_gets_every_answer_through_200ms_and_5_percent_loss() -> None:
+    result = subprocess.run([PY, "-c", RETRY_EXAMPLE], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "answered 20/20, no answer under 400 ms: True\n", result.stdout
+
+
+def test_the_probe_finds_nfqueue_working_in_the_sandbox(sb: Sandbox) -> None:
+    assert probe.nfqueue(sb) == Probe(True)
+    which, why = probe.backend(sb)
+    assert which == ("netem" if has_netem(sb) else "userspace"), why
