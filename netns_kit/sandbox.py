@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import signal
 import subprocess
+import weakref
 from pathlib import Path
 from typing import Any
 
 from .command import Command
 from .errors import SandboxError, ValidationError
-from .owner import Owner
+from .owner import Owner, start_time
 from .shexecutor import ShExecutor
 
 log = logging.getLogger("netns_kit")
@@ -35,6 +37,11 @@ _NAMES_NETNS = re.compile(r"\bnetns\b")
 
 #: ``Sandbox(iptables=...)``: which ``iptables`` the commands inside run (None: the machine's)
 IPTABLES_BACKENDS = (None, "nft", "legacy")
+
+#: the environment variable that hands a holder its random token
+TOKEN_ENV = "NETNS_KIT_HOLDER"
+#: where a holder writes "TOKEN PID STARTTIME", on its private /run (mode 0600)
+MARKER = "/run/.netns_kit/holder"
 
 _HOLDER = r"""
 set -e
@@ -63,6 +70,9 @@ if [ "$2" != machine ]; then
     mount --bind "$alt" /etc/alternatives
 fi
 ip link set dev lo up
+# who this holder is (Sandbox.attach checks it): its token, pid and start time
+identity() { read -r stat < /proc/$$/stat; set -- $stat; echo "$NETNS_KIT_HOLDER $$ ${22}"; }
+( umask 077; identity > /run/.netns_kit/holder )
 set +e
 stop_all() {
     me=$(readlink /proc/$$/ns/net)
@@ -80,11 +90,116 @@ stop_all() {
 trap 'stop_all; exit 0' TERM INT HUP
 echo "ready $etc"
 if [ "$1" = detached ]; then
+    # kept only when the starter says so (once it has recorded this holder): a starter
+    # that dies first closes this stdin, and the holder stops
+    read -r keep || keep=
+    [ "$keep" = keep ] || { stop_all; exit 0; }
+    exec </dev/null >/dev/null 2>&1
+    # wait without a child: a read that never ends (this shell holds the fifo's other
+    # end), so that a SIGKILL of the holder leaves no process keeping the namespaces
+    if mkfifo /run/.netns_kit/wait && exec 3<>/run/.netns_kit/wait; then
+        while :; do read -r _ <&3; done
+    fi
     while :; do sleep 3600 & wait $!; done
 fi
 read -r _
 stop_all
 """
+
+
+def verify_holder(pid: int, *, token: str | None = None) -> str:
+    """Check that process ``pid`` is a netns_kit sandbox holder of this user; its token.
+
+    A holder is started with a random token in its environment (``NETNS_KIT_HOLDER``)
+    and writes "TOKEN PID STARTTIME" to ``/run/.netns_kit/holder`` on its private
+    ``/run``, mode 0600. All must agree with the process as it is now: the same
+    user, the same start time (not another process that reused the pid), the same
+    token in both places (and ``token``, when given). Anything else raises
+    :class:`SandboxError` saying what ``pid`` is.
+    """
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        raise SandboxError(f"{pid!r} is not a process id") from None
+    started = start_time(pid) if pid > 0 else None
+    if started is None:
+        raise SandboxError(f"no process with pid {pid}: {_WHERE_HOLDERS}")
+    name = _command_name(pid)
+
+    def refuse(why: str) -> SandboxError:
+        return SandboxError(f"process {pid} ({name}) is not a netns_kit sandbox holder: {why}; {_WHERE_HOLDERS}")
+
+    try:
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        raise SandboxError(f"no process with pid {pid}: {_WHERE_HOLDERS}") from None
+    if uid != os.geteuid():
+        raise refuse(f"it runs as uid {uid}, not as you (uid {os.geteuid()})")
+    try:
+        with open(f"/proc/{pid}/root{MARKER}", encoding="ascii") as file:
+            marker = file.read(200).split()
+    except (OSError, UnicodeDecodeError):
+        raise refuse(f"it has no {MARKER}") from None
+    if len(marker) != 3 or marker[1:] != [str(pid), started]:
+        raise refuse(f"its {MARKER} names another process")
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as raw:
+            environ = raw.read().split(b"\0")
+    except OSError as error:
+        raise refuse(f"its environment cannot be read ({error.strerror})") from None
+    if f"{TOKEN_ENV}={marker[0]}".encode() not in environ:
+        raise refuse(f"its {MARKER} does not match the token it was started with")
+    if token is not None and token != marker[0]:
+        raise refuse("it is another holder than the one recorded (its token differs)")
+    return marker[0]
+
+
+_WHERE_HOLDERS = (
+    "a holder is the process `netns-kit up --sandbox` (see `netns-kit status --sandbox`) "
+    "or Sandbox().start() (its .pid) started"
+)
+
+
+def _command_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as file:
+            return file.read().strip()
+    except OSError:
+        return "?"
+
+
+def _own_user_namespace(pid: int) -> bool:
+    """True when process ``pid`` is in another user namespace than this one (rootless)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
+    except OSError:
+        return os.geteuid() != 0
+
+
+#: the sandboxes whose holder this process started and keeps by a pipe (see _forked)
+_OWNED: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    """In a child made by fork() (multiprocessing, a fork without exec): the holders of
+    the parent are the parent's. The child drops its copy of their pipes, so that they
+    still stop when the parent dies, and never stops them on close()."""
+    for sandbox in list(_OWNED):
+        holder, sandbox._holder = sandbox._holder, None
+        if holder is not None and holder.stdin is not None:
+            # the pipe's descriptor becomes /dev/null in place: no lock taken (another
+            # thread may have held the file's), no number freed for reuse before the
+            # file object closes it
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                os.dup2(devnull, holder.stdin.fileno(), inheritable=False)
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+    _OWNED.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def userns_problem() -> str | None:
@@ -151,6 +266,7 @@ class Sandbox(ShExecutor):
         #: the iptables backend inside: "nft", "legacy", or None for the machine's choice
         self.iptables = iptables
         self._holder: subprocess.Popen[bytes] | None = None
+        self._detached = False
         self._pid: int | None = None
         self.has_etc_netns = False
 
@@ -158,14 +274,26 @@ class Sandbox(ShExecutor):
         return f"Sandbox(pid={self._pid}, rootless={self.rootless})"
 
     @classmethod
-    def attach(cls, pid: int, *, rootless: bool | None = None, batch: bool = True) -> Sandbox:
-        """Use the sandbox held by process ``pid`` (not stopped on close)."""
-        if not Path(f"/proc/{pid}/ns/net").exists():
-            raise SandboxError(f"no sandbox holder with pid {pid}")
+    def attach(cls, pid: int, *, rootless: bool | None = None, batch: bool = True, token: str | None = None) -> Sandbox:
+        """Use the sandbox held by process ``pid`` (not stopped on close).
+
+        ``pid`` must be a netns_kit sandbox holder of this user (see
+        :func:`verify_holder`; with ``token``, that very one): any other process
+        raises :class:`SandboxError`, before anything runs in its namespaces.
+        ``rootless=None`` tells from the holder whether it has a user namespace.
+        """
+        verify_holder(pid, token=token)
+        if rootless is None:
+            rootless = _own_user_namespace(pid)
         sandbox = cls(rootless=rootless, batch=batch)
         sandbox._set_pid(pid)
         sandbox.has_etc_netns = Path(f"/proc/{pid}/root/etc/netns").is_dir()
         return sandbox
+
+    @property
+    def token(self) -> str:
+        """The random token this sandbox's holder was started with (see :func:`verify_holder`)."""
+        return verify_holder(self.pid)
 
     @property
     def pid(self) -> int:
@@ -232,8 +360,12 @@ class Sandbox(ShExecutor):
             self.iptables or "machine",
         ]
 
-    def start(self, *, detached: bool = False) -> Sandbox:
-        """Start the holder; with ``detached`` it outlives this process (stop with SIGTERM)."""
+    def start(self, *, detached: bool = False, keep_later: bool = False) -> Sandbox:
+        """Start the holder; with ``detached`` it outlives this process (stop with SIGTERM).
+
+        With ``keep_later`` too, a detached holder stops when this process dies
+        before :meth:`keep` (call it once the holder is recorded somewhere).
+        """
         if self._pid is not None:
             raise SandboxError("this sandbox is already started")
         if self.rootless and os.geteuid() != 0:
@@ -243,7 +375,10 @@ class Sandbox(ShExecutor):
         try:
             holder = subprocess.Popen(
                 self.holder_argv(detached=detached),
-                stdin=subprocess.DEVNULL if detached else subprocess.PIPE,
+                env={**os.environ, TOKEN_ENV: secrets.token_hex(16)},
+                # the holder stops when this pipe closes (this process dies, even by SIGKILL);
+                # a detached one only until keep()
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -268,13 +403,31 @@ class Sandbox(ShExecutor):
         holder.stdout.close()
         self.has_etc_netns = line.endswith(" etc")
         self._holder = holder
+        self._detached = detached
         self._set_pid(holder.pid)
+        _OWNED.add(self)
         log.debug("sandbox holder %s started (rootless=%s)", holder.pid, self.rootless)
+        if detached and not keep_later:
+            self.keep()
         return self
+
+    def keep(self) -> None:
+        """Let a detached holder outlive this process (see :meth:`start`)."""
+        holder = self._holder
+        if holder is None or holder.stdin is None or not self._detached:
+            raise SandboxError("only a detached sandbox started by this process can be kept")
+        stdin, holder.stdin = holder.stdin, None  # close() then stops it with SIGTERM
+        _OWNED.discard(self)
+        try:
+            stdin.write(b"keep\n")
+            stdin.close()
+        except BrokenPipeError:
+            raise SandboxError(f"sandbox holder {holder.pid} stopped before it could be kept") from None
 
     def close(self) -> None:
         """Stop every process inside and free the namespaces (attached sandboxes: no-op)."""
         holder, self._holder = self._holder, None
+        _OWNED.discard(self)
         if holder is None:
             return
         try:

@@ -134,11 +134,11 @@ class ShExecutor(Executor):
 
     @property
     def ledger_dir(self) -> Path | None:
-        if os.geteuid() == 0:
-            return Path("/run/netns_kit")
-        runtime = os.environ.get("XDG_RUNTIME_DIR")
-        base = Path(runtime) if runtime else Path("/tmp") / f"netns_kit-{os.geteuid()}"
-        return base / "netns_kit" if runtime else base
+        """The state directory of this machine (:mod:`netns_kit.statedir`), checked:
+        :class:`~netns_kit.statedir.StateDirError` when it is not safe to trust."""
+        from . import statedir
+
+        return statedir.ledger_dir()
 
     def _execute(
         self, argv: Sequence[str], *, input: str | None, timeout: float | None, netns: Path | None = None

@@ -1,0 +1,204 @@
+"""The state directory is trusted only as OpenSSH's StrictModes would (netns_kit.statedir).
+
+These run as root (CI's unit pass) and as an ordinary user (its rootless pass):
+each test that needs another user's directory makes one with chown as root, and
+uses a directory root owns otherwise, so that neither pass skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from netns_kit import cli, holder, statedir
+from netns_kit.errors import SandboxError
+from netns_kit.shexecutor import ShExecutor
+from netns_kit.statedir import StateDirError
+
+#: the real property (tests/unit/conftest.py points every ShExecutor elsewhere)
+LEDGER_DIR = ShExecutor.__dict__["ledger_dir"]
+ROOT = os.geteuid() == 0
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    """A directory of this user's own, mode 0700."""
+    tmp_path.chmod(0o700)
+    return tmp_path
+
+
+def someone_elses(base: Path) -> Path:
+    """A directory this user does not own: chowned to nobody as root, else root's /var."""
+    if not ROOT:
+        assert os.stat("/var").st_uid == 0
+        return Path("/var")
+    path = base / "other"
+    path.mkdir(mode=0o755)
+    os.chown(path, 65534, 65534)
+    return path
+
+
+def test_an_own_directory_of_mode_0700_or_0755_is_trusted(base: Path) -> None:
+    for mode in (0o700, 0o755):
+        path = base / f"mine-{mode:o}"
+        path.mkdir()
+        path.chmod(mode)
+        assert statedir.checked(path) == path
+
+
+def test_a_missing_directory_is_made_with_mode_0700_or_0755_for_root(base: Path) -> None:
+    path = base / "a" / "b"
+    assert statedir.checked(path) == path
+    assert not path.parent.exists()  # only said where it goes: no one else can make it here
+    assert statedir.checked(path, create=True) == path
+    assert mode_of(path) == mode_of(path.parent) == (0o755 if ROOT else 0o700)
+    assert os.stat(path).st_uid == os.geteuid()
+
+
+def test_a_missing_directory_in_a_sticky_world_writable_one_is_made_at_once(base: Path) -> None:
+    shared = base / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: anyone could take the name first
+    path = shared / "netns_kit-1000"
+    assert statedir.checked(path) == path
+    assert path.is_dir() and not path.is_symlink()
+    assert mode_of(path) == (0o755 if ROOT else 0o700)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757, 0o1777])
+def test_a_directory_writable_by_group_or_others_is_refused_with_the_fix(base: Path, mode: int) -> None:
+    path = base / "state"
+    path.mkdir()
+    path.chmod(mode)
+    with pytest.raises(StateDirError) as caught:
+        statedir.checked(path)
+    message = str(caught.value)
+    assert f"{path} is writable by group or others (mode {mode:04o})" in message
+    assert f"chmod go-w {path}" in message
+
+
+def test_a_directory_of_another_user_is_refused(base: Path) -> None:
+    path = someone_elses(base)
+    owner = os.stat(path).st_uid
+    with pytest.raises(StateDirError, match=rf"{path} is owned by uid {owner}, not by you \(uid {os.geteuid()}\)"):
+        statedir.checked(path)
+
+
+def test_the_reported_attack_a_777_tmp_directory_of_another_user_is_refused(base: Path) -> None:
+    """Issue 15 (10): /tmp/netns_kit-UID made by someone else, mode 0777."""
+    if ROOT:
+        path = base / "netns_kit-1000"
+        path.mkdir()
+        path.chmod(0o777)
+        os.chown(path, 65534, 65534)
+        why = "is owned by uid 65534"
+    else:  # a directory of another user, writable by all: /tmp itself stands in
+        path = Path("/tmp")
+        why = "is owned by uid 0"
+    with pytest.raises(StateDirError, match=why):
+        statedir.checked(path)
+
+
+def test_a_symbolic_link_is_refused_even_to_a_good_directory(base: Path) -> None:
+    target = base / "real"
+    target.mkdir(mode=0o700)
+    link = base / "state"
+    link.symlink_to(target)
+    with pytest.raises(StateDirError, match=rf"{link} is a symbolic link.*remove it \(rm {link}\)"):
+        statedir.checked(link)
+    with pytest.raises(StateDirError, match="symbolic link"):
+        statedir.checked(link, create=True)
+
+
+def test_a_dangling_symbolic_link_is_not_followed_to_make_a_directory(base: Path) -> None:
+    link = base / "state"
+    link.symlink_to(base / "elsewhere")
+    with pytest.raises(StateDirError, match="symbolic link"):
+        statedir.checked(link, create=True)
+    assert not (base / "elsewhere").exists()
+
+
+def test_a_file_is_refused(base: Path) -> None:
+    path = base / "state"
+    path.write_text("")
+    with pytest.raises(StateDirError, match="is not a directory"):
+        statedir.checked(path)
+
+
+def test_a_directory_above_writable_by_others_and_not_sticky_is_refused(base: Path) -> None:
+    open_dir = base / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    path = open_dir / "state"
+    path.mkdir(mode=0o700)
+    with pytest.raises(StateDirError, match=rf"is inside {open_dir}, writable by group or others \(mode 0777"):
+        statedir.checked(path)
+    open_dir.chmod(0o1777)  # sticky: no one else can rename or remove ours
+    assert statedir.checked(path) == path
+
+
+def test_a_directory_above_owned_by_another_user_is_refused(base: Path) -> None:
+    if ROOT:
+        parent = someone_elses(base)
+        path = parent / "state"
+        path.mkdir(mode=0o700)
+        with pytest.raises(StateDirError, match=rf"is inside {parent}, owned by uid 65534"):
+            statedir.checked(path)
+    else:  # as a user, the nearest directory above of someone else that is not root's:
+        others = [p for p in Path("/home").iterdir() if p.is_dir() and os.stat(p).st_uid not in (0, os.geteuid())]
+        assert others, "the rootless pass runs on a machine with a second user (/home/*)"
+        with pytest.raises(StateDirError, match=rf"is inside {others[0]}, owned by uid"):
+            statedir.checked(others[0] / "state")
+
+
+def test_the_default_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert statedir.default_dir() == Path("/run/netns_kit")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert statedir.default_dir() == Path("/run/user/1000/netns_kit")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert statedir.default_dir() == Path("/tmp/netns_kit-1000")
+
+
+def test_shexecutor_ledger_dir_is_checked(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ShExecutor, "ledger_dir", LEDGER_DIR)
+    bad = base / "netns_kit"
+    bad.mkdir()
+    bad.chmod(0o777)
+    monkeypatch.setattr(statedir, "default_dir", lambda: bad)
+    with pytest.raises(StateDirError, match="chmod go-w"):
+        ShExecutor().ledger_dir  # noqa: B018
+    bad.chmod(0o700)
+    assert ShExecutor().ledger_dir == bad
+
+
+def test_the_state_dir_variable_is_checked_and_named(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = base / "state"
+    bad.mkdir()
+    bad.chmod(0o777)
+    monkeypatch.setenv("NETNS_KIT_STATE_DIR", str(bad))
+    with pytest.raises(StateDirError, match=r"\$NETNS_KIT_STATE_DIR .* is writable by group or others"):
+        holder.state_dir()
+    with pytest.raises(StateDirError):
+        holder.find()
+    assert isinstance(StateDirError("x"), SandboxError)
+
+
+def test_the_cli_refuses_an_untrusted_state_directory_with_exit_3(
+    base: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = base / "state"
+    bad.mkdir()
+    bad.chmod(0o777)
+    (bad / holder.RECORD).write_text('{"pid": 1, "start": "1", "rootless": false}\n')
+    monkeypatch.setenv("NETNS_KIT_STATE_DIR", str(bad))
+    assert cli.main(["status", "--sandbox"]) == cli.EXIT_ENVIRONMENT
+    assert f"chmod go-w {bad}" in capsys.readouterr().err
