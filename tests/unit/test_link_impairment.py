@@ -298,3 +298,17 @@ def test_change_restarts_the_emulator_with_the_new_settings_and_teardown_stops_i
     del rec.commands[:]
     impairment.delete(rec)
     assert [c.argv[-3:] for c in rec.commands][-1] == ("--stop", "--queue", "5")
+
+
+def test_a_topology_file_takes_via_and_queue() -> None:
+    from netns_kit.topofile import loads
+
+    text = (
+        '[[namespaces]]\nname = "red"\n[[impairments]]\ndev = "veth-red"\nnetns = "red"\nqueue = 7\n'
+        'impairment = { delay = "100ms", via = "userspace" }\n'
+    )
+    (impairment,) = [r for r in loads(text).topology.resources if isinstance(r, LinkImpairment)]
+    assert (impairment.queue, impairment.impairment.via) == (7, "userspace")
+    rec = Recorder()
+    impairment.create(rec)
+    assert rec.commands[0].argv[1:5] == ("-m", "netns_kit.linkemu", "--queue", "7")
