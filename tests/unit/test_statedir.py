@@ -144,18 +144,19 @@ def test_a_directory_above_writable_by_others_and_not_sticky_is_refused(base: Pa
     assert statedir.checked(path) == path
 
 
-def test_a_directory_above_owned_by_another_user_is_refused(base: Path) -> None:
+def test_a_directory_above_owned_by_another_user_is_refused(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if ROOT:
         parent = someone_elses(base)
-        path = parent / "state"
-        path.mkdir(mode=0o700)
-        with pytest.raises(StateDirError, match=rf"is inside {parent}, owned by uid 65534"):
-            statedir.checked(path)
-    else:  # as a user, the nearest directory above of someone else that is not root's:
-        others = [p for p in Path("/home").iterdir() if p.is_dir() and os.stat(p).st_uid not in (0, os.geteuid())]
-        assert others, "the rootless pass runs on a machine with a second user (/home/*)"
-        with pytest.raises(StateDirError, match=rf"is inside {others[0]}, owned by uid"):
-            statedir.checked(others[0] / "state")
+        owner = 65534
+    else:  # an ordinary user cannot give a directory away: this process plays another user
+        parent = base / "parent"
+        parent.mkdir(mode=0o700)
+        owner = os.geteuid()
+        monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    path = parent / "state"
+    os.mkdir(path, 0o700)
+    with pytest.raises(StateDirError, match=rf"is inside {parent}, owned by uid {owner}"):
+        statedir.checked(path)
 
 
 def test_the_default_directories(monkeypatch: pytest.MonkeyPatch) -> None:
