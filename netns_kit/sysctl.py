@@ -8,49 +8,98 @@ On a real run several owners (processes, or topologies of one process) may
 rely on the same switch of the same "host" at once: two NAT rules both need
 ``ip_forward=1``. Whoever leaves first must not switch it off under the
 others. So each one that relies on it files a *claim* (a file under the
-executor's ledger directory, ``sysctl/<netns>/<key>/``, changed under a
-lock) next to the value found before the first claim; only the last claim
-to go restores that value. Claims of processes that are gone do not count
-(``netns_kit.cleanup()`` restores for them). A dry-run has no claims: its
-script restores what it changed.
+executor's ledger directory, ``sysctl/<netns or -host->/<key>/claim.OWNER.N``,
+holding the value it relies on) next to ``prior``, the value found before the
+first claim; only the last claim to go restores that value, and only while the
+switch still holds the value set. Claims of processes that are gone do not
+count (``netns_kit.cleanup()`` restores for them). Every look at and change of
+the claims happens under ONE lock: ``flock`` on the ledger directory itself,
+which no one removes, so that the claim directories can go with their last
+claim (race-free: a claimer makes them under the same lock). A printed script
+takes the same lock and keeps the same files (:mod:`netns_kit.recorder`).
 
 One process files one claim per sysctl and owner, however many of its
 resources rely on it (W(200) has 400 port forwards and NAT rules relying on
 ``ip_forward``): the others are counted in memory, without a lock or a look
 at the directory, and the file goes with the last of them.
+
+The forwarding switches (:data:`SWITCHES`) are written at once, under the lock
+---------------------------------------------------------------------------------
+
+``net.ipv4.ip_forward`` and ``net.ipv6.conf.all.forwarding`` are shared by the
+whole "host", and the kernel does not take concurrent writes of them well: it
+stores the new value first and copies it to ``conf/default`` and to every
+interface afterwards, only when the writer saw a change. A restore to 0 racing
+a set to 1 can leave ``all`` at 1 while ``default`` and every interface are 0:
+nothing is forwarded, ``ip_forward`` still reads 1, and later writes of 1 change
+nothing. So deciding a write of a switch and making it are ONE step under the
+lock, within a process (threads open the lock separately) and across
+processes; the alternative, a planned command run later by the batch
+scheduler, left a window between the decision and the write in which another
+owner decided on a value that was about to change. :func:`plan_set` therefore
+runs the write itself, through the executor (the same :class:`Command` a
+dry-run records and prints), and returns nothing to run later; the claim, filed
+before the write under the lock, is its write-ahead record (``netns_kit.cleanup``
+reads it when the process dies). The release likewise restores under the lock
+(:func:`release`). After each write, ``all``, ``default`` and every interface
+are read back (``ip -j netconf show``, one process): any that disagree are
+written again, and a :class:`~netns_kit.errors.NetnsKitError` says so if that
+does not repair them. A switch that reads the value already but whose
+``default`` disagrees (left so by such a race elsewhere) is repaired the same
+way, as netns_kit relies on it. :func:`forwarding_problem` is ``doctor``'s look.
+
+Per-interface switches (``route_localnet`` of a bridge the same plan creates)
+cannot be written at plan time; they stay planned commands, claimed the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
+import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
 
 from .command import Command, change, query
+from .errors import NetnsKitError
 from .executor import Executor
+from .overlay import PlannedSysctls
 from .owner import Owner
+
+log = logging.getLogger("netns_kit")
 
 IPV4_FORWARD = "net.ipv4.ip_forward"
 IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
+#: switches of a whole "host" that the kernel copies to ``default`` and every interface
+SWITCHES = {IPV4_FORWARD: "4", IPV6_FORWARD: "6"}
+
+#: where the claims live, under the ledger directory
+CLAIMS_DIR = "sysctl"
+#: the directory name of the host's claims ("-host-" cannot be a namespace name)
+HOST = "-host-"
 
 _counter = itertools.count(1)
 _PRIOR = "prior"
+#: how many times a disagreeing interface is written again before giving up
+_REPAIRS = 3
 
 
 @attrs.define
 class _Held:
-    """A claim file of this process, how many of its resources rely on it, and the
-    value to restore in the end."""
+    """A claim file of this process, how many of its resources rely on it, the value
+    to restore in the end, and the executor that restores it."""
 
     file: Path
     count: int
     original: str
+    value: str
+    executor: Executor | None = None
 
 
 #: (claims directory, owner id, pid) -> the claim this process holds there
@@ -76,13 +125,66 @@ def read(executor: Executor, key: str, netns: str | None) -> str | None:
     return result.stdout.strip() if result.ok else None
 
 
+def _real(executor: Executor) -> Executor:
+    """The executor under a planning view (whose answers may be values only planned)."""
+    while isinstance(executor, PlannedSysctls):
+        executor = executor.inner
+    return executor
+
+
+# -- the lock -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the claims lock of ledger directory ``directory`` (made if missing).
+
+    ``flock`` on the directory itself: nothing to leave behind, and no lock file
+    that could be removed while someone waits on it. Should the directory be
+    replaced meanwhile, the lock is taken again on the new one.
+    """
+    while True:
+        directory.mkdir(mode=0o755 if os.geteuid() == 0 else 0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(directory))
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield
+                return
+        finally:
+            os.close(fd)
+
+
+def _tidy(path: Path, root: Path) -> None:
+    """Remove ``path`` and the directories above it, up to ``root`` (not included), as
+    long as they are empty (call it locked: a claimer makes them under the same lock)."""
+    with contextlib.suppress(FileNotFoundError):
+        (path / ".lock").unlink()  # the per-key lock file of versions before 0.2
+    while path != root and root in path.parents:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return
+            raise
+        path = path.parent
+
+
+# -- claims ----------------------------------------------------------------------------------
 class Claims:
     """Who relies on one sysctl of one namespace of an executor's "host", and the value
     it had before the first of them changed it."""
 
     def __init__(self, directory: Path, key: str, netns: str | None) -> None:
-        # "-host-" cannot be a namespace name (no leading '-')
-        self.path = directory / "sysctl" / (netns or "-host-") / key.replace("/", ",")
+        self.root = directory
+        self.path = directory / CLAIMS_DIR / (netns or HOST) / key.replace("/", ",")
         self.key = key
         self.netns = netns
 
@@ -90,7 +192,7 @@ class Claims:
     def at(cls, path: Path) -> Claims:
         """The claims kept in ``path`` (a directory made by :meth:`of`)."""
         place = path.parent.name
-        return cls(path.parents[2], path.name.replace(",", "/"), None if place == "-host-" else place)
+        return cls(path.parents[2], path.name.replace(",", "/"), None if place == HOST else place)
 
     @classmethod
     def of(cls, executor: Executor, key: str, netns: str | None) -> Claims | None:
@@ -100,16 +202,23 @@ class Claims:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
+        """Hold the lock (see :func:`locked`) with this claims directory made; it goes
+        again on the way out when nothing is left in it."""
+        with locked(self.root):
+            self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            try:
+                yield
+            finally:
+                _tidy(self.path, self.root)
+
+    def files(self) -> list[Path]:
+        return sorted(self.path.glob("claim.*"))
 
     def live(self) -> list[Path]:
         """Claims whose owner still runs (named owners, like the CLI's, always count);
         the claims of gone processes are removed (call it locked)."""
         alive: dict[str, bool] = {}
-        return [claim for claim in self.path.glob("claim.*") if self._counts(claim, alive)]
+        return [claim for claim in self.files() if self._counts(claim, alive)]
 
     def any_live(self) -> bool:
         """True when some claim's owner still runs: stops at the first one (call it locked)."""
@@ -120,7 +229,7 @@ class Claims:
     def _counts(claim: Path, alive: dict[str, bool]) -> bool:
         """Whether ``claim`` still counts; a gone process's claim is removed. ``alive``
         caches the answer per owner: one process usually holds many claims."""
-        owner_id = claim.name.removeprefix("claim.").rsplit(".", 1)[0]
+        owner_id = owner_of(claim)
         if owner_id not in alive:
             try:
                 owner = Owner(owner_id)
@@ -130,6 +239,13 @@ class Claims:
         if not alive[owner_id]:
             claim.unlink(missing_ok=True)
         return alive[owner_id]
+
+    def prior(self) -> str | None:
+        """The value found before the first claim (None: none is kept)."""
+        try:
+            return (self.path / _PRIOR).read_text().strip()
+        except FileNotFoundError:
+            return None
 
     def join(self, owner: Owner) -> tuple[str, Path] | None:
         """Rely on it once more, when this process holds a claim on it for ``owner``
@@ -142,40 +258,43 @@ class Claims:
             held.count += 1
             return held.original, held.file
 
-    def add(self, owner: Owner, value: str, current: str) -> tuple[str, Path] | None:
+    def add(self, owner: Owner, value: str, current: str, executor: Executor | None = None) -> tuple[str, Path] | None:
         """File a claim for ``value`` (call it locked); returns the value to restore in the
         end and the claim, or None when ``value`` was there before anyone claimed it."""
         prior = self.path / _PRIOR
         live = self.any_live()
         original = current
-        if prior.exists() and (live or current == value):
+        kept = self.prior()
+        if kept is not None and (live or current == value):
             # set by owners still relying on it, or by one that is gone and was never undone
-            original = prior.read_text()
+            original = kept
         if not live and original == value:
             prior.unlink(missing_ok=True)
             return None
         prior.write_text(original)
         claim = self.path / f"claim.{owner.id}.{os.getpid()}-{next(_counter)}"
-        claim.touch()
+        claim.write_text(value)
         with _held_lock:
-            _held[(self.path, owner.id, os.getpid())] = _Held(claim, 1, original)
+            _held[(self.path, owner.id, os.getpid())] = _Held(claim, 1, original, value, executor)
         return original, claim
 
     @staticmethod
-    def let_go(claims: Sequence[Path]) -> list[Path]:
+    def let_go(claims: Sequence[Path]) -> list[tuple[Path, _Held | None]]:
         """Count ``claims`` off in memory; returns the files no resource of this
-        process relies on any more (to drop), in order."""
-        files: list[Path] = []
+        process relies on any more (to drop), in order, each with what was held."""
+        files: list[tuple[Path, _Held | None]] = []
         with _held_lock:
             for claim in claims:
                 key = next((k for k, h in _held.items() if h.file == claim), None)
+                held = None
                 if key is not None:
-                    _held[key].count -= 1
-                    if _held[key].count > 0:
+                    held = _held[key]
+                    held.count -= 1
+                    if held.count > 0:
                         continue
                     del _held[key]
-                if claim not in files:
-                    files.append(claim)
+                if all(claim != f for f, _ in files):
+                    files.append((claim, held))
         return files
 
     def drop(self, claims: Sequence[Path]) -> str | None:
@@ -185,18 +304,76 @@ class Claims:
             claim.unlink(missing_ok=True)
         if self.any_live():
             return None
-        prior = self.path / _PRIOR
-        try:
-            original = prior.read_text()
-        except FileNotFoundError:
-            return None
-        prior.unlink()
+        original = self.prior()
+        (self.path / _PRIOR).unlink(missing_ok=True)
         return original
 
     def restore(self, value: str) -> Command:
         return Command(("sysctl", "-q", "-w", f"{self.key}={value}"), netns=self.netns, missing_ok=True)
 
 
+def owner_of(claim: Path) -> str:
+    """The owner id in a claim file's name (``claim.OWNER.PID-N``, ``claim.OWNER.script``)."""
+    return claim.name.removeprefix("claim.").rsplit(".", 1)[0]
+
+
+# -- writing a switch, and reading it back ----------------------------------------------------
+def write(executor: Executor, key: str, value: str, netns: str | None, *, undo: Command | None = None) -> None:
+    """Write ``key=value`` (call it under the claims lock for a switch) and, for a
+    switch, check that ``default`` and every interface followed (see the module doc)."""
+    executor.run(change("sysctl", "-q", "-w", f"{key}={value}", netns=netns, undo=undo or ()))
+    if key in SWITCHES:
+        settle(executor, key, value, netns, everywhere=True)
+
+
+def netconf(executor: Executor, family: str, netns: str | None) -> dict[str, bool] | None:
+    """``{interface, "all", "default": forwarding}`` of IPv``family`` (``ip -j netconf show``,
+    one process); None when it cannot be told."""
+    result = executor.run(query("ip", f"-{family}", "-j", "netconf", "show", netns=netns), check=False)
+    try:
+        entries = result.json() if result.ok else []
+    except ValueError:
+        return None
+    seen = {str(e.get("interface")): bool(e.get("forwarding")) for e in entries if isinstance(e, dict)}
+    return seen if "all" in seen and "default" in seen else None
+
+
+def disagreeing(executor: Executor, key: str, value: str, netns: str | None) -> list[str] | None:
+    """The places (``default`` or an interface) whose forwarding is not ``value`` while
+    switch ``key`` is; None when it cannot be told (no ``ip netconf`` answer)."""
+    seen = netconf(executor, SWITCHES[key], netns)
+    if seen is None:
+        return None
+    on = value.strip() not in ("0", "")
+    return [name for name, forwards in seen.items() if name != "all" and forwards != on]
+
+
+def settle(executor: Executor, key: str, value: str, netns: str | None, *, everywhere: bool) -> None:
+    """Make ``default`` and the interfaces agree with switch ``key`` = ``value`` (call it
+    locked). ``everywhere``: right after our write, every interface must agree; else only
+    a ``default`` that disagrees is taken as the sign of a broken switch."""
+    family = "ipv6" if SWITCHES[key] == "6" else "ipv4"
+    off = disagreeing(executor, key, value, netns)
+    if not off or (not everywhere and "default" not in off):
+        return
+    where = netns or "the host"
+    log.warning("%s=%s in %s, but forwarding differs on %s: writing them again", key, value, where, ", ".join(off))
+    for _ in range(_REPAIRS):
+        for name in off:
+            each = interface_key(family, name, "forwarding")
+            executor.run(Command(("sysctl", "-q", "-w", f"{each}={value}"), netns=netns, missing_ok=True), check=False)
+        off = disagreeing(executor, key, value, netns)
+        if not off:
+            return
+    raise NetnsKitError(
+        f"{key} is {value} in {where}, but forwarding stays {'off' if value == '1' else 'on'} on "
+        f"{', '.join(off[:10])}{' ...' if len(off) > 10 else ''} after writing them again: something "
+        f"else writes forwarding at the same time (run `netns-kit doctor`); to set every interface "
+        f"again: sysctl -w {key}={'0' if value == '1' else '1'} && sysctl -w {key}={value}"
+    )
+
+
+# -- planning and releasing -------------------------------------------------------------------
 def plan_set(
     executor: Executor,
     key: str,
@@ -212,7 +389,8 @@ def plan_set(
     ``default`` is the key whose value a not-yet-existing key will start with
     (``net.ipv4.conf.default.route_localnet`` for an interface created later
     in the same plan). On a real run the claim filed is appended to ``claims``,
-    for :func:`release`.
+    for :func:`release`; a switch (:data:`SWITCHES`) is then written here and
+    now, under the claims lock, and nothing is returned (see the module doc).
     """
 
     def now() -> str:
@@ -221,36 +399,73 @@ def plan_set(
             found = read(executor, default, netns)
         return found if found is not None else "0"
 
+    def setting(prior: str) -> Command:
+        restore = Command(("sysctl", "-q", "-w", f"{key}={prior}"), netns=netns)
+        return change("sysctl", "-q", "-w", f"{key}={value}", netns=netns, undo=restore)
+
     shared = Claims.of(executor, key, netns)
-    if shared is not None and (joined := shared.join(executor.owner)) is not None:
+    if shared is None:  # a dry-run: its script restores what it changed
+        prior = now()
+        return [] if prior == value else [setting(prior)]
+    real = _real(executor)
+    joined = shared.join(executor.owner)
+    if joined is None and netns is not None and read(real, IPV4_FORWARD, netns) is None:
+        # in a namespace this plan creates: no one else can rely on it, and it goes with it
+        prior = now()
+        return [] if prior == value else [setting(prior)]
+    if joined is not None:
         original, claim = joined
         if claims is not None:
             claims.append(claim)
+        if key in SWITCHES:
+            return []  # written under the lock by the first claim; release() restores
         if now() == value:
             return []  # release() restores in the end
-        restore = Command(("sysctl", "-q", "-w", f"{key}={original}"), netns=netns)
-        return [change("sysctl", "-q", "-w", f"{key}={value}", netns=netns, undo=restore)]
-    with shared.locked() if shared is not None else contextlib.nullcontext():
-        prior = current = now()
-        if shared is not None:
-            filed = shared.add(executor.owner, value, current)
-            if filed is None:
-                return []
-            prior, claim = filed
-            if claims is not None:
-                claims.append(claim)
+        return [setting(original)]
+    with shared.locked():
+        current = read(real, key, netns) if key in SWITCHES else now()
+        current = current if current is not None else "0"
+        filed = shared.add(executor.owner, value, current, real)
+        if filed is None:
+            if key in SWITCHES:
+                settle(real, key, value, netns, everywhere=False)
+            return []
+        prior, claim = filed
+        if claims is not None:
+            claims.append(claim)
+        if key in SWITCHES:
+            if current != value:
+                try:
+                    write(real, key, value, netns, undo=setting(prior).undo[0])
+                except BaseException:
+                    _unclaim(shared, claim, claims, real, value)
+                    raise
+            return []
         if current == value:
             # already so (set by another claim holder, or planned earlier in this
             # apply): nothing to change; with a claim, release() restores in the end
             return []
-    restore = Command(("sysctl", "-q", "-w", f"{key}={prior}"), netns=netns)
-    return [change("sysctl", "-q", "-w", f"{key}={value}", netns=netns, undo=restore)]
+    return [setting(prior)]
+
+
+def _unclaim(shared: Claims, claim: Path, claims: list[Path] | None, executor: Executor, value: str) -> None:
+    """Take back a claim whose write failed (called locked), restoring if need be."""
+    Claims.let_go([claim])
+    if claims is not None and claim in claims:
+        claims.remove(claim)
+    original = shared.drop([claim])
+    if original is not None and original != value:
+        with contextlib.suppress(Exception):
+            if read(executor, shared.key, shared.netns) not in (None, original):
+                executor.run(shared.restore(original), check=False)
 
 
 def release(claims: list[Path], undo: Sequence[Command]) -> list[Command]:
     """``undo`` with its sysctl restores replaced by what dropping ``claims`` calls for:
     the restore of the value found first, for each sysctl of which these were the last
-    live claims (whether or not this resource's own change ran).
+    live claims (whether or not this resource's own change ran), and only while it
+    still holds the value claimed. A switch is restored here and now, under the lock;
+    other restores are returned, first.
 
     Without claims (a dry-run, or a plan this process did not file) ``undo`` is
     returned as it is.
@@ -267,8 +482,118 @@ def release(claims: list[Path], undo: Sequence[Command]) -> list[Command]:
         if not mine:
             continue  # other resources of this process still rely on it
         shared = Claims.at(path)
+        executor = next((h.executor for _, h in mine if h is not None and h.executor is not None), None)
+        claimed = next((h.value for _, h in mine if h is not None), None)
         with shared.locked():
-            original = shared.drop(mine)
-        if original is not None:
-            restores.append(shared.restore(original))
+            original = shared.drop([f for f, _ in mine])
+            if original is None:
+                continue
+            if executor is None or shared.key not in SWITCHES:
+                restores.append(shared.restore(original))
+                continue
+            now = read(executor, shared.key, shared.netns)
+            if now is None or now == original:
+                continue
+            if claimed is not None and now != claimed:
+                log.info("%s is %s, not the %s claimed: someone changed it since; left alone", shared.key, now, claimed)
+                continue
+            write(executor, shared.key, original, shared.netns)
     return restores + [c for c in undo if c.argv[0] != "sysctl"]
+
+
+# -- cleanup of owners that are gone (or named) -----------------------------------------------
+@attrs.frozen
+class Leftover:
+    """Claims of an owner in one place: ``run()`` drops them and restores the value
+    found first when they were the last; it returns why it left the switch alone
+    (None: done)."""
+
+    what: str
+    owner: Owner
+    run: Callable[[], str | None]
+
+
+def leftovers(executor: Executor, owner: Owner | None = None) -> list[Leftover]:
+    """The claims ``owner`` left (every owner whose process is gone, when None): what
+    ``netns_kit.cleanup()`` and ``netns-kit down`` restore from, also after a printed
+    script (which writes no ledger, only the claim)."""
+    directory = None if executor.dry_run else executor.ledger_dir
+    if directory is None or not (directory / CLAIMS_DIR).is_dir():
+        return []
+    found: list[Leftover] = []
+    for path in sorted((directory / CLAIMS_DIR).glob("*/*")):
+        if not path.is_dir():
+            continue
+        shared = Claims.at(path)
+        owners: dict[str, Owner] = {}
+        for claim in shared.files():
+            name = owner_of(claim)
+            try:
+                who = Owner(name)
+            except ValueError:
+                continue
+            gone = owner is None and who.pid is not None and not who.is_alive()
+            if who == owner or gone:
+                owners[name] = who
+        for name, who in owners.items():
+            where = f" in {shared.netns}" if shared.netns else ""
+            found.append(
+                Leftover(f"sysctl {shared.key}{where}: claim of {name}", who, _restorer(executor, shared, name))
+            )
+    return found
+
+
+def _restorer(executor: Executor, shared: Claims, owner_id: str) -> Callable[[], str | None]:
+    def run() -> str | None:
+        with shared.locked():
+            mine = [c for c in shared.files() if owner_of(c) == owner_id]
+            values = set()
+            for claim in mine:
+                with contextlib.suppress(OSError):
+                    values.add(claim.read_text().strip())
+            original = shared.drop(mine)
+            if original is None:
+                return f"sysctl {shared.key}: still relied on by running owners, who restore it when done"
+            now = read(executor, shared.key, shared.netns)
+            if now is None or now == original:
+                return None  # the interface it belonged to is gone, or it is back already
+            set_to = values - {""}
+            if set_to and now not in set_to:
+                claimed = "/".join(sorted(set_to))
+                return f"sysctl {shared.key} is {now}, not the {claimed} {owner_id} set: someone changed it since"
+            write(executor, shared.key, original, shared.netns)
+            return None
+
+    return run
+
+
+# -- doctor ------------------------------------------------------------------------------------
+def forwarding_problem(executor: Executor, netns: str | None = None) -> str | None:
+    """What is wrong with the forwarding switches where ``executor`` acts, or None.
+
+    A switch reads one value while ``conf/default`` (or every interface) holds the
+    other: what racing writes of it leave. ``ip_forward`` reading 1 then forwards
+    nothing (and a later ``sysctl -w ip_forward=1`` changes nothing); reading 0, the
+    interfaces may still forward.
+    """
+    problems = []
+    for key, family in SWITCHES.items():
+        value = read(executor, key, netns)
+        seen = netconf(executor, family, netns) if value is not None else None
+        if value is None or seen is None:
+            continue
+        on = value not in ("0", "")
+        interfaces = [n for n, forwards in seen.items() if n not in ("all", "default") and forwards != on]
+        total = len(seen) - 2
+        if seen["default"] == on and (not interfaces or len(interfaces) < total):
+            continue  # none, or a few interfaces set apart on purpose
+        state = "off" if on else "on"
+        places = ([] if seen["default"] == on else ["conf/default"]) + interfaces[:5]
+        more = f" and {len(interfaces) - 5} more" if len(interfaces) > 5 else ""
+        effect = "nothing is forwarded" if on else "traffic may still be forwarded"
+        problems.append(
+            f"{key} reads {value}, but forwarding is {state} on {', '.join(places)}{more}: {effect}; "
+            f"fix: sysctl -w {key}={'0' if on else '1'} && sysctl -w {key}={value} "
+            "(which sets conf/default and every interface again)"
+        )
+    return "\n".join(problems) or None

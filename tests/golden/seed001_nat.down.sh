@@ -10,7 +10,20 @@ iptables -w -t nat -X NK-PF-5a5a25d417-OUT
 iptables -w -t nat -D PREROUTING -m comment --comment netns_kit:dry-run -j NK-PF-5a5a25d417-PRE
 iptables -w -t nat -F NK-PF-5a5a25d417-PRE
 iptables -w -t nat -X NK-PF-5a5a25d417-PRE
-sysctl -q -w net.ipv4.ip_forward=0
+# net.ipv4.ip_forward: the claims of dry-run go; the last claim out restores the value found
+# before the first, while net.ipv4.ip_forward is still 1
+d=/run/netns_kit/sysctl/-host-/net.ipv4.ip_forward
+if [ -d "$d" ]; then
+    exec 9</run/netns_kit
+    flock 9
+    rm -f "$d"/claim.dry-run.*
+    if [ -f "$d/prior" ] && ! ls "$d" | grep -q '^claim\.'; then
+        [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$(cat "$d/prior")"
+        rm "$d/prior"
+    fi
+    rmdir "$d" /run/netns_kit/sysctl/-host- /run/netns_kit/sysctl 2>/dev/null || true
+    exec 9<&-
+fi
 iptables -w -t filter -D FORWARD -m comment --comment netns_kit:dry-run -j NK-NAT-2a7a2e2a23-FWD
 iptables -w -t filter -F NK-NAT-2a7a2e2a23-FWD
 iptables -w -t filter -X NK-NAT-2a7a2e2a23-FWD

@@ -32,7 +32,16 @@ iptables -w -t filter -N NK-NAT-2a7a2e2a23-FWD
 iptables -w -t filter -A NK-NAT-2a7a2e2a23-FWD -s 192.168.1.0/24 -i v-net-0 -o eth0 -m comment --comment netns_kit:dry-run -j ACCEPT
 iptables -w -t filter -A NK-NAT-2a7a2e2a23-FWD -d 192.168.1.0/24 -i eth0 -o v-net-0 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment netns_kit:dry-run -j ACCEPT
 iptables -w -t filter -I FORWARD -m comment --comment netns_kit:dry-run -j NK-NAT-2a7a2e2a23-FWD
+# net.ipv4.ip_forward: claimed as netns_kit claims it; the value found before the first claim is kept
+# for netns_kit's cleanup, `netns-kit down` and the tear-down script to restore
+d=/run/netns_kit/sysctl/-host-/net.ipv4.ip_forward
+mkdir -p "$d"
+exec 9</run/netns_kit
+flock 9
+[ -n "$(ls "$d")" ] || sysctl -n net.ipv4.ip_forward >"$d/prior"
+echo 1 >"$d"/claim.dry-run.script
 sysctl -q -w net.ipv4.ip_forward=1
+exec 9<&-
 iptables -w -t nat -N NK-PF-5a5a25d417-PRE
 iptables -w -t nat -A NK-PF-5a5a25d417-PRE '!' -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 -m comment --comment netns_kit:dry-run -j DNAT --to-destination 192.168.1.1:80
 iptables -w -t nat -A PREROUTING -m comment --comment netns_kit:dry-run -j NK-PF-5a5a25d417-PRE

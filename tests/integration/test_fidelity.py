@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import netns_kit
-from netns_kit import Owner, scenarios, state
+import netns_kit.executor
+from netns_kit import Command, Owner, scenarios, state
 from netns_kit.sandbox import Sandbox
 
 
@@ -27,13 +30,28 @@ def test_script_gives_the_same_state_as_the_library(name: str) -> None:
 
 
 def test_recorder_under_use_and_sandbox_run_the_same_user_code() -> None:
-    def user_code() -> None:
+    def user_code() -> dict[str, Any]:
         with scenarios.seed001_pipe() as topo:
             topo["red"].wait_reachable("192.168.1.2")
+            return state.snapshot(topo.executor or netns_kit.executor.current())
 
     recorder = netns_kit.Recorder()
     with netns_kit.use(recorder):
         user_code()
-    with Sandbox() as sandbox, netns_kit.use(sandbox):
-        user_code()
-    assert len(recorder.commands) > 9
+    plan = scenarios.seed001_pipe().plan()
+    # set up exactly as planned, then every undo known up front, in reverse (idempotent)
+    assert recorder.commands == plan.commands + [u.tolerant() for c in reversed(plan.commands) for u in c.undo]
+    with Sandbox(owner=Owner.dry_run()) as sandbox, netns_kit.use(sandbox):
+        empty = state.snapshot(sandbox)
+        given: list[Command] = []
+        run_all, run = sandbox.run_all, sandbox.run
+        sandbox.run_all = lambda commands, **kw: (given.extend(commands), run_all(commands, **kw))[1]  # type: ignore[method-assign]
+        sandbox.run = lambda c, **kw: (given.extend([c] if c.mutating else []), run(c, **kw))[1]  # type: ignore[method-assign]
+        during = user_code()
+        # the same Command values as the recorder's set-up (the teardown is the batching one)
+        assert given[: len(plan.commands)] == plan.commands
+        with Sandbox(owner=Owner.dry_run()) as by_script:
+            by_script.run_script(plan.script())
+            assert state.diff(state.snapshot(by_script), during) == []
+            by_script.run_script(plan.teardown_script())
+        assert state.diff(empty, state.snapshot(sandbox)) == []

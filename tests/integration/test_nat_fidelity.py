@@ -33,3 +33,5 @@ def test_the_printed_script_alone_gives_a_working_network() -> None:
         outside.stop_processes()
         box.run_script(plan.teardown_script())
         assert state.diff(empty, state.snapshot(box)) == []
+        # the script's claim of ip_forward is gone, and so are the directories that held it
+        assert not box.root_path("/run/netns_kit/sysctl").exists()

@@ -100,31 +100,44 @@ def test_recorder_and_real_executor_get_the_same_command_objects(mocker: MockerF
 
 def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: MockerFixture, tmp_path) -> None:
     given: list = []
+    written: list = []
     real = netns_kit.ShExecutor(parallel=1)  # one at a time: a fixed order to compare
     mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
     answer = lambda argv, **kw: (0, "0\n" if "sysctl" in argv else "", "")  # noqa: E731 (a fresh kernel)
     mocker.patch.object(real, "_execute", side_effect=answer)
-    run_all = real.run_all
+    run_all, run = real.run_all, real.run
     mocker.patch.object(
         real, "run_all", side_effect=lambda commands, **kw: (given.extend(commands), run_all(commands, **kw))[1]
     )
+    mocker.patch.object(
+        real, "run", side_effect=lambda c, **kw: (written.extend([c] if c.mutating else []), run(c, **kw))[1]
+    )
     real.owner = netns_kit.Owner.dry_run()
     scenarios.seed001_nat().up(real)
-    assert given == scenarios.seed001_nat().plan().commands
+    planned = scenarios.seed001_nat().plan().commands
+    # the same Command values; the forwarding switch is written when it is claimed,
+    # under the claims lock (netns_kit.sysctl), the rest as the batches run
+    (switch,) = [c for c in planned if c.argv[0] == "sysctl"]
+    assert written == [switch]
+    assert given == [c for c in planned if c is not switch]
     started = [
         " ".join(call.args[0]) + (f" (in {call.kwargs['netns']})" if call.kwargs.get("netns") else "")
         for call in real._execute.call_args_list
     ]
-    # queries while planning: the iptables backend, the sysctl's prior value; then, for
-    # the write-ahead ledger, which of the names it creates are free now
-    assert started[:4] == ["iptables -V", "sysctl -n net.ipv4.ip_forward", "ip -j netns list", "ip -j link show"]
-    # one ip batch for the host and one per namespace, an iptables-restore per resource
-    # (the sysctl between them keeps NAT rules in place before forwarding is on): 7, not 41;
-    # the longest estimated chain of work first: the NAT's rules and the sysctl need no device
-    assert started[4:] == [
-        "ip -batch -",
-        "iptables-restore --noflush -w",
+    # while planning: the iptables backend, the switch's prior value, the switch written
+    # and read back everywhere (conf/all, conf/default, each interface); then, for the
+    # write-ahead ledger, which of the names it creates are free now
+    assert started[:6] == [
+        "iptables -V",
+        "sysctl -n net.ipv4.ip_forward",
         "sysctl -q -w net.ipv4.ip_forward=1",
+        "ip -4 -j netconf show",
+        "ip -j netns list",
+        "ip -j link show",
+    ]
+    # one ip batch for the host and one per namespace, one iptables-restore for every rule: 5, not 40
+    assert started[6:] == [
+        "ip -batch -",
         # started inside each namespace by a thread that entered it: no nsenter, and not
         # `ip -n`, which would also copy the mount table each time
         "ip -batch - (in /run/netns/red)",

@@ -3,11 +3,15 @@ to the value found before the first (no privileges: a fake kernel in a recorder)
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from pathlib import Path
 
 import pytest
 
-from netns_kit import Bridge, NatRule, Topology
+from netns_kit import Bridge, Command, NatRule, Result, Topology, cleanup, sysctl
+from netns_kit.errors import NetnsKitError
 from netns_kit.owner import Owner
 
 from .fakes import FakeHost
@@ -59,10 +63,29 @@ def test_claims_of_a_process_that_is_gone_do_not_count(host: FakeHost, tmp_path:
     assert host.values["net.ipv4.ip_forward"] == "0"  # the value before the gone owner's change
 
 
-def test_a_dry_run_files_no_claim_and_restores_in_its_script(tmp_path: Path) -> None:
-    script = nat(1).plan().teardown_script()
-    assert "sysctl -q -w net.ipv4.ip_forward=0" in script
+def test_a_dry_run_files_no_claim_and_its_scripts_claim_and_release_as_the_library_does(tmp_path: Path) -> None:
+    plan = nat(1).plan()
+    up, down = plan.script(), plan.teardown_script()
     assert not list(tmp_path.iterdir())
+    # the prior value kept where the library keeps it, a claim of the script's owner, under the same lock
+    assert (
+        "d=/run/netns_kit/sysctl/-host-/net.ipv4.ip_forward\n"
+        'mkdir -p "$d"\n'
+        "exec 9</run/netns_kit\n"
+        "flock 9\n"
+        '[ -n "$(ls "$d")" ] || sysctl -n net.ipv4.ip_forward >"$d/prior"\n'
+        'echo 1 >"$d"/claim.dry-run.script\n'
+        "sysctl -q -w net.ipv4.ip_forward=1\n"
+        "exec 9<&-\n"
+    ) in up
+    # no constant: the last claim out restores what was kept, only while it is still the 1 set
+    assert "net.ipv4.ip_forward=0" not in down
+    assert (
+        'rm -f "$d"/claim.dry-run.*\n'
+        """    if [ -f "$d/prior" ] && ! ls "$d" | grep -q '^claim\\.'; then\n"""
+        '        [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$(cat "$d/prior")"\n'
+        '        rm "$d/prior"\n'
+    ) in down
 
 
 def claim_files(tmp_path: Path) -> list[Path]:
@@ -92,3 +115,141 @@ def test_a_claim_file_removed_behind_the_process_back_is_filed_again(host: FakeH
     a.down()
     assert host.values["net.ipv4.ip_forward"] == "0"
     assert claim_files(tmp_path) == []
+
+
+# -- a shared switch is decided and written in one step, under the lock ----------------------
+class Kernel(FakeHost):
+    """A fake host whose ``ip_forward`` the kernel copies to ``default`` and the interfaces
+    (``ip -4 -j netconf show``), and which notes whether the claims lock was held at
+    each write of it. ``stuck``: that many writes of ``all`` copy nothing (a race's leftover)."""
+
+    def __init__(self, directory: Path, *, stuck: int = 0, **values: str) -> None:
+        super().__init__(directory, **values)
+        self.places = {"default": self.values["net.ipv4.ip_forward"], "lo": self.values["net.ipv4.ip_forward"]}
+        self.stuck = stuck
+        self.locked_at_write: list[bool] = []
+
+    def lock_is_held(self) -> bool:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def answer(self, command: Command) -> Result | str | None:
+        argv = command.argv
+        if argv[:2] == ("sysctl", "-n") and argv[2] not in self.values:
+            return Result(command, 255, "", f"sysctl: cannot stat /proc/sys/{argv[2]}: No such file or directory")
+        if argv[:4] == ("ip", "-4", "-j", "netconf"):
+            entries = [("all", self.values["net.ipv4.ip_forward"]), *self.places.items()]
+            return json.dumps([{"interface": name, "forwarding": value == "1"} for name, value in entries])
+        if argv[:3] == ("sysctl", "-q", "-w"):
+            key, _, value = argv[3].partition("=")
+            if key == "net.ipv4.ip_forward":
+                self.locked_at_write.append(self.lock_is_held())
+                if self.stuck:
+                    self.stuck -= 1
+                elif self.values[key] != value:
+                    self.places = dict.fromkeys(self.places, value)
+            elif key.startswith("net.ipv4.conf.") and key.endswith(".forwarding"):
+                if not self.stuck:
+                    self.places[key.split(".")[3]] = value
+                return ""
+        return super().answer(command)
+
+
+def test_forwarding_is_written_under_the_claims_lock_when_claimed_and_when_restored(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path)
+    a, b = nat(1).up(kernel), nat(2).up(kernel)
+    a.down()
+    b.down()
+    assert kernel.writes() == ["net.ipv4.ip_forward=1", "net.ipv4.ip_forward=0"]
+    assert kernel.locked_at_write == [True, True]
+
+
+def test_no_empty_claims_directory_is_left_behind(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path)
+    topology = nat(1).up(kernel)
+    assert claim_files(tmp_path) != []
+    topology.down()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_and_interfaces_that_did_not_follow_the_write_are_written_again(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path, stuck=1)  # the first write of ip_forward copies nothing
+    topology = nat(1).up(kernel)
+    assert kernel.places == {"default": "1", "lo": "1"}
+    assert kernel.writes() == [
+        "net.ipv4.ip_forward=1",
+        "net.ipv4.conf.default.forwarding=1",
+        "net.ipv4.conf.lo.forwarding=1",
+    ]
+    topology.down()
+    assert kernel.places == {"default": "0", "lo": "0"}
+
+
+def test_forwarding_that_cannot_be_repaired_is_a_clear_error_and_nothing_stays_claimed(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path, stuck=100)
+    with pytest.raises(NetnsKitError, match=r"net.ipv4.ip_forward is 1 in the host, but forwarding stays off on"):
+        nat(1).up(kernel)
+    assert claim_files(tmp_path) == []
+
+
+def test_forwarding_found_on_but_off_on_default_is_repaired_when_relied_on(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path, **{"net.ipv4.ip_forward": "1"})
+    kernel.places = {"default": "0", "lo": "0"}  # what racing writes leave: reads 1, forwards nothing
+    topology = nat(1).up(kernel)
+    assert kernel.places == {"default": "1", "lo": "1"}
+    topology.down()
+    assert kernel.values["net.ipv4.ip_forward"] == "1"
+
+
+def test_forwarding_problem_names_the_places_and_the_fix(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path, **{"net.ipv4.ip_forward": "1"})
+    assert sysctl.forwarding_problem(kernel) is None
+    kernel.places = {"default": "0", "lo": "0"}
+    assert sysctl.forwarding_problem(kernel) == (
+        "net.ipv4.ip_forward reads 1, but forwarding is off on conf/default, lo: nothing is forwarded; "
+        "fix: sysctl -w net.ipv4.ip_forward=0 && sysctl -w net.ipv4.ip_forward=1 "
+        "(which sets conf/default and every interface again)"
+    )
+
+
+# -- cleanup restores from the claims (a printed script's, or a process's gone) -----------------
+def test_cleanup_of_a_named_owner_restores_what_its_claim_holds(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path)
+    place = tmp_path / "sysctl" / "-host-" / "net.ipv4.ip_forward"
+    place.mkdir(parents=True)
+    (place / "prior").write_text("0\n")  # as a printed set-up script leaves them
+    (place / "claim.cli.net.script").write_text("1\n")
+    kernel.values["net.ipv4.ip_forward"] = "1"
+    report = cleanup(kernel, owner="cli.net")
+    assert report.removed == ["sysctl net.ipv4.ip_forward: claim of cli.net"]
+    assert kernel.values["net.ipv4.ip_forward"] == "0"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cleanup_leaves_a_switch_someone_changed_since(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path, **{"net.ipv4.ip_forward": "2"})  # neither the prior 0 nor the 1 claimed
+    place = tmp_path / "sysctl" / "-host-" / "net.ipv4.ip_forward"
+    place.mkdir(parents=True)
+    (place / "prior").write_text("0")
+    (place / "claim.cli.net.script").write_text("1")
+    report = cleanup(kernel, owner="cli.net")
+    assert report.kept == ["sysctl net.ipv4.ip_forward is 2, not the 1 cli.net set: someone changed it since"]
+    assert kernel.writes() == []
+    assert list(tmp_path.iterdir()) == []  # the claim is gone all the same
+
+
+def test_cleanup_restores_for_a_process_that_died_holding_the_last_claim(tmp_path: Path) -> None:
+    gone = Kernel(tmp_path)
+    gone.owner = Owner("999999999.1")
+    nat(1).up(gone)  # forwarding written and claimed; the process "dies" (no ledger entry for it)
+    assert gone.values["net.ipv4.ip_forward"] == "1"
+    report = cleanup(gone)
+    assert "sysctl net.ipv4.ip_forward: claim of 999999999.1" in report.removed
+    assert gone.values["net.ipv4.ip_forward"] == "0"
+    assert not (tmp_path / "sysctl").exists()

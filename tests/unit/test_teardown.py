@@ -29,7 +29,9 @@ def teardown(tmp_path: Path) -> list[str]:
 
 
 def test_the_bridge_goes_down_and_forwarding_off_before_anything_else(teardown: list[str]) -> None:
-    assert teardown[:2] == ["ip link set dev br0 down", "sysctl -q -w net.ipv4.ip_forward=0"]
+    # forwarding first: a shared switch is restored as its last claim goes, under the claims
+    # lock (netns_kit.sysctl), when the teardown is planned
+    assert teardown[:2] == ["sysctl -q -w net.ipv4.ip_forward=0", "ip link set dev br0 down"]
     assert teardown.count("ip link set dev br0 down") == 1
 
 
