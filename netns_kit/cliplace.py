@@ -193,32 +193,33 @@ def clash(here: Place, loaded: TopologyFile) -> str | None:
         planned = loaded.topology.plan().commands
     adopting = {getattr(r, "name", None) for r in loaded.topology.resources if getattr(r, "adopt", False)}
     found = inventory.scan(here.executor, firewall=False)
-    problems: list[str] = []
+    taken: dict[str, list[str]] = {}  # why -> what (grouped: one line per owner)
     for made in (obj for command in planned for obj in created_by(command)):
         if isinstance(made, str):
             if made in found.namespaces and made not in adopting:
-                problems.append(_taken(here, f"namespace {made}", found.namespaces[made]))
+                taken.setdefault(_why(here, found.namespaces[made]), []).append(f"namespace {made}")
         else:
             link = found.link(*made)
             if link is not None and made[0] not in adopting:
-                problems.append(_taken(here, str(link), link.alias))
-    if not problems:
+                taken.setdefault(_why(here, link.alias), []).append(str(link))
+    if not taken:
         return None
-    return "names taken already:\n  " + "\n  ".join(problems)
+    return "names taken already:\n  " + "\n  ".join(f"{', '.join(what)}: {why}" for why, what in taken.items())
 
 
-def _taken(here: Place, what: str, alias: str | None) -> str:
+def _why(here: Place, alias: str | None) -> str:
+    """Who holds an object carrying ``alias``, and what to do about it."""
     other = Owner.from_tag(alias) if alias else None
     if other is None:
-        return f"{what}: not made by netns_kit: rename yours, delete it, or set adopt = true to use it"
+        return "not made by netns_kit: rename yours, delete it, or set adopt = true to use it"
     if other.pid is not None:
         if other.is_alive():
-            return f"{what}: made by running process {other.pid} (owner {other.id})"
-        return f"{what}: left by process {other.pid}, which is gone: {here.command('cleanup')} removes it"
+            return f"made by running process {other.pid} (owner {other.id})"
+        return f"left by process {other.pid}, which is gone: {here.command('cleanup')} removes it"
     source = origin(here.executor, other)
     if source is not None:
-        return f"{what}: up from {source} (owner {other.id}): take it down first: {here.command('down', source)}"
-    return f"{what}: owner {other.id}: remove it with {here.command('cleanup', '--owner', other.id)}"
+        return f"up from {source} (owner {other.id}): take it down first: {here.command('down', source)}"
+    return f"owner {other.id}: remove it with {here.command('cleanup', '--owner', other.id)}"
 
 
 @contextlib.contextmanager

@@ -181,7 +181,8 @@ def test_two_projects_with_files_of_the_same_name_are_two_owners(state_dir: Path
     # the same names: refused, naming the file that holds them and how to take it down
     up = netns_kit("up", "--sandbox", p2, state_dir=state_dir)
     assert up.returncode == 4, up.stderr
-    assert f"namespace red: up from {files[0].resolve()} (owner cli.net-" in up.stderr
+    taken = "namespace red, namespace blue, veth-red (veth in red), veth-blue (veth in blue)"
+    assert f"{taken}: up from {files[0].resolve()} (owner cli.net-" in up.stderr
     assert f"take it down first: netns-kit down --sandbox {files[0].resolve()}" in up.stderr
 
     down = netns_kit("down", "--sandbox", p2, state_dir=state_dir)
