@@ -353,3 +353,61 @@ def test_the_probe_finds_nfqueue_working_in_the_sandbox(sb: Sandbox) -> None:
     assert probe.nfqueue(sb) == Probe(True)
     which, why = probe.backend(sb)
     assert which == ("netem" if has_netem(sb) else "userspace"), why
+
+
+CRASHING_CHILD = """
+import os, signal, sys
+import netns_kit
+from netns_kit import LinkImpairment, Namespace, Topology, VethPair
+from netns_kit.sandbox import Sandbox
+
+box = Sandbox.attach(int(sys.argv[1]))
+veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b", addresses="10.8.0.1/24", peer_addresses="10.8.0.2/24")
+extra = [LinkImpairment("a-eth", {"delay": "20ms", "via": "userspace"}, netns=sys.argv[2] or None, queue=9)]
+if sys.argv[2] == "":  # the impaired end in the sandbox's own namespace: no namespace deletion stops it
+    veth = VethPair("a-eth", "b-eth", peer_netns="b", addresses="10.8.0.1/24", peer_addresses="10.8.0.2/24")
+Topology([Namespace("a"), Namespace("b"), veth, *extra]).up(box)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("where", ["a", ""])
+def test_crash_cleanup_removes_the_queue_rules_and_the_emulator_goes(sb: Sandbox, where: str) -> None:
+    """The owner is SIGKILLed holding an emulated link: `netns-kit cleanup` removes the tagged
+    queue rules and the devices; the emulator is stopped with its namespace, or exits by itself
+    once its device is gone (in the sandbox's own namespace)."""
+    before = state.snapshot(sb)
+    child = subprocess.run([PY, "-c", CRASHING_CHILD, str(sb.pid), where], capture_output=True, timeout=120,
+                           check=False)  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    assert len(emulators_of_queue(9)) == 1
+    result = subprocess.run([PY, "-m", "netns_kit.cli", "cleanup", "--attach", str(sb.pid)], capture_output=True,
+                            text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    deadline = time.monotonic() + 10
+    while emulators_of_queue(9) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert emulators_of_queue(9) == []
+    assert state.diff(before, state.snapshot(sb)) == []
+
+
+def emulators_of_queue(queue: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "netns_kit.linkemu" in argv and "--background" in argv and argv[argv.index("--queue") + 1] == str(queue):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_rollback_stops_the_emulator_and_removes_its_rules(sb: Sandbox) -> None:
+    before = state.snapshot(sb)
+    failing = LinkImpairment("no-such-dev", {"rate": "1mbit"}, netns="b")
+    topo = Topology([Namespace("a"), Namespace("b"), veth(), *emulated({"delay": "20ms"}), failing])
+    with pytest.raises(netns_kit.CommandError, match="no-such-dev"):
+        topo.up()
+    assert emulators(sb.owner.tag) == []
+    assert state.diff(before, state.snapshot(sb)) == []
