@@ -10,8 +10,11 @@ owner. ``netns-kit status`` prints it and :func:`netns_kit.cleanup` acts on it.
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +167,32 @@ class Inventory:
         return sorted(found, key=lambda o: o.id)
 
 
-def scan(executor: Executor, *, firewall: bool = True) -> Inventory:
-    """Read what is there: namespaces, links, rules, chains and ledgers."""
+def scan(
+    executor: Executor, *, firewall: bool = True, skip_links: Callable[[str, str | None], bool] | None = None
+) -> Inventory:
+    """Read what is there: namespaces, links, rules, chains and ledgers.
+
+    ``skip_links(name, tag)``: namespaces whose links need not be listed (the ones a
+    cleanup deletes whole): their ``lo`` tags are read all at once when the executor
+    can (:func:`read_tags`), and only the other namespaces are entered one by one.
+    """
     inventory = Inventory()
     listing = executor.run(query("ip", "-j", "netns", "list"), check=False)
     entries = listing.json() if listing.ok else []
     names = sorted(entry["name"] for entry in entries)
     # the ids the host knows other namespaces by (a veth on the host names its peer's that way)
     ids = {entry["id"]: entry["name"] for entry in entries if "id" in entry}
+    tags = read_tags(executor, names) if skip_links is not None and names else None
     for netns in (None, *names):
+        if (
+            netns is not None
+            and tags is not None
+            and netns in tags
+            and skip_links is not None
+            and skip_links(netns, tags[netns])
+        ):
+            inventory.namespaces[netns] = tags[netns]
+            continue
         result = executor.run(query("ip", "-j", "-d", "link", "show", netns=netns), check=False)
         if not result.ok:
             continue  # deleted meanwhile
@@ -190,6 +210,63 @@ def scan(executor: Executor, *, firewall: bool = True) -> Inventory:
         read_firewalls(executor, inventory)
     inventory.ledgers = read_ledgers(executor)
     return inventory
+
+
+#: run by the executor's Python where it acts: the alias of ``lo`` (ifindex 1) in each
+#: namespace named on stdin, by one netlink request per namespace (setns, no process
+#: each: ``ip -n NS`` costs a process and a remount of ``/sys`` per namespace)
+_READ_TAGS = r"""
+import ctypes, json, os, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+found = {}
+for name in sys.stdin.read().split():
+    try:
+        fd = os.open("/run/netns/" + name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if libc.setns(fd, 0x40000000) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as nl:
+            nl.send(struct.pack("=LHHLL", 32, 18, 1, 1, 0) + struct.pack("=BxHiII", 0, 0, 1, 0, 0))
+            data = nl.recv(65536)
+        length, kind = struct.unpack_from("=LH", data)
+        if kind != 16:
+            continue
+        attrs, at = {}, 32
+        while at + 4 <= min(length, len(data)):
+            size, which = struct.unpack_from("=HH", data, at)
+            if size < 4:
+                break
+            attrs[which & 0x3FFF] = data[at + 4 : at + size].rstrip(b"\0").decode("utf-8", "replace")
+            at += (size + 3) & ~3
+        if attrs.get(3) == "lo":
+            found[name] = attrs.get(20)
+    except OSError:
+        continue
+json.dump(found, sys.stdout)
+"""
+
+
+def read_tags(executor: Executor, names: Sequence[str]) -> dict[str, str | None] | None:
+    """The tag (``lo``'s alias) of each namespace in ``names``, read by ONE process;
+    None when the executor cannot run it (a recorder, no Python where it acts), and
+    a namespace is left out when it could not be read (ask ``ip`` then)."""
+    if executor.dry_run:
+        return None
+    try:
+        result = executor.run(query(sys.executable, "-I", "-S", "-c", _READ_TAGS), input="\n".join(names), check=False)
+    except CommandError:
+        return None
+    if not result.ok:
+        return None
+    try:
+        found = json.loads(result.stdout)
+    except ValueError:
+        return None
+    if not isinstance(found, dict):
+        return None
+    return {k: v for k, v in found.items() if k in names and (v is None or isinstance(v, str))}
 
 
 def read_firewalls(executor: Executor, inventory: Inventory, *, skip: Iterable[str] = ()) -> None:
@@ -222,12 +299,25 @@ def parse_save(text: str, firewall: Firewall) -> None:
         if line.startswith("*"):
             table = line[1:]
         elif line.startswith(":"):
-            name, policy = shlex.split(line[1:])[:2]
+            name, policy = _words(line[1:])[:2]
             if policy == "-":  # user chains have no policy
                 firewall.chains.append(Chain(firewall.tool, firewall.netns, table, name))
         elif line.startswith("-A "):
-            words = shlex.split(line)
+            words = _words(line)
             firewall.rules.append(Rule(firewall.tool, firewall.netns, table, words[1], tuple(words[2:])))
+
+
+#: a word of a line whose only quoting is double quotes without backslashes
+_WORD = re.compile(r'(?:"[^"]*"|[^\s"])+')
+
+
+def _words(line: str) -> list[str]:
+    """``shlex.split(line)``, 20 times faster for the lines ``iptables-save`` writes
+    (W(200): 2,000 rules, their comments in double quotes); any other quoting
+    (single quotes, backslashes) goes to :func:`shlex.split` itself."""
+    if "'" in line or "\\" in line or line.count('"') % 2:
+        return shlex.split(line)
+    return [word.replace('"', "") for word in _WORD.findall(line)]
 
 
 def read_ledgers(executor: Executor) -> list[LedgerFile]:

@@ -36,6 +36,7 @@ _counter = itertools.count(1)
 #: the format this module writes and reads; files without a header are format 1 too
 FORMAT = 1
 _HEADER = "netns_kit_ledger"
+_MARK_LINE = re.compile(rb'\{"seq":([0-9]+),"mark":"(ok|failed|skipped|undone|in-flight)"\}')
 _NAME = re.compile(r"(.+)\.[0-9]+-[0-9]+\.jsonl")
 _MARKS = {m: m for m in ("ok", "failed", "skipped", "undone", "in-flight")}
 #: one encoder for every line (json.dumps with separators builds a new one per call)
@@ -127,15 +128,21 @@ def load(path: Path) -> Contents:
     what the file holds (only on reading it: ``OSError``)."""
     entries: dict[int, Entry] = {}
     skipped = 0
-    data = _read_regular(path)
-    for number, line in enumerate(data.splitlines()):
-        if not line.strip():
+    lines = [line for line in _read_regular(path).splitlines() if line.strip()]
+    if lines and (header := _record(lines[0])) is not None and _HEADER in header:
+        if header[_HEADER] != FORMAT:
+            return Contents(foreign=header[_HEADER])
+        lines = lines[1:]
+    for line in lines:
+        mark = _MARK_LINE.fullmatch(line)  # most lines: read without json
+        if mark is not None:
+            entry = entries.get(int(mark[1]))
+            if entry is not None:
+                entry.state = _MARKS[mark[2].decode()]
+                continue
+            skipped += 1
             continue
         record = _record(line)
-        if number == 0 and record is not None and _HEADER in record:
-            if record[_HEADER] != FORMAT:
-                return Contents(foreign=record[_HEADER])
-            continue
         if record is None or not _apply(record, entries):
             skipped += 1
     return Contents(tuple(entries[k] for k in sorted(entries)), skipped=skipped)
@@ -187,21 +194,34 @@ def _command(data: object) -> Command | None:
     """The command a record names, or None when it does not name one well-formed."""
     if not isinstance(data, dict):
         return None
-    argv, netns, undo = data.get("argv"), data.get("netns"), data.get("undo", [])
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+    argv, netns, undo = data.get("argv"), data.get("netns"), data.get("undo", ())
+    if not isinstance(argv, list) or not argv or {*map(type, argv)} != {str}:
         return None
-    if (netns is not None and not isinstance(netns, str)) or not isinstance(undo, list):
+    if (netns is not None and not isinstance(netns, str)) or not isinstance(undo, list | tuple):
         return None
-    codes = data.get("ok_codes", [0])
-    if not isinstance(codes, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+    codes = data.get("ok_codes", (0,))
+    if not isinstance(codes, list | tuple) or not all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
         return None
-    if not isinstance(data.get("stdin", ""), str):
+    stdin = data.get("stdin")
+    if stdin is not None and not isinstance(stdin, str):
         return None
-    if any(_command(u) is None for u in undo):
-        return None
+    undone = []
+    for u in undo:
+        command = _command(u)
+        if command is None:
+            return None
+        undone.append(command)
     try:
-        return Command.from_json(data)
-    except (TypeError, ValueError, KeyError, AttributeError):
+        return Command(
+            tuple(argv),
+            netns=netns,
+            mutating=data.get("mutating", True) is not False,
+            ok_codes=frozenset(codes),
+            undo=tuple(undone),
+            missing_ok=data.get("missing_ok") is True,
+            stdin=stdin,
+        )
+    except (TypeError, ValueError):
         return None
 
 

@@ -69,6 +69,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         log.warning("netns_kit: %s received while undoing; finishing the undo first", signal.Signals(signum).name)
         _pending.append(signum)
         return
+    # the one held back (if any) is raised now, with this one: not again when the undo ends
+    _pending.clear()
     _raise_for(signum)
 
 

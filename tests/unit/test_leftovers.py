@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 from netns_kit import Command, Owner, Recorder, Result, change
 from netns_kit.ledger import Ledger
-from netns_kit.leftovers import cleanup
+from netns_kit.leftovers import CleanupInterrupted, cleanup
 
 DEAD = Owner("999999999.1")  # no such pid: its process is gone
 OTHER_DEAD = Owner("999999998.1")
@@ -101,7 +103,7 @@ def machine(tmp_path: Path) -> Machine:
     return Machine(tmp_path)
 
 
-def test_undoes_a_dead_owners_changes_in_reverse_then_links_then_namespaces(machine: Machine) -> None:
+def test_undoes_a_dead_owners_changes_in_reverse_then_namespaces_then_links(machine: Machine) -> None:
     path = ledger(machine.directory, DEAD, [NETNS, tag_lo(DEAD), BRIDGE, tag_br(DEAD), ADDR, FORWARD], ["ok"] * 6)
     machine.namespace("red", DEAD.tag)
     machine.link("br0", tag=DEAD.tag)
@@ -111,8 +113,9 @@ def test_undoes_a_dead_owners_changes_in_reverse_then_links_then_namespaces(mach
     assert machine.changes == [
         "sysctl -q -w net.ipv4.ip_forward=0",
         "ip addr del 10.0.0.1/24 dev br0",
-        "ip link del dev br0",
+        "ip link set dev br0 down",
         "ip netns del red",
+        "ip link del dev br0",
     ]
     assert report.errors == [] and report.kept == []
     assert not path.exists()  # fully cleaned: the ledger goes too
@@ -289,3 +292,103 @@ def test_a_sysctl_changed_twice_is_restored_once_to_its_first_prior_value(machin
     report = cleanup(machine)
     assert machine.changes == ["sysctl -q -w net.ipv4.ip_forward=0"]
     assert report.kept == [] and report.errors == []
+
+
+def many(machine: Machine, n: int) -> None:
+    """W(n)-like leftovers of DEAD: n namespaces, a bridge, two tagged rules per namespace."""
+    machine.link("br0", tag=DEAD.tag)
+    rules = []
+    for i in range(n):
+        machine.namespace(f"w{i}", DEAD.tag)
+        machine.link(f"wh{i}", tag=DEAD.tag, kind="veth")
+        rules.append(f"-A FORWARD -d 10.0.0.{i + 1}/32 -m comment --comment {DEAD.tag} -j ACCEPT")
+        rules.append(f"-A FORWARD -s 10.0.0.{i + 1}/32 -m comment --comment {DEAD.tag} -j ACCEPT")
+    machine.saves[("iptables", None)] = "*filter\n:FORWARD ACCEPT [0:0]\n" + "\n".join(rules) + "\nCOMMIT\n"
+
+
+def test_the_removal_runs_in_few_batches_not_one_process_per_object(machine: Machine) -> None:
+    # issue 15: `netns-kit down` of 100 namespaces started 1,007 processes (21 s)
+    many(machine, 20)
+    batches: list[int] = []
+    run_all = machine.run_all
+
+    def counting(commands: Any, **options: Any) -> Any:
+        batches.append(len(commands))
+        return run_all(commands, **options)
+
+    machine.run_all = counting  # type: ignore[method-assign]
+    report = cleanup(machine)
+    assert report.errors == []
+    assert len(report.removed) == 20 + 40 + 21  # namespaces, rules, links (br0, wh0..19)
+    assert batches == [40, 1, 20, 21]  # rules; br0 set down; namespaces; links
+    assert machine.changes[:2] == [
+        f"iptables -w -t filter -D FORWARD -d 10.0.0.1/32 -m comment --comment {DEAD.tag} -j ACCEPT",
+        f"iptables -w -t filter -D FORWARD -s 10.0.0.1/32 -m comment --comment {DEAD.tag} -j ACCEPT",
+    ]
+
+
+def test_progress_counts_every_removal(machine: Machine) -> None:
+    many(machine, 5)
+    seen: list[tuple[int, int]] = []
+    report = cleanup(machine, progress=lambda done, total: seen.append((done, total)))
+    total = len(report.removed)
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [done for done, _ in seen] == list(range(total + 1))
+
+
+def test_a_failure_inside_a_batch_fails_only_its_object(machine: Machine) -> None:
+    many(machine, 5)
+    inner = machine.handler
+
+    def refuse(command: Command) -> Result | str | None:
+        if command.argv == ("ip", "netns", "del", "w2"):
+            return Result(command, 2, "", "RTNETLINK answers: Operation not permitted")
+        return inner(command) if inner else None
+
+    machine.handler = refuse
+    report = cleanup(machine)
+    assert len(report.errors) == 1 and report.errors[0].startswith("namespace w2: ")
+    assert "ip netns del w4" in machine.changes  # the batch went on without it
+    assert sorted(r for r in report.removed if r.startswith("namespace")) == [f"namespace w{i}" for i in (0, 1, 3, 4)]
+
+
+def interrupting(machine: Machine, at: tuple[str, ...], times: int) -> None:
+    """Make ``machine`` get ``times`` Ctrl-Cs (SIGINT to this process) while it runs ``at``."""
+    inner = machine.handler
+
+    def handler(command: Command) -> Result | str | None:
+        if command.argv == at:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return inner(command) if inner else None
+
+    machine.handler = handler
+
+
+def test_a_ctrl_c_during_the_removal_is_held_until_it_is_complete(machine: Machine) -> None:
+    # issue 15: one Ctrl-C aborted `netns-kit down` half done
+    many(machine, 5)
+    interrupting(machine, ("ip", "netns", "del", "w1"), 1)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        cleanup(machine)
+    assert type(raised.value) is KeyboardInterrupt  # the held one, raised once all was done
+    assert [c for c in machine.changes if c.startswith("ip netns del")] == [f"ip netns del w{i}" for i in range(5)]
+    assert machine.changes[-1] == "ip link del dev wh4"
+    assert list(machine.directory.glob("*.jsonl")) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_stops_the_removal_and_says_how_to_finish(machine: Machine) -> None:
+    many(machine, 5)
+    path = ledger(machine.directory, DEAD, [NETNS], ["ok"])
+    interrupting(machine, ("ip", "netns", "del", "w1"), 2)
+    with pytest.raises(CleanupInterrupted) as raised:
+        cleanup(machine)
+    assert "ip netns del w4" not in machine.changes
+    error = raised.value
+    assert 0 < error.done < error.total
+    assert str(error) == f"interrupted after {error.done} of {error.total} removals: run the cleanup again to finish it"
+    assert path.exists()  # what is left is still known
+    machine.handler = machine.answer
+    rest = cleanup(machine)
+    assert rest.errors == [] and "namespace w4" in rest.removed

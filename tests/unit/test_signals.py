@@ -175,3 +175,19 @@ def test_a_sigterm_swallowed_by_a_finalizer_is_raised_again() -> None:
         _Finalized()  # dropped at once
         time.sleep(5)  # the SIGTERM sent again ends this
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_second_signal_is_raised_once_not_again_when_the_undo_block_ends() -> None:
+    # the first (held) one went out with the second: raising it again at the block's end
+    # would replace the error the second one caused (cleanup()'s CleanupInterrupted)
+    raised = []
+    with pytest.raises(ValueError, match="what the caller made of it"), signals.shielded():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # a handler runs between two bytecodes: this never ends by itself
+        except KeyboardInterrupt:
+            raised.append(1)
+            raise ValueError("what the caller made of it") from None
+    assert raised == [1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
