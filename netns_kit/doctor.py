@@ -151,6 +151,7 @@ class _Doctor:
     def checks(self) -> list[Check]:
         found = [self.package(*package) for package in PACKAGES]
         found.append(self.privileges())
+        found.append(self.forwarding())
         have_iptables = all(self.p.which(b) for b in PACKAGES[1][1])
         if not have_iptables:
             why = "iptables is not installed"
@@ -353,4 +354,28 @@ class _Doctor:
             name,
             OK,
             "loaded, bridge-nf-call-iptables=1: FORWARD rules also see traffic inside a bridge",
+        )
+
+    # -- forwarding (netns_kit.sysctl) ----------------------------------------------
+    def forwarding(self) -> Check:
+        """ip_forward that reads one value while conf/default or every interface holds the
+        other (what racing writes of it leave): NAT and routing through this host break."""
+        from . import sysctl
+
+        name = "forwarding"
+        try:
+            problem = sysctl.forwarding_problem(self.executor)
+        except CommandError as error:
+            return Check(name, SKIP, f"cannot read the forwarding switches: {error.stderr.strip() or error}")
+        if problem is None:
+            return Check(name, OK, "ip_forward agrees with conf/default and the interfaces")
+        found = [line.partition("; fix: ") for line in problem.splitlines()]
+        return Check(
+            name,
+            WARN,
+            " / ".join(summary for summary, _, _ in found),
+            "The kernel copies a forwarding switch to conf/default and to every interface only when a "
+            "write changes it: two writes racing (a restore to 0 and a set to 1) can leave them apart, "
+            "and a later write of the same value then changes nothing. New interfaces copy conf/default.",
+            "\n".join(fix for _, _, fix in found),
         )
