@@ -11,6 +11,15 @@ execs the command in the same process: no extra process per command.
 When the holder's stdin closes (``close()``, or this Python process dies,
 even by SIGKILL) it kills every process left in its namespaces and exits,
 and the kernel frees everything: nothing reaches the machine's own network.
+A child this process forks (without an exec) drops its copy of that pipe: it
+cannot keep the holder alive. A detached holder (``start(detached=True)``)
+outlives this process; with ``keep_later``, only once :meth:`Sandbox.keep`
+says so. It then waits with no child process: a SIGKILL of it frees everything.
+
+A holder is started with a random token and writes "TOKEN PID STARTTIME" to
+``/run/.netns_kit/holder`` on its private ``/run``: :meth:`Sandbox.attach`
+accepts only a process of this user that proves this way to be a holder
+(:func:`verify_holder`), never any other process's namespaces.
 """
 
 from __future__ import annotations
