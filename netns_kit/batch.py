@@ -53,6 +53,8 @@ _RESTORE_FAILED = re.compile(r"line:? (\d+)(?: failed)?", re.IGNORECASE)
 #: the words ip quotes when it exits on one it cannot parse ("any valid prefix is
 #: expected rather than "X"", "either "dev" is duplicate, or "X" is a garbage")
 _IP_QUOTED = re.compile(r'"([^"\n]*)"')
+#: the first of these two may be a word ip puts in itself ("to" of "route add PREFIX")
+_IP_GARBAGE = re.compile(r'either "[^"\n]*" is duplicate, or "([^"\n]*)" is a garbage')
 
 
 class _Progress:
@@ -239,9 +241,11 @@ def _run_ip(executor: Executor, step: Step, todo: list[int], progress: _Progress
 def unparsed_lines(stderr: str, commands: Sequence[Command]) -> list[int]:
     """Positions of the ``commands`` that hold every word ip quoted in ``stderr``
     (a word quoted with " ..." after it counts by itself; ip's advice, ``Try "ip
-    link help"``, is no word of a line). Empty when it quoted none."""
+    link help"``, is no word of a line; of ``either "to" is duplicate, or "foo" is
+    a garbage`` only the garbage is sure to be). Empty when it quoted none."""
+    garbage = _IP_GARBAGE.search(stderr)
     words = (quoted.removesuffix(" ...") for quoted in _IP_QUOTED.findall(stderr))
-    quoted = [word for word in words if word != "help" and not word.startswith("ip ")]
+    quoted = [garbage.group(1)] if garbage else [w for w in words if w != "help" and not w.startswith("ip ")]
     if not quoted:
         return []
     return [p for p, command in enumerate(commands) if all(word in command.argv[1:] for word in quoted)]

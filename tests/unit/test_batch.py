@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change, scenarios
-from netns_kit.batch import deletes_first, restore_input
+from netns_kit.batch import deletes_first, restore_input, unparsed_lines
 from netns_kit.batchline import ip_line, ip_word, restore_line, restore_word
 from netns_kit.effects import Effects, effects
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
@@ -301,6 +301,31 @@ def test_a_line_ip_cannot_parse_is_found_by_the_word_ip_quotes() -> None:
     assert error.failed_index == failed
     assert error.inflight_indexes == ()
     assert [c.line.removeprefix("ip ") for c in (commands[i] for i in error.completed_indexes)] == fake.ran
+
+
+PARSED = [
+    change("ip", "link", "set", "dev", "lo", "up"),
+    change("ip", "route", "add", "10.0.0.0/24", "dev", "lo", "foo"),
+    change("ip", "link", "set", "dev", "eth0", "mtu", "abc"),
+    change("ip", "route", "add", "default", "via", "10.0.0.300"),
+    change("ip", "addr", "add", "10.0.0.1/24", "dev", "eth0", "label"),
+]
+
+
+@pytest.mark.parametrize(
+    ("stderr", "found"),
+    [  # what ip 6.1 says for each line of PARSED in a batch (no "Command failed -:N" for any)
+        ('Error: either "to" is duplicate, or "foo" is a garbage.\n', [1]),
+        ('Error: argument "abc" is wrong: Invalid "mtu" value\n\n', [2]),
+        ('Error: any valid address is expected rather than "10.0.0.300".\n', [3]),
+        ('Garbage instead of arguments "abc ...". Try "ip link help".\n', [2]),
+        ('Error: either "dev" is duplicate, or "eth0" is a garbage.\n', [2, 4]),
+        ('Command line is not complete. Try option "help"\n', []),  # no word: which line is unknown
+        ("Segmentation fault\n", []),
+    ],
+)
+def test_the_line_ip_could_not_parse_is_the_one_holding_the_words_it_quotes(stderr: str, found: list[int]) -> None:
+    assert unparsed_lines(stderr, PARSED) == found
 
 
 def test_a_word_ip_quotes_from_several_lines_narrows_what_may_have_run() -> None:
