@@ -418,7 +418,14 @@ def plan_set(
         if claims is not None:
             claims.append(claim)
         if key in SWITCHES:
-            return []  # written under the lock by the first claim; release() restores
+            # written under the lock by the first claim; release() restores. Read once per
+            # apply (the planning view remembers it): set again if changed by hand since
+            if now() != value:
+                with shared.locked():
+                    if read(real, key, netns) != value:
+                        write(real, key, value, netns)
+            _remember(executor, key, value, netns)
+            return []
         if now() == value:
             return []  # release() restores in the end
         return [setting(original)]
@@ -429,6 +436,7 @@ def plan_set(
         if filed is None:
             if key in SWITCHES:
                 settle(real, key, value, netns, everywhere=False)
+                _remember(executor, key, value, netns)
             return []
         prior, claim = filed
         if claims is not None:
@@ -440,12 +448,20 @@ def plan_set(
                 except BaseException:
                     _unclaim(shared, claim, claims, real, value)
                     raise
+            _remember(executor, key, value, netns)
             return []
         if current == value:
             # already so (set by another claim holder, or planned earlier in this
             # apply): nothing to change; with a claim, release() restores in the end
             return []
     return [setting(prior)]
+
+
+def _remember(executor: Executor, key: str, value: str, netns: str | None) -> None:
+    """Tell a planning view that ``key`` holds ``value`` now (the next resources of the
+    same apply read it from there, not with a process each)."""
+    if isinstance(executor, PlannedSysctls):
+        executor.learn([Command(("sysctl", "-q", "-w", f"{key}={value}"), netns=netns)])
 
 
 def _unclaim(shared: Claims, claim: Path, claims: list[Path] | None, executor: Executor, value: str) -> None:

@@ -253,3 +253,25 @@ def test_cleanup_restores_for_a_process_that_died_holding_the_last_claim(tmp_pat
     assert "sysctl net.ipv4.ip_forward: claim of 999999999.1" in report.removed
     assert gone.values["net.ipv4.ip_forward"] == "0"
     assert not (tmp_path / "sysctl").exists()
+
+
+def test_forwarding_switched_off_by_hand_is_set_again_by_the_next_topology_of_the_process(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path)
+    a = nat(1).up(kernel)
+    kernel.values["net.ipv4.ip_forward"] = "0"  # by hand, while a relies on it
+    b = nat(2).up(kernel)
+    assert kernel.values["net.ipv4.ip_forward"] == "1"
+    assert kernel.locked_at_write == [True, True]
+    b.down()
+    a.down()
+    assert kernel.values["net.ipv4.ip_forward"] == "0"
+
+
+def test_many_resources_relying_on_forwarding_read_it_once_per_apply(tmp_path: Path) -> None:
+    kernel = Kernel(tmp_path)
+    bridges = [Bridge(f"br{n}", addresses=f"10.{n}.0.1/24") for n in range(1, 6)]
+    rules = [NatRule(f"10.{n}.0.0/24", bridge=f"br{n}") for n in range(1, 6)]
+    topology = Topology([*bridges, *rules]).up(kernel)
+    reads = [c for c in kernel.queries if c.argv == ("sysctl", "-n", "net.ipv4.ip_forward")]
+    assert len(reads) == 1
+    topology.down()
