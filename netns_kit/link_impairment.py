@@ -192,9 +192,11 @@ class LinkImpairment(Resource):
         commands = [c for c in planned if c.argv[0] == "tc"]
         if not commands and any(c.argv[0] == "tc" for c in old):
             commands.append(self._qdisc("add", ()).undo[0].tolerant())
-        if [c.argv for c in old_rules] != [c.argv for c in new_rules]:
-            commands += [u.tolerant() for c in reversed(old_rules) for u in c.undo]
-            commands += new_rules
+        # only what differs: a new emulator replaces the old one under rules that stay
+        # (between the two, the queue drops: fail-closed, never undelayed)
+        removed = [c for c in old_rules if c.argv not in {n.argv for n in new_rules}]
+        commands += [u.tolerant() for c in reversed(removed) for u in c.undo]
+        commands += [c for c in new_rules if c.argv not in {o.argv for o in old_rules}]
         executor.run_all(commands)
         self._state.current = new
 

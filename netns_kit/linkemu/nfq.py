@@ -178,6 +178,8 @@ class QueueSocket:
 
     def __init__(self, queue: int, *, maxlen: int = 1000, fail_open: bool = False, rcvbuf: int = 8 << 20) -> None:
         self.queue = queue
+        #: packets that came in while waiting for an ack (handed out by the next :meth:`receive`)
+        self.pending: list[Packet] = []
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
             self.sock.bind((0, 0))
@@ -198,8 +200,10 @@ class QueueSocket:
     def _request(self, data: bytes, seq: int) -> None:
         self.sock.send(data)
         while True:
-            for item in parse(self.sock.recv(65536)):
-                if isinstance(item, tuple) and item[0] == seq:
+            for item in parse(self.sock.recv(262144)):
+                if isinstance(item, Packet):
+                    self.pending.append(item)
+                elif item[0] == seq:
                     if item[1]:
                         raise NetlinkError(
                             item[1], f"nfnetlink_queue refused queue {self.queue}: {os.strerror(item[1])}"
@@ -209,10 +213,10 @@ class QueueSocket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def receive(self) -> list[Packet]:
-        """The packets waiting now (none when nothing is)."""
-        out: list[Packet] = []
-        while True:
+    def receive(self, most: int = 64) -> list[Packet]:
+        """The packets waiting now, in datagrams read until ``most`` are in (none when nothing is)."""
+        out, self.pending = self.pending, []
+        while len(out) < most:
             try:
                 data = self.sock.recv(262144)
             except BlockingIOError:
@@ -222,6 +226,7 @@ class QueueSocket:
                     continue
                 raise
             out += [p for p in parse(data) if isinstance(p, Packet)]
+        return out
 
     def verdict(self, packet_id: int, accept: bool = True, payload: bytes | None = None) -> None:
         self.sock.send(verdict(self.queue, packet_id, accept, payload))

@@ -411,3 +411,18 @@ def test_a_rollback_stops_the_emulator_and_removes_its_rules(sb: Sandbox) -> Non
         topo.up()
     assert emulators(sb.owner.tag) == []
     assert state.diff(before, state.snapshot(sb)) == []
+
+
+def test_change_restarts_the_emulator_with_the_new_delay_and_clear_removes_it(sb: Sandbox) -> None:
+    with pipe() as topo:
+        topo["a"].wait_reachable(ADDRESS)
+        (delayed,) = emulated({"delay": "20ms"})
+        with delayed:
+            assert abs(statistics.median(rtts(topo["a"], 30)) - 20) <= 2
+            (first,) = emulators(sb.owner.tag)
+            delayed.change({"delay": "60ms", "via": "userspace"})
+            assert emulators(sb.owner.tag) != [first] and len(emulators(sb.owner.tag)) == 1
+            assert abs(statistics.median(rtts(topo["a"], 30)) - 60) <= 2
+            delayed.clear()
+            assert queue_rules("a") == [] and emulators(sb.owner.tag) == []
+            assert statistics.median(rtts(topo["a"], 30)) < 2

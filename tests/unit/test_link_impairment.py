@@ -286,18 +286,26 @@ def test_change_restarts_the_emulator_with_the_new_settings_and_teardown_stops_i
     impairment.change({"delay": "20ms", "loss": "1%"}, rec)
     lines = [c.line.replace(plan.PYTHON, "PY") for c in rec.commands]
     rule = "POSTROUTING -o a-eth -m comment --comment netns_kit:dry-run -j NFQUEUE --queue-num 5"
-    assert lines == [
-        f"ip netns exec a ip6tables -w -t mangle -D {rule}",
-        f"ip netns exec a iptables -w -t mangle -D {rule}",
+    assert lines == [  # the queue rules stay: between the two emulators the queue drops (fail-closed)
         "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5",
         "ip netns exec a PY -m netns_kit.linkemu --queue 5 --dev a-eth --delay 20ms --loss 1% "
         "--owner netns_kit:dry-run --background",
-        f"ip netns exec a iptables -w -t mangle -I {rule}",
-        f"ip netns exec a ip6tables -w -t mangle -I {rule}",
     ]
+    del rec.commands[:]
+    impairment.change({"rate": "1mbit"}, rec)
+    lines = [c.line.replace(plan.PYTHON, "PY") for c in rec.commands]
+    assert lines == [
+        "tc -n a qdisc replace dev a-eth root tbf rate 1mbit burst 16384b latency 100ms",
+        f"ip netns exec a ip6tables -w -t mangle -D {rule}",
+        f"ip netns exec a iptables -w -t mangle -D {rule}",
+        "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5",
+    ]
+    del rec.commands[:]
+    impairment.change({"delay": "5ms"}, rec)
     del rec.commands[:]
     impairment.delete(rec)
     assert [c.argv[-3:] for c in rec.commands][-1] == ("--stop", "--queue", "5")
+    assert len(rec.commands) == 3  # the two rules and the emulator: the change deleted the tbf qdisc
 
 
 def test_a_topology_file_takes_via_and_queue() -> None:

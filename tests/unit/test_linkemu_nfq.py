@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from netns_kit.linkemu import nfq
 
 
@@ -109,3 +111,50 @@ def test_parse_stops_at_a_truncated_or_malformed_message() -> None:
     good = packet_message(1, 1, b"\x45")
     assert len(list(nfq.parse(good + good[:10]))) == 1
     assert list(nfq.parse(struct.pack("=IHHII", 4, 0, 0, 0, 0))) == []
+
+
+class FakeSocket:
+    def __init__(self, datagrams: list[bytes]) -> None:
+        self.datagrams = datagrams
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if not self.datagrams:
+            raise BlockingIOError
+        return self.datagrams.pop(0)
+
+
+def queue_socket(datagrams: list[bytes]) -> nfq.QueueSocket:
+    queue = nfq.QueueSocket.__new__(nfq.QueueSocket)
+    queue.queue, queue.pending, queue.sock = 7, [], FakeSocket(datagrams)  # type: ignore[assignment]
+    return queue
+
+
+def ack(seq: int, code: int = 0) -> bytes:
+    return struct.pack("=IHHII", 36, nfq.NLMSG_ERROR, 0, seq, 0) + struct.pack("=i", code) + bytes(16)
+
+
+def test_a_packet_arriving_before_the_ack_is_kept_for_the_next_receive() -> None:
+    queue = queue_socket([packet_message(7, 1, b"\x45a") + ack(3)])
+    queue._request(b"request", 3)
+    assert [p.id for p in queue.receive()] == [1]
+    assert queue.receive() == []
+
+
+def test_a_refused_request_raises_with_the_errno() -> None:
+    queue = queue_socket([ack(3, -16)])
+    with pytest.raises(nfq.NetlinkError, match="queue 7") as info:
+        queue._request(b"request", 3)
+    assert info.value.errno == 16
+
+
+def test_receive_stops_reading_once_it_has_enough() -> None:
+    queue = queue_socket([packet_message(7, n, b"\x45") for n in range(5)])
+    assert [p.id for p in queue.receive(most=2)] == [0, 1]
+    assert [p.id for p in queue.receive()] == [2, 3, 4]
+    queue.verdict(2)
+    assert queue.sock.sent == [nfq.verdict(7, 2)]  # type: ignore[attr-defined]
