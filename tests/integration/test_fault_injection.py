@@ -55,19 +55,39 @@ class FailingAt(Sandbox):
     unclash: Command | None = None
     failed: Command | None = None
     raised: BaseException | None = None
+    in_run_all = False
+
+    def _step(self, command: Command) -> Command:
+        """Count a change; the k-th is sabotaged (its clash made first)."""
+        self.seen += 1
+        if self.seen != self.k:
+            return command
+        self.clash, command, self.unclash = sabotage(command)
+        if self.clash is not None:
+            super().run(self.clash)
+        self.failed = command
+        return command
 
     def run_all(self, commands: Sequence[Command], **kwargs: Any):  # type: ignore[no-untyped-def]
-        commands = list(commands)
-        for i, command in enumerate(commands):
-            if command.mutating:
-                self.seen += 1
-                if self.seen == self.k:
-                    self.clash, commands[i], self.unclash = sabotage(command)
-                    if self.clash is not None:
-                        super().run(self.clash)
-                    self.failed = commands[i]
+        commands = [self._step(c) if c.mutating else c for c in commands]
+        self.in_run_all = True
         try:
             return super().run_all(commands, **kwargs)
+        except BaseException as error:
+            if self.failed is not None and self.raised is None:
+                self.raised = error
+            raise
+        finally:
+            self.in_run_all = False
+
+    def run(self, command: Command, **kwargs: Any):  # type: ignore[no-untyped-def,override]
+        """A change made outside ``run_all`` is a step too: the forwarding switch is written
+        while the topology is planned, under the sysctl lock (netns_kit.sysctl)."""
+        if self.in_run_all or not command.mutating:
+            return super().run(command, **kwargs)
+        command = self._step(command)
+        try:
+            return super().run(command, **kwargs)
         except BaseException as error:
             if self.failed is not None and self.raised is None:
                 self.raised = error
