@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
 from . import __version__
-from .cliout import Output, Progress
+from .cliout import Output, Progress, Removals
 from .cliplace import (
     CLI_OWNER_PREFIX,
     Place,
@@ -294,7 +294,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
                 f"{loaded.name} (owner {owner.id}) is up {here.where} from {source}, not from {args.file} "
                 f"(both set [topology] name = {loaded.name!r}): {here.command('down', source)} takes it down"
             )
-        report = _cleanup(here, out, owner=owner)
+        report = _cleanup(here, out, owner=owner, again=here.command("down", args.file), verbose=args.verbose)
         if not report.errors:
             forget(here.executor, owner)
         if not report.nothing_done:
@@ -308,12 +308,26 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
 
-def _cleanup(here: Place, out: TextIO, **options: Any) -> Any:
+def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: Any) -> Any:
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
-    whatever happens to the output)."""
-    from .leftovers import cleanup
+    whatever happens to the output). A Ctrl-C is held until the removal is complete;
+    a second one stops it, and ``again`` is the command that finishes it."""
+    from .leftovers import CleanupInterrupted, cleanup
 
-    report = cleanup(here.executor, **options)
+    try:
+        with Removals(verbose=verbose) as removals:
+            report = cleanup(here.executor, progress=removals, **options)
+    except CleanupInterrupted as error:
+        for line in error.report.lines():
+            print(line, file=out)
+        print(
+            f"netns-kit: stopped after {error.done} of {error.total} removals: `{again}` finishes it",
+            file=sys.stderr,
+        )
+        raise
+    except KeyboardInterrupt:
+        print("netns-kit: the removal was completed before the Ctrl-C was let through", file=sys.stderr)
+        raise
     for line in report.lines():
         print(line, file=out)
     return report
@@ -371,7 +385,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_cleanup(args: argparse.Namespace, out: TextIO) -> int:
     _needs_root(args, "cleanup")
     with place(args, out=None if args.dry_run else out) as here:
-        report = _cleanup(here, out, owner=args.owner, dry_run=args.dry_run)
+        again = here.command("cleanup", *(("--owner", args.owner) if args.owner else ()))
+        report = _cleanup(here, out, owner=args.owner, dry_run=args.dry_run, again=again, verbose=args.verbose)
         if not report.owners:
             print(f"cleanup: nothing to clean up {here.where} (no owner is gone)", file=out)
             hint = elsewhere(here)

@@ -119,6 +119,30 @@ class Progress(logging.Handler):
             self.stream.flush()
 
 
+class Removals:
+    """The ``progress(done, total)`` of :func:`netns_kit.cleanup`: on a terminal (and
+    without --verbose) a ``[done/total] removing`` line, wiped at the end."""
+
+    def __init__(self, *, verbose: bool, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.shown = Progress.visible(verbose=verbose, stream=self.stream)
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.shown and total:
+            self.stream.write(f"\r[{done}/{total}] removing")
+            self.stream.flush()
+            self._drawn = True
+
+    def __enter__(self) -> Removals:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._drawn:
+            self.stream.write("\r" + " " * 40 + "\r")
+            self.stream.flush()
+
+
 def _ran(record: logging.LogRecord) -> str | None:
     """The command a ``netns_kit`` log record says is run: ``log.debug("%s %s", "run", c)``
     (one process) or ``log.debug("run %s", c)`` (a line of a batch); None for others."""

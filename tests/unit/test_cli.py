@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import cli, cliplace, scenarios, topofile
-from netns_kit.cliout import Progress
+from netns_kit import cli, cliplace, leftovers, scenarios, topofile
+from netns_kit.cliout import Progress, Removals
 from netns_kit.owner import Owner
 
 from .fakes import FakeHost
@@ -351,3 +351,30 @@ def test_down_into_a_closed_pipe_finishes_and_exits_141(
     assert cli.main(["down", "--attach", "42", PIPE]) == cli.EXIT_CLOSED_PIPE
     assert ledger_owners(tmp_path) == []  # it went on to the end
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_removals_draw_a_line_on_a_terminal_only() -> None:
+    terminal, piped = Terminal(), io.StringIO()
+    for stream in (terminal, piped):
+        with Removals(verbose=False, stream=stream) as removals:
+            removals(0, 4)
+            removals(4, 4)
+    assert terminal.getvalue().startswith("\r[0/4] removing\r[4/4] removing\r")
+    assert piped.getvalue() == ""
+
+
+def test_down_forced_out_by_a_second_ctrl_c_says_how_to_finish(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[object] = []
+
+    def interrupted(executor: object, **options: object) -> None:
+        seen.append(options["progress"])
+        raise leftovers.CleanupInterrupted(leftovers.CleanupReport(removed=["namespace red"]), 3, 10)
+
+    monkeypatch.setattr(leftovers, "cleanup", interrupted)
+    code, out, err = run(capsys, "down", "--attach", "42", PIPE)
+    assert code == cli.EXIT_INTERRUPTED
+    assert out == "removed: namespace red\n"
+    assert f"stopped after 3 of 10 removals: `netns-kit down --attach 42 {PIPE}` finishes it" in err
+    assert isinstance(seen[0], Removals)
