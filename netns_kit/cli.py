@@ -35,6 +35,7 @@ from .cliplace import (
     clash,
     elsewhere,
     forget,
+    namesakes,
     origin,
     owner_for,
     place,
@@ -301,6 +302,8 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
             print(f"down: {loaded.name}: {len(report.removed)} removed {here.where}", file=out)
             return EXIT_FAILED if report.errors else EXIT_OK
         print(f"down: nothing to do: {loaded.name} (owner {owner.id}) is not up {here.where}", file=out)
+        for line in namesakes(here, loaded, owner):
+            print(f"down: note: {line}", file=out)
         hint = elsewhere(here, owner)
         if hint is not None:
             print(f"down: {hint}: {here.command('down', '--sandbox', args.file)}", file=out)

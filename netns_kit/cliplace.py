@@ -182,6 +182,29 @@ def forget(executor: Executor, owner: Owner) -> None:
             path.unlink()
 
 
+def namesakes(here: Place, loaded: TopologyFile, owner: Owner) -> list[str]:
+    """Other CLI owners up ``here`` that may be what ``down FILE`` was meant for: one up
+    from a file of the same name that is gone (moved, renamed directory), or one named
+    ``cli.NAME`` by an older netns_kit (before owners named the file). One line each,
+    with the command that removes it."""
+    from . import inventory
+
+    if loaded.path is None:
+        return []
+    found: list[str] = []
+    standing = sorted({lf.owner for lf in inventory.read_ledgers(here.executor) if lf.standing}, key=lambda o: o.id)
+    for other in standing:
+        if other == owner or not other.id.startswith(CLI_OWNER_PREFIX):
+            continue
+        remove = here.command("cleanup", "--owner", other.id)
+        source = origin(here.executor, other)
+        if source is None and other.id == CLI_OWNER_PREFIX + loaded.name and not loaded.named:
+            found.append(f"{other.id} (a file named {loaded.name}, up before owners named the file) is up: {remove}")
+        elif source is not None and Path(source).name == loaded.path.name and not Path(source).exists():
+            found.append(f"{other.id} is up from {source}, which is gone: if that was this file: {remove}")
+    return found
+
+
 # -- clashes ----------------------------------------------------------------------
 def clash(here: Place, loaded: TopologyFile) -> str | None:
     """After ``up`` failed on a name that is taken: which of the file's names are taken,

@@ -378,3 +378,31 @@ def test_down_forced_out_by_a_second_ctrl_c_says_how_to_finish(
     assert out == "removed: namespace red\n"
     assert f"stopped after 3 of 10 removals: `netns-kit down --attach 42 {PIPE}` finishes it" in err
     assert isinstance(seen[0], Removals)
+
+
+def test_down_of_a_moved_file_points_to_what_its_old_place_made(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    old = project(tmp_path, "p1")
+    assert run(capsys, "up", "--attach", "42", old)[0] == cli.EXIT_OK
+    owner = cli.owner_for(topofile.load(old)).id
+    (tmp_path / "p1").rename(tmp_path / "p3")
+    code, out, _ = run(capsys, "down", "--attach", "42", str(tmp_path / "p3" / "net.toml"))
+    assert code == cli.EXIT_OK
+    assert (
+        f"down: note: {owner} is up from {Path(old).resolve()}, which is gone: if that was this file: "
+        f"netns-kit cleanup --attach 42 --owner {owner}"
+    ) in out
+    assert ledger_owners(tmp_path) == [owner]  # only said, never removed
+
+
+def test_down_points_to_a_topology_up_under_the_owner_of_older_versions(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    path = project(tmp_path, "p1")
+    legacy = FakeHost(tmp_path / "run", owner=Owner("cli.net"))
+    topofile.load(path).topology.up(legacy)  # what `up` made before owners named the file
+    code, out, _ = run(capsys, "down", "--attach", "42", path)
+    assert code == cli.EXIT_OK
+    assert "down: note: cli.net (a file named net, up before owners named the file) is up: " in out
+    assert "netns-kit cleanup --attach 42 --owner cli.net" in out
