@@ -117,7 +117,8 @@ def load(path: str | Path) -> TopologyFile:
     except OSError as error:
         raise TopologyFileError(source, "(file)", _MISSING, f"cannot be read: {error.strerror}") from None
     if len(data) > MAX_BYTES:
-        raise TopologyFileError(source, "(file)", _MISSING, f"is larger than {MAX_BYTES} bytes: not a topology file")
+        size = f"{MAX_BYTES >> 20} MiB" if MAX_BYTES % (1 << 20) == 0 else f"{MAX_BYTES} bytes"
+        raise TopologyFileError(source, "(file)", _MISSING, f"is larger than {size}: not a topology file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
