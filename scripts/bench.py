@@ -282,6 +282,11 @@ def main() -> int:
     if not os.environ.get(INNER):
         os.environ["NETNS_KIT_BENCH_ROOT"] = "1" if os.geteuid() == 0 else "0"
         return reexec_isolated(sys.argv[1:])
+    from netns_kit import binaries
+
+    # the printed scripts, iptables-save and iptables-restore found as netns_kit finds
+    # them (an ordinary user's login PATH has no /usr/sbin)
+    os.environ["PATH"] = os.pathsep.join(binaries.search_path())
     summary = summarize(measure(args), args)
     print(table(summary))
     if args.json:

@@ -16,7 +16,7 @@ import pytest
 
 import netns_kit
 import netns_kit.doctor
-from netns_kit import Command, state
+from netns_kit import Command, binaries, state
 from netns_kit.leakcheck import describe
 from netns_kit.pytest_plugin import REQUIRE_ENV
 from netns_kit.sandbox import Sandbox
@@ -49,6 +49,7 @@ def break_environment(how: str, pytester: pytest.Pytester, monkeypatch: pytest.M
     """Make real namespaces impossible in this process; return the reason the plugin must give."""
     if how == "missing programs":
         monkeypatch.setenv("PATH", str(pytester.mkdir("empty-bin")))
+        monkeypatch.setattr(binaries, "SYSTEM_DIRS", ())  # not in /usr/sbin, /sbin either
         return MISSING
     if how == "no user namespaces":
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
