@@ -382,9 +382,13 @@ class Sandbox(ShExecutor):
             if problem:
                 raise SandboxError(f"unprivileged user namespaces are not available: {problem}")
         try:
+            from . import binaries
+
+            # by absolute path (unshare, and the sh it runs); the holder's own commands
+            # (ip, mount) are looked for where distributions install them too
             holder = subprocess.Popen(
-                self.holder_argv(detached=detached),
-                env={**os.environ, TOKEN_ENV: secrets.token_hex(16)},
+                binaries.resolve(self.holder_argv(detached=detached)),
+                env={**os.environ, "PATH": os.pathsep.join(binaries.search_path()), TOKEN_ENV: secrets.token_hex(16)},
                 # the holder stops when this pipe closes (this process dies, even by SIGKILL);
                 # a detached one only until keep()
                 stdin=subprocess.PIPE,
@@ -461,5 +465,12 @@ class Sandbox(ShExecutor):
         self.close()
 
     def run_script(self, script: str) -> Any:
-        """Run a shell script (a recorder's :meth:`~Recorder.script`) inside, with /bin/sh."""
-        return self.run(Command(("sh", "-s")), input=script)
+        """Run a shell script (a recorder's :meth:`~Recorder.script`) inside, with /bin/sh.
+
+        The script names its programs bare, as printed; the shell looks for them where
+        netns_kit does (``PATH``, then ``/usr/sbin``, ``/sbin``: an ordinary user's login
+        ``PATH`` has no ``iptables``)."""
+        from . import binaries
+
+        path = os.pathsep.join(binaries.search_path())
+        return self.run(Command(("env", f"PATH={path}", "sh", "-s")), input=script)

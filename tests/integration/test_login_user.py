@@ -187,3 +187,16 @@ def test_bootstrap_sees_the_packages_installed(shell: Shell) -> None:
     which looks where distributions install programs too: iptables and tc are in /usr/sbin."""
     found = shell.run("./scripts/missing-packages")
     assert (found.returncode, found.stdout) == (0, ""), found.stderr
+
+
+def test_a_printed_script_runs_in_a_sandbox_from_a_login_shell(shell: Shell) -> None:
+    """Sandbox.run_script: the script names iptables and sysctl bare, as printed; its shell
+    finds them where netns_kit does (it said `sh: 1: iptables: not found`)."""
+    code = (
+        "from netns_kit import Sandbox\n"
+        "with Sandbox() as box:\n"
+        "    done = box.run_script('iptables -w -t nat -N NK-LOGIN\\nsysctl -n net.ipv4.ip_forward\\n')\n"
+        "    print(done.stdout, end='')\n"
+    )
+    run = shell.run(shlex.join([sys.executable, "-c", code]))
+    assert (run.returncode, run.stdout) == (0, "0\n"), run.stderr
