@@ -158,8 +158,8 @@ def test_jitter_spreads_the_rtt_uniformly_around_the_delay(sb: Sandbox) -> None:
         spread = statistics.pstdev(samples)
         print(f"50ms +- 10ms: RTT median {statistics.median(samples):.2f}, sd {spread:.2f} "
               f"(uniform: 5.77), min {min(samples):.2f}, max {max(samples):.2f}")  # fmt: skip
-        assert 40 <= min(samples) < 43 and 58 < statistics.quantiles(samples, n=20)[-1] < 62
-        assert 4.5 <= spread <= 7.0
+        assert 40 <= min(samples) < 43 and 58 < statistics.quantiles(samples, n=20)[-1] < 63
+        assert 4.5 <= spread <= 7.5  # a loaded machine adds its own spread
         assert abs(statistics.median(samples) - 50) <= 2.5
 
 
