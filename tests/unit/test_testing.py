@@ -282,7 +282,7 @@ def test_owned_finds_what_this_owner_has_not_undone_without_entering_namespaces(
     undone.close()
     theirs = change("ip", "netns", "add", "theirs", undo=Command(("ip", "netns", "del", "theirs")))
     Ledger(tmp_path, Owner("1.2")).intend([theirs])
-    monkeypatch.setattr(leakcheck.shutil, "which", lambda name: "/bin/x")
+    monkeypatch.setattr(leakcheck.binaries, "which", lambda name, path=None: "/bin/x")
     checking.append(Command(("start",)))
     found = leakcheck.owned(recorder)
     assert [c.netns for c in checking] == [None] * len(checking), "entered a namespace"
