@@ -314,7 +314,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
 def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: Any) -> Any:
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
     whatever happens to the output). A Ctrl-C is held until the removal is complete;
-    a second one stops it, and ``again`` is the command that finishes it."""
+    a second one stops it; either way ``again`` is said, the command that finishes it."""
     from .leftovers import CleanupInterrupted, cleanup
 
     try:
@@ -329,7 +329,7 @@ def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: 
         )
         raise
     except KeyboardInterrupt:
-        print("netns-kit: the removal was completed before the Ctrl-C was let through", file=sys.stderr)
+        print(f"netns-kit: interrupted; if anything is left, `{again}` finishes it", file=sys.stderr)
         raise
     for line in report.lines():
         print(line, file=out)
