@@ -19,6 +19,7 @@ import argparse
 import errno
 import os
 import random
+import select
 import signal
 import sys
 import time
@@ -136,12 +137,35 @@ def _why(error: BaseException) -> str:
     return str(error)
 
 
+#: how long --background waits for the queue to be bound
+READY_TIMEOUT = 10.0
+
+
+def _read_until_closed(fd: int, timeout: float) -> str | None:
+    """What is written to pipe ``fd`` until its writer closes it (None: not within ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                return None
+            chunk = pipe.read(4096)
+            if not chunk:
+                return b"".join(chunks).decode(errors="replace")
+            chunks.append(chunk)
+
+
 def _background(args: argparse.Namespace, what: Impairment) -> int:
     read_end, write_end = os.pipe()
-    if os.fork():
+    child = os.fork()
+    if child:
         os.close(write_end)
-        with os.fdopen(read_end, "rb") as pipe:
-            answer = pipe.read().decode(errors="replace")
+        answer = _read_until_closed(read_end, READY_TIMEOUT)
+        if answer is None:
+            os.kill(child, signal.SIGKILL)
+            print(f"linkemu: the emulator was not ready after {READY_TIMEOUT:g} s: killed", file=sys.stderr)
+            return 1
         if answer.startswith("linkemu: queue"):
             print(answer.strip(), flush=True)
             return 0

@@ -140,3 +140,15 @@ def test_stop_finds_the_queue_option_in_either_spelling() -> None:
     assert cli._option(["python3", "-m", "netns_kit.linkemu", "--queue", "7"], "--queue") == "7"
     assert cli._option(["python3", "-m", "netns_kit.linkemu", "--queue=8"], "--queue") == "8"
     assert cli._option(["--queue"], "--queue") is None
+
+
+def test_background_start_reads_the_ready_line_or_gives_up_after_its_timeout() -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"linkemu: queue 3 ready\n")
+    os.close(write_end)
+    assert cli._read_until_closed(read_end, 1.0) == "linkemu: queue 3 ready\n"
+    read_end, write_end = os.pipe()
+    assert cli._read_until_closed(read_end, 0.05) is None  # the writer never closes
+    os.close(write_end)
