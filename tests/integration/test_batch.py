@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import netns_kit
-from netns_kit import Address, CommandError, Sandbox, Topology, scenarios, state
+from netns_kit import CommandError, Route, Sandbox, Topology, scenarios, state
 from netns_kit.errors import AlreadyExistsError
 from netns_kit.executor import wait_until
 
@@ -170,14 +170,15 @@ def _inject_chain(executor: Sandbox) -> Iterator[None]:
     host.run(["iptables", "-w", "-t", "nat", "-X", chain], mutating=True)
 
 
-def _duplicate_address(topo: Topology) -> Topology:
-    """An address w2's eth0 already has, added again: w2's ip batch fails half-way."""
-    return topo.add(Address("eth0", f"{scenarios.workload_address(2)}/16", netns="w2"))
+def _second_default_route(topo: Topology) -> Topology:
+    """A second default route in w2 (through another gateway on its subnet): w2's ip batch
+    fails half-way ("File exists"). (An address added again is refused before anything runs.)"""
+    return topo.add(Route("default", via="10.200.0.250", netns="w2"))
 
 
 CASES: dict[str, tuple[Callable[[Sandbox], Iterator[None]] | None, Callable[[Topology], Topology]]] = {
     "host ip batch": (_inject_host_link, lambda t: t),
-    "namespace ip batch": (None, _duplicate_address),
+    "namespace ip batch": (None, _second_default_route),
     "iptables-restore": (_inject_chain, lambda t: t),
 }
 
