@@ -426,3 +426,23 @@ def test_change_restarts_the_emulator_with_the_new_delay_and_clear_removes_it(sb
             delayed.clear()
             assert queue_rules("a") == [] and emulators(sb.owner.tag) == []
             assert statistics.median(rtts(topo["a"], 30)) < 2
+
+
+def test_ipv6_packets_are_delayed_and_duplicated_too(sb: Sandbox) -> None:
+    link = VethPair(
+        "a-eth", "b-eth", netns="a", peer_netns="b", addresses="fd00:8::1/64", peer_addresses="fd00:8::2/64"
+    )
+    with Topology([Namespace("a"), Namespace("b"), link], wait=True) as topo:
+        topo["a"].wait_reachable("fd00:8::2")
+        impaired = LinkImpairment.on(link, {"delay": "25ms", "duplicate": "30%", "via": "userspace"}, end="name")
+        with applied(impaired):
+            argv = ["ping", "-6", "-n", "-c", "200", "-i", "0.02", "-W", "5", "fd00:8::2"]
+            out = topo["a"].run(argv, check=False, timeout=120).stdout
+        samples = [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+        doubled = int(re.search(r"\+(\d+) duplicates", out).group(1)) if "duplicates" in out else 0  # type: ignore[union-attr]
+        print(
+            f"IPv6, 25ms and 30% duplicates one way: RTT median {statistics.median(samples):.2f}, {doubled} duplicates"
+        )
+        assert abs(statistics.median(samples) - 25) <= 2
+        low, high = binomial_bound(0.3, 200)
+        assert low * 200 <= doubled <= high * 200, out
