@@ -71,6 +71,12 @@ class Shell:
 def shell(request: pytest.FixtureRequest) -> Iterator[Shell]:
     if request.param == "login":
         user = pwd.getpwnam(os.environ.get("NETNS_KIT_LOGIN_USER") or _ci_user_or_nobody())
+        readable = ["test", "-r", str(ROOT / "netns_kit" / "__init__.py"), "-a", "-x", sys.executable]
+        if subprocess.run(["runuser", "-u", user.pw_name, "--", *readable], check=False).returncode != 0:
+            pytest.skip(
+                f"{user.pw_name} cannot read this checkout ({ROOT}) or run {sys.executable}: a directory "
+                "above it is closed to others. The rootless pass of .ci/run runs these tests as a login user."
+            )
     else:
         user = pwd.getpwuid(os.geteuid())
     home = Path(tempfile.mkdtemp(prefix="netns-kit-login-"))
