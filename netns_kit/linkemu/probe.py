@@ -10,11 +10,11 @@ work, or the probe says which did not. Nothing outlives the namespace.
 from __future__ import annotations
 
 import select
-import shutil
 import socket
 import subprocess
 import weakref
 
+from .. import binaries
 from ..capability import Probe, netem
 from ..command import Command, query
 from ..errors import BinaryNotFoundError, UnsupportedError
@@ -76,7 +76,8 @@ def run_probe() -> tuple[bool, str]:
     """The probe itself, run inside a fresh network namespace: (works, what failed)."""
     from .nfq import QueueSocket
 
-    ip, iptables = shutil.which("ip") or "ip", shutil.which("iptables") or "iptables"
+    # where netns_kit finds them (an ordinary user's login PATH has no /usr/sbin)
+    ip, iptables = binaries.which("ip") or "ip", binaries.which("iptables") or "iptables"
     steps = [
         [ip, "link", "set", "lo", "up"],
         [iptables, "-w", "-t", "mangle", "-A", "OUTPUT", "-o", "lo", "-p", "udp", "--dport", str(PROBE_PORT),

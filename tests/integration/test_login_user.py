@@ -206,3 +206,12 @@ def test_a_printed_script_runs_in_a_sandbox_from_a_login_shell(shell: Shell) -> 
     )
     run = shell.run(shlex.join([sys.executable, "-c", code]))
     assert (run.returncode, run.stdout) == (0, "0\n"), run.stderr
+
+
+def test_the_nfqueue_probe_finds_iptables_from_a_login_shell(shell: Shell) -> None:
+    """The link emulator's probe (in a network namespace of its own, never this machine's)
+    ran a bare `iptables`: `No such file or directory: 'iptables'` on a login PATH."""
+    user = ["--user", "--map-root-user"] if shell.user.pw_uid != 0 else []
+    probe = shlex.join(["unshare", *user, "--net", sys.executable, "-m", "netns_kit.linkemu", "--probe"])
+    run = shell.run(probe)
+    assert (run.returncode, (run.stdout + run.stderr).strip()) == (0, "linkemu: NFQUEUE works")
