@@ -9,7 +9,7 @@ validators. Errors point to the key and say what is wrong::
 
 A ``[topology]`` table holds settings: ``name`` (chosen on purpose, it names
 the CLI's owner ``cli.NAME``; without it the owner is named after the file's
-resolved path, see :func:`netns_kit.cli.owner_for`), ``wait`` and
+resolved path, see :func:`netns_kit.cli.place.owner_for`), ``wait`` and
 ``wait_timeout``. See the README for the full schema by example.
 
 :func:`load` refuses, with a :class:`TopologyFileError`, a file it cannot read,

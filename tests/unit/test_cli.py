@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import cli, cliplace, leftovers, scenarios, topofile
-from netns_kit.cliout import Progress, Removals
+from netns_kit import cli, leftovers, scenarios, topofile
+from netns_kit.cli import commands
+from netns_kit.cli import place as cliplace
+from netns_kit.cli.output import Progress, Removals
 from netns_kit.owner import Owner
 
 from .fakes import FakeHost
@@ -337,7 +339,7 @@ def test_up_of_a_file_without_resources_starts_nothing(
 ) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text('[topology]\nname = "empty"\n')
-    monkeypatch.setattr(cli, "place", lambda *a, **k: pytest.fail("nothing should start"))
+    monkeypatch.setattr(commands, "place", lambda *a, **k: pytest.fail("nothing should start"))
     code, out, _ = run(capsys, "up", "--sandbox", str(empty))
     assert code == cli.EXIT_OK
     assert out == f"up: empty: nothing to do: {empty} describes no resources\n"

@@ -1,36 +1,20 @@
-"""The ``netns-kit`` command.
-
-::
-
-    netns-kit plan FILE [--down] [--format sh|mermaid|dot]
-    netns-kit up FILE          netns-kit down FILE
-    netns-kit status           netns-kit cleanup [--owner ID] [--dry-run]
-    netns-kit doctor           netns-kit demo
-
-``--sandbox`` runs against a sandbox kept alive between commands by a
-detached holder process (see :mod:`netns_kit.holder`); ``--attach PID``
-against any sandbox holder. ``up`` gives what it makes a named owner that
-identifies the file (``cli.NAME`` for a file with ``[topology] name``, else
-``cli.STEM-HASH`` of its resolved path: :mod:`netns_kit.cliplace`), which
-``cleanup`` leaves alone until ``down FILE`` or ``cleanup --owner ID``.
-Output to a pipe closed early never cuts a command short (:mod:`netns_kit.cliout`).
-"""
+"""The commands of ``netns-kit``: each takes the parsed arguments and the output stream
+and returns the exit code (errors are raised, and mapped to codes by :func:`netns_kit.cli.main`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
-from . import __version__
-from .cliout import Output, Progress, Removals
-from .cliplace import (
-    CLI_OWNER_PREFIX,
+from ..errors import AlreadyExistsError, SandboxError, ValidationError
+from ..owner import Owner
+from . import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Conflict
+from .output import Progress, Removals
+from .place import (
     Place,
     clash,
     elsewhere,
@@ -42,153 +26,6 @@ from .cliplace import (
     quiet,
     remember,
 )
-from .errors import (
-    AlreadyExistsError,
-    BinaryNotFoundError,
-    NetnsKitError,
-    PermissionDeniedError,
-    SandboxError,
-    ValidationError,
-)
-from .owner import Owner
-
-__all__ = ["CLI_OWNER_PREFIX", "build_parser", "main", "owner_for"]
-
-#: exit codes
-EXIT_OK = 0  # done
-EXIT_FAILED = 1  # a command failed (what was done is undone), cleanup left errors, doctor found a problem
-EXIT_USAGE = 2  # bad arguments, or an invalid topology file
-EXIT_ENVIRONMENT = 3  # cannot run here: not root and no sandbox, permission denied, missing binary, no sandbox
-EXIT_CONFLICT = 4  # `up` of a topology that is already up, or whose names another one holds
-EXIT_INTERRUPTED = 130  # Ctrl-C (what `up` had done is undone; `down` finishes first)
-EXIT_CLOSED_PIPE = 141  # the output pipe closed early (`| head`): the work was still done
-
-EXIT_CODES = (
-    "exit codes: 0 done; 1 failed (what was done is undone); 2 usage or invalid file; "
-    "3 cannot run here (not root, permission denied, no sandbox, missing binary); "
-    "4 conflict (already up, or a name is taken); 130 interrupted (Ctrl-C); "
-    "141 output pipe closed early, the work was done (| head)"
-)
-
-log = logging.getLogger("netns_kit")
-
-
-class _Conflict(NetnsKitError):
-    pass
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    where = common.add_mutually_exclusive_group()
-    where.add_argument(
-        "--sandbox",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="work in the sandbox netns-kit keeps between commands (up starts it)",
-    )
-    where.add_argument(
-        "--attach",
-        metavar="PID",
-        type=int,
-        default=argparse.SUPPRESS,
-        help="work in the sandbox held by process PID",
-    )
-    common.add_argument(
-        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show each command as it runs"
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="netns-kit",
-        description="Real, throwaway Linux network topologies built with ip and iptables.",
-        epilog=EXIT_CODES,
-    )
-    parser.add_argument("--version", action="version", version=f"netns_kit {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show each command as it runs")
-    parser.add_argument("--sandbox", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--attach", metavar="PID", type=int, help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help, epilog=EXIT_CODES)
-
-    plan = add("plan", "print the shell script (or the picture) of a topology file")
-    plan.add_argument("file", metavar="FILE")
-    plan.add_argument("--down", action="store_true", help="print the teardown script instead")
-    plan.add_argument("--format", choices=("sh", "mermaid", "dot"), default="sh", help="sh (default), mermaid, dot")
-
-    up = add("up", "build a topology file (all or nothing); it stays up")
-    up.add_argument("file", metavar="FILE")
-    up.add_argument("--wait", action="store_true", help="wait until links are up and addresses usable")
-
-    add("down", "remove what `up FILE` made, exactly").add_argument("file", metavar="FILE")
-
-    add("status", "what netns_kit owns here, per owner").add_argument(
-        "--json", action="store_true", help="machine-readable output"
-    )
-
-    clean = add("cleanup", "remove what dead owners (or --owner) left behind")
-    clean.add_argument("--owner", metavar="ID", help="remove what this owner made (PID.START, cli.NAME, dry-run)")
-    clean.add_argument("--dry-run", action="store_true", help="only say what would be removed")
-
-    add("doctor", "check this machine (or the sandbox) and explain fixes").add_argument(
-        "--json", action="store_true", help="machine-readable output"
-    )
-
-    add("demo", "build seed 001 in a sandbox, check it with traffic, tear it down")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    out, err = Output(sys.stdout), Output(sys.stderr)
-    saved = sys.stdout, sys.stderr
-    # print() anywhere below, and the log lines of --verbose, go through them too
-    sys.stdout, sys.stderr = cast(TextIO, out), cast(TextIO, err)
-    try:
-        if args.verbose:
-            logging.basicConfig(format="+ %(message)s", level=logging.DEBUG, stream=sys.stderr)
-        code = _run(args, sys.stdout, sys.stderr)
-        out.flush()
-        err.flush()
-    finally:
-        sys.stdout, sys.stderr = saved
-    if code == EXIT_OK and out.closed_pipe:
-        return EXIT_CLOSED_PIPE
-    return code
-
-
-def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    try:
-        code: int = _COMMANDS[args.command](args, out)
-        return code
-    except ValidationError as error:
-        return _fail(error, EXIT_USAGE, err)
-    except _Conflict as error:
-        return _fail(error, EXIT_CONFLICT, err)
-    except (SandboxError, PermissionDeniedError, BinaryNotFoundError) as error:
-        return _fail(error, EXIT_ENVIRONMENT, err)
-    except NetnsKitError as error:
-        return _fail(error, EXIT_FAILED, err)
-    except PermissionError as error:
-        return _fail(_oserror(error), EXIT_ENVIRONMENT, err)
-    except OSError as error:
-        return _fail(_oserror(error), EXIT_FAILED, err)
-    except KeyboardInterrupt:
-        print("netns-kit: interrupted", file=err)
-        return EXIT_INTERRUPTED
-
-
-def _oserror(error: OSError) -> str:
-    where = f": {error.filename}" if error.filename is not None else ""
-    return f"{error.strerror or error}{where}"
-
-
-def _fail(error: BaseException | str, code: int, err: TextIO) -> int:
-    print(f"netns-kit: error: {error}", file=err)
-    for problem in getattr(error, "cleanup_errors", ()):
-        print(f"netns-kit: while undoing, another error: {problem}", file=err)
-    return code
 
 
 def _needs_root(args: argparse.Namespace, what: str) -> None:
@@ -198,7 +35,7 @@ def _needs_root(args: argparse.Namespace, what: str) -> None:
 
 # -- commands ----------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
-    from . import picture, topofile
+    from .. import picture, topofile
 
     loaded = topofile.load(args.file)
     if args.format != "sh":
@@ -214,7 +51,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
-    from . import topofile
+    from .. import topofile
 
     loaded = topofile.load(args.file)
     owner = owner_for(loaded)
@@ -227,10 +64,10 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _up(args: argparse.Namespace, loaded: Any, owner: Owner, here: Place, out: TextIO) -> int:
-    from . import inventory
+    from .. import inventory
 
     if any(lf.owner == owner and lf.standing for lf in inventory.read_ledgers(here.executor)):
-        raise _Conflict(_already_up(here, loaded, owner, args.file))
+        raise Conflict(_already_up(here, loaded, owner, args.file))
     topology = loaded.topology
     remember(here.executor, owner, loaded)
     try:
@@ -247,14 +84,14 @@ def _up(args: argparse.Namespace, loaded: Any, owner: Owner, here: Place, out: T
                 taken = clash(here, loaded)
                 if taken is None:
                     raise
-                raise _Conflict(f"{args.file}: {taken}") from error
+                raise Conflict(f"{args.file}: {taken}") from error
         elapsed = time.monotonic() - started
     except BaseException as error:
         if not getattr(error, "cleanup_errors", None):  # undone (Topology.up rolls back)
             forget(here.executor, owner)
         raise
     if progress.done == 0:  # everything was there already (adopted): nothing stays up
-        from .leftovers import cleanup
+        from ..leftovers import cleanup
 
         cleanup(here.executor, owner=owner)  # its empty ledger
         forget(here.executor, owner)
@@ -283,7 +120,7 @@ def _already_up(here: Place, loaded: Any, owner: Owner, file: str) -> str:
 
 
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
-    from . import topofile
+    from .. import topofile
 
     loaded = topofile.load(args.file)
     owner = owner_for(loaded)
@@ -291,7 +128,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
     with place(args, owner, out=out) as here:
         source = origin(here.executor, owner)
         if source is not None and loaded.path is not None and source != str(loaded.path):
-            raise _Conflict(
+            raise Conflict(
                 f"{loaded.name} (owner {owner.id}) is up {here.where} from {source}, not from {args.file} "
                 f"(both set [topology] name = {loaded.name!r}): {here.command('down', source)} takes it down"
             )
@@ -315,7 +152,7 @@ def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: 
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
     whatever happens to the output). A Ctrl-C is held until the removal is complete;
     a second one stops it; either way ``again`` is said, the command that finishes it."""
-    from .leftovers import CleanupInterrupted, cleanup
+    from ..leftovers import CleanupInterrupted, cleanup
 
     try:
         with Removals(verbose=verbose) as removals:
@@ -337,7 +174,7 @@ def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: 
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from . import holder, inventory
+    from .. import holder, inventory
 
     if args.sandbox and holder.find() is None:
         print("no sandbox is running: netns_kit owns nothing there", file=out)
@@ -405,7 +242,7 @@ def cmd_cleanup(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from .doctor import doctor
+    from ..doctor import doctor
 
     if args.sandbox or args.attach is not None:
         with place(args) as here:
@@ -422,12 +259,12 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from . import demo
+    from .. import demo
 
     return demo.run(out)
 
 
-_COMMANDS: dict[str, Any] = {
+COMMANDS: dict[str, Any] = {
     "plan": cmd_plan,
     "up": cmd_up,
     "down": cmd_down,
@@ -436,7 +273,3 @@ _COMMANDS: dict[str, Any] = {
     "doctor": cmd_doctor,
     "demo": cmd_demo,
 }
-
-
-if __name__ == "__main__":
-    sys.exit(main())

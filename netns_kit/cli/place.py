@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
-from .executor import Executor
-from .owner import Owner
-from .shexecutor import ShExecutor
+from ..executor import Executor
+from ..owner import Owner
+from ..shexecutor import ShExecutor
 
 if TYPE_CHECKING:
-    from .sandbox import Sandbox
-    from .topofile import TopologyFile
+    from ..sandbox import Sandbox
+    from ..topofile import TopologyFile
 
 log = logging.getLogger("netns_kit")
 
@@ -97,7 +97,7 @@ def place(
     which is said on ``out``.
     """
     if args.sandbox:
-        from . import holder
+        from .. import holder
 
         def stopped(pid: int) -> None:
             if out is not None:
@@ -115,7 +115,7 @@ def place(
 
 def open_executor(args: argparse.Namespace, owner: Owner | None) -> Executor:
     """The executor of ``--attach PID``, or of this machine."""
-    from .sandbox import Sandbox
+    from ..sandbox import Sandbox
 
     if args.attach is not None:
         sandbox = Sandbox.attach(args.attach)
@@ -130,7 +130,7 @@ def elsewhere(here: Place, owner: Owner | None = None) -> str | None:
     ``owner``'s objects), the sentence that says so and how to reach it; else None."""
     if here.option:
         return None
-    from . import holder, inventory
+    from .. import holder, inventory
 
     sandbox = holder.find()
     if sandbox is None:
@@ -187,7 +187,7 @@ def namesakes(here: Place, loaded: TopologyFile, owner: Owner) -> list[str]:
     from a file of the same name that is gone (moved, renamed directory), or one named
     ``cli.NAME`` by an older netns_kit (before owners named the file). One line each,
     with the command that removes it."""
-    from . import inventory
+    from .. import inventory
 
     if loaded.path is None:
         return []
@@ -209,8 +209,8 @@ def namesakes(here: Place, loaded: TopologyFile, owner: Owner) -> list[str]:
 def clash(here: Place, loaded: TopologyFile) -> str | None:
     """After ``up`` failed on a name that is taken: which of the file's names are taken,
     by whom (the file it came from), and what to do; None when none is."""
-    from . import inventory
-    from .ledger import created_by
+    from .. import inventory
+    from ..ledger import created_by
 
     with quiet():
         planned = loaded.topology.plan().commands
