@@ -408,3 +408,19 @@ def test_down_points_to_a_topology_up_under_the_owner_of_older_versions(
     assert code == cli.EXIT_OK
     assert "down: note: cli.net (a file named net, up before owners named the file) is up: " in out
     assert "netns-kit cleanup --attach 42 --owner cli.net" in out
+
+
+# -- the end of every --sandbox command: is the holder empty? (netns_kit.holder) ----
+def test_the_emptiness_check_stops_at_the_first_sign(tmp_path: Path) -> None:
+    from netns_kit import holder
+
+    fake = FakeHost(tmp_path, owner=Owner("cli.x"))
+    topofile.load(PIPE).topology.up(fake)  # a ledger: no process needs to run
+    fake.queries.clear()
+    assert not holder.is_empty(fake)  # type: ignore[arg-type]
+    assert fake.queries == []
+
+    namespaces = FakeHost(tmp_path / "none", owner=Owner("cli.x"))
+    namespaces.handler = lambda c: '[{"name": "red"}]' if c.argv[:3] == ("ip", "-j", "netns") else None
+    assert not holder.is_empty(namespaces)  # type: ignore[arg-type]
+    assert [q.line for q in namespaces.queries] == ["ip -j netns list"]
