@@ -216,6 +216,14 @@ class LinkImpairment(Resource):
         found = self.qdisc(executor)
         return (found is not None and found.get("kind") in ("netem", "tbf")) or self.queue_rule(executor)
 
+    def emulator_alive(self, executor: Executor | None = None) -> bool:
+        """Whether an emulator serves this device's queue now (``python3 -m netns_kit.linkemu --status``).
+
+        While the queue rule is in place and none does, the packets leaving ``dev`` are dropped
+        (fail-closed: :mod:`netns_kit.linkemu`)."""
+        status = query(*emulator.status_command(self.queue_num), netns=self.netns, ok_codes=(0, 1))
+        return self._executor(executor).run(status).returncode == 0
+
     def queue_rule(self, executor: Executor | None = None) -> bool:
         """Whether the rule sending ``dev``'s packets to the emulator's queue is in place."""
         result = self._executor(executor).run(

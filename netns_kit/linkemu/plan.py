@@ -29,6 +29,11 @@ def default_queue(dev: str) -> int:
     return 1000 + zlib.crc32(dev.encode()) % 64000
 
 
+def status_command(queue: int) -> tuple[str, ...]:
+    """The argv that exits 0 when an emulator serves ``queue`` in the namespace it runs in, else 1."""
+    return (PYTHON, "-m", MODULE, "--status", "--queue", str(queue))
+
+
 def stop_command(queue: int, netns: str | None) -> Command:
     return Command((PYTHON, "-m", MODULE, "--stop", "--queue", str(queue)), netns=netns)
 

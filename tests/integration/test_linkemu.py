@@ -243,11 +243,13 @@ def test_an_emulator_that_dies_leaves_the_link_dropping_not_undelayed(sb: Sandbo
         (delayed,) = emulated({"delay": "20ms"})
         with delayed:
             assert len(rtts(topo["a"], 5)) == 5
+            assert delayed.emulator_alive()
             (pid,) = emulators(sb.owner.tag)
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while emulators(sb.owner.tag) and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert not delayed.emulator_alive() and delayed.queue_rule()
             before = queued("a")
             sent, received = ping_loss(topo["a"], ADDRESS, count=20, interval=0.05)
             assert (sent, received) == (20, 0)

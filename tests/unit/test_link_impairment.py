@@ -320,3 +320,17 @@ def test_a_topology_file_takes_via_and_queue() -> None:
     rec = Recorder()
     impairment.create(rec)
     assert rec.commands[0].argv[1:5] == ("-m", "netns_kit.linkemu", "--queue", "7")
+
+
+def test_emulator_alive_asks_the_emulator_of_that_queue_in_its_namespace() -> None:
+    asked: list[Command] = []
+
+    def handler(command: Command) -> Result | None:
+        if "--status" in command.argv:
+            asked.append(command)
+            return Result(command, 1, "linkemu: queue 4: not served\n", "")
+        return None
+
+    assert not LinkImpairment("a-eth", {"delay": "1ms"}, netns="a", queue=4).emulator_alive(Recorder(handler))
+    assert [(c.argv[1:], c.netns) for c in asked] == [(("-m", "netns_kit.linkemu", "--status", "--queue", "4"), "a")]
+    assert LinkImpairment("a-eth", {"delay": "1ms"}, netns="a", queue=4).emulator_alive(Recorder())
