@@ -6,6 +6,11 @@ Usage: python -m tests.stress.child MODE HOLDER_PID [ARG]
 ``loop``          build and tear down the soak topology (as ``with``) over and over
 ``with SECONDS``  ``with topology:`` then sleep SECONDS inside the block, then leave it
 ``handler``       like ``with 30``, but with a SIGTERM handler of the program's own
+``count``         build and tear down once; print ``build N`` and ``teardown M``: how many
+                  processes that change something each starts (batched: one per batch)
+``pause PHASE K`` ``with topology:`` that stops before the (K+1)-th such process of PHASE
+                  (``build`` or ``teardown``; ``up``: inside the block), prints ``paused``
+                  and goes on at a line on stdin: a signal sent then lands right there
 
 Each phase is printed on stdout (``building``, ``up``, ``down``) as it starts.
 """
@@ -32,8 +37,53 @@ def built(box: Sandbox) -> Topology:
     return topo
 
 
+class Pausing(Sandbox):
+    """Counts the processes that change something; pauses before the (at+1)-th while armed."""
+
+    count = 0
+    at = -1
+    armed = False
+
+    def pause(self) -> None:
+        say("paused")
+        sys.stdin.readline()
+
+    def _tick(self) -> None:
+        if self.armed and self.count == self.at:
+            self.armed = False
+            self.pause()
+        self.count += 1
+
+    def run(self, command, **kwargs):  # type: ignore[no-untyped-def]
+        if command.mutating:
+            self._tick()
+        return super().run(command, **kwargs)
+
+    def _execute_batch(self, process, input):  # type: ignore[no-untyped-def]
+        self._tick()
+        return super()._execute_batch(process, input)
+
+
 def main() -> None:
     mode, pid = sys.argv[1], int(sys.argv[2])
+    if mode in ("count", "pause"):
+        paused = Pausing.attach(pid)
+        paused.parallel = 1  # batched, one batch at a time: each pause is in the main thread
+        phase, paused.at = (sys.argv[3], int(sys.argv[4])) if mode == "pause" else ("", -1)
+        paused.armed = phase == "build"
+        say("building")
+        with built(paused):
+            built_by = paused.count
+            say("up")
+            if phase == "up":
+                paused.pause()
+            paused.count, paused.armed = 0, phase == "teardown"
+            say("leaving")
+        say("down")
+        if mode == "count":
+            say(f"build {built_by}")
+            say(f"teardown {paused.count}")
+        return
     box = Sandbox.attach(pid)
     if mode == "loop":
         while True:

@@ -1,7 +1,10 @@
 """Crashes: the building process is SIGKILLed after every step and at random moments,
 then ``netns-kit cleanup`` leaves nothing of it while untagged decoys survive, and a
 second cleanup does nothing; SIGTERM and Ctrl-C at random moments tear down cleanly by
-themselves (no cleanup needed); a SIGTERM handler of the program's own is left alone.
+themselves (no cleanup needed), each landing for sure at a random step of the build, while
+up or at a random step of the teardown (held until it is complete); the builder is
+SIGKILLed before each process of a batched build, then cleanup leaves nothing; a SIGTERM
+handler of the program's own is left alone.
 
     pytest tests/stress/test_crashes.py --stress full
 """
@@ -35,6 +38,7 @@ def child(mode: str, sandbox: Sandbox, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.stress.child", mode, str(sandbox.pid), *args],
         cwd=ROOT,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -128,57 +132,112 @@ def test_sigkill_at_random_moments_then_cleanup_leaves_only_the_decoys(
     )
 
 
-def _signal_at_random(
-    sb: Sandbox, count: int, rng: random.Random, signum: int, expected_codes: set[int]
-) -> tuple[Counter[str], Counter[int]]:
+def counts(sb: Sandbox) -> dict[str, int]:
+    """How many processes that change something the child starts to build and to tear
+    down (batched: one per batch), from one run of it."""
+    process = child("count", sb)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    found = dict(line.split() for line in out.splitlines() if line.startswith(("build ", "teardown ")))
+    return {"build": int(found["build"]), "teardown": int(found["teardown"]), "up": 1}
+
+
+PHASES = ("build", "up", "teardown")
+
+
+def _signal_landing_for_sure(
+    sb: Sandbox, count: int, rng: random.Random, signum: int, expected: int
+) -> tuple[Counter[str], int]:
+    """Send ``signum`` ``count`` times (at least once in each phase) at a random step of a
+    random phase, while the child is paused there: it lands there every time. Each one
+    must end the child with ``expected`` and leave the state as it was, with no ledger."""
     before = state.snapshot(sb)
+    steps = counts(sb)
+    assert steps["build"] >= 3 and steps["teardown"] >= 3, steps
     phases: Counter[str] = Counter()
-    codes: Counter[int] = Counter()
-    for i in range(count):
-        process = child("with", sb, "0.5")
-        wait_for(process, "building")
-        if i == 0:
-            # one sure landing while it is up (batched builds take well under 0.1 s, so a
-            # random moment alone may miss the build and the hold every time)
-            wait_for(process, "up")
-            time.sleep(rng.uniform(0, 0.3))
-        else:
-            time.sleep(rng.uniform(0, 2.5))
+    held = 0
+    for i in range(max(count, len(PHASES))):
+        phase = PHASES[i] if i < len(PHASES) else rng.choice(PHASES)
+        k = rng.randrange(steps[phase])
+        process = child("pause", sb, phase, str(k))
+        wait_for(process, "paused")
         if signum == signal.SIGINT:
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
         else:
             os.kill(process.pid, signum)
+        seen = ""
+        if phase == "teardown":
+            # held until the teardown is complete: it says so, then goes on when told
+            assert process.stderr is not None and process.stdin is not None
+            while "received while undoing" not in seen:
+                line = process.stderr.readline()
+                assert line, f"{phase} step {k}: the child ended without holding the signal: {seen}"
+                seen += line
+            held += 1
+            process.stdin.write("\n")
+            process.stdin.flush()
         out, err = process.communicate(timeout=60)
-        phase = (out.split() or ["building"])[-1]
         phases[phase] += 1
-        codes[process.returncode] += 1
-        assert process.returncode in expected_codes, f"{process.returncode} in phase {phase}: {err}"
-        assert state.diff(before, state.snapshot(sb)) == [], f"signal in phase {phase} left this: {err}"
-        assert ledgers(sb) == [], f"signal in phase {phase} left a ledger"
-    return phases, codes
+        where = f"signal in {phase} before step {k}"
+        assert process.returncode == expected, f"{where}: exit {process.returncode}\n{out}{seen}{err}"
+        assert state.diff(before, state.snapshot(sb)) == [], f"{where} left this: {seen}{err}"
+        assert ledgers(sb) == [], f"{where} left a ledger"
+    return phases, held
 
 
-def test_sigterm_at_random_moments_tears_down_by_itself(
+def test_sigterm_at_random_steps_tears_down_by_itself(
     sb: Sandbox, sizes: dict[str, int], rng: random.Random, figures: Callable[[str], None]
 ) -> None:
-    # 143: torn down and exited as terminated; -15 or 0: it came before netns_kit was
-    # imported or after the block was left (nothing was up)
-    phases, codes = _signal_at_random(sb, sizes["term_random"], rng, signal.SIGTERM, {143, -signal.SIGTERM, 0})
-    assert codes[143] >= 1, "no SIGTERM landed while the topology was being built or up"
+    # 143: torn down (or rolled back) and exited as terminated, every time
+    phases, held = _signal_landing_for_sure(sb, sizes["term_random"], rng, signal.SIGTERM, 143)
     figures(
-        f"{sizes['term_random']} SIGTERMs at random moments (phase: {dict(phases)}, exit codes {dict(codes)}): "
-        "state after == before every time, no cleanup run, no ledger left"
+        f"{sum(phases.values())} SIGTERMs, each landing at a random step of a random phase "
+        f"({dict(phases)}; {held} held until the teardown was complete): exit 143 and state after == before "
+        "every time, no cleanup run, no ledger left"
     )
 
 
-def test_ctrl_c_at_random_moments_tears_down_by_itself(
+def test_ctrl_c_at_random_steps_tears_down_by_itself(
     sb: Sandbox, sizes: dict[str, int], rng: random.Random, figures: Callable[[str], None]
 ) -> None:
-    # -2: KeyboardInterrupt unwound the block, and Python exits by SIGINT; 0: it came too late
-    phases, _ = _signal_at_random(sb, sizes["int_random"], rng, signal.SIGINT, {-signal.SIGINT, 0})
+    # -2: KeyboardInterrupt unwound the block (or the rollback), and Python exits by SIGINT
+    phases, held = _signal_landing_for_sure(sb, sizes["int_random"], rng, signal.SIGINT, -signal.SIGINT)
     figures(
-        f"{sizes['int_random']} Ctrl-Cs (SIGINT to the process group) at random moments (phase: {dict(phases)}): "
-        "state after == before every time, no cleanup run, no ledger left"
+        f"{sum(phases.values())} Ctrl-Cs (SIGINT to the process group), each landing at a random step of a "
+        f"random phase ({dict(phases)}; {held} held until the teardown was complete): state after == before "
+        "every time, no cleanup run, no ledger left"
+    )
+
+
+def test_sigkill_after_step_k_with_batching_then_cleanup_leaves_only_the_decoys(
+    sb: Sandbox, decoys: dict[str, Any], sizes: dict[str, int], figures: Callable[[str], None]
+) -> None:
+    # batched, a step is one process (ip -batch, iptables-restore) of many commands: the
+    # builder is killed just before its (k+1)-th, with k over all of them
+    steps = counts(sb)["build"]
+    ks = sorted({round(i * steps / max(sizes["kill_steps"] - 1, 1)) for i in range(sizes["kill_steps"])})
+    if sizes["kill_steps"] <= 0 or sizes["kill_steps"] > steps:
+        ks = list(range(steps + 1))
+    removed = 0
+    for k in ks:
+        process = child("pause", sb, "build", str(k))
+        if k < steps:
+            wait_for(process, "paused")
+            os.kill(process.pid, signal.SIGKILL)
+        else:
+            wait_for(process, "up")  # every step done: killed holding it all
+            os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        if k > 0:
+            assert state.diff(decoys, state.snapshot(sb)), f"k={k}: the child should have left something"
+        out, left = cleanup_twice(sb, decoys)
+        assert left == [], f"SIGKILL (batched) before step {k + 1}: left {left}\n{out}"
+        removed += out.count("removed: ")
+        assert ledgers(sb) == []
+    figures(
+        f"batched build of {steps} processes, SIGKILL before each of {len(ks)} of them: 0 leftovers after "
+        f"cleanup every time, decoys intact, second cleanup a no-op; {removed} objects removed in all"
     )
 
 
