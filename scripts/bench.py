@@ -136,6 +136,17 @@ def netns_kit_contenders(sandbox: Any) -> dict[str, Callable[[int], tuple[float,
         scenarios.workload(n).plan()
         return time.perf_counter() - t0, 0.0
 
+    def cli(n: int) -> tuple[float, float]:
+        """``netns-kit up FILE`` and ``netns-kit down FILE`` of W(N), each a process of its own
+        (Python's start included, as a user sees it), on the same host as "netns_kit batched"."""
+        path = workload_file(n)
+        command = cli_command()
+        t0 = time.perf_counter()
+        subprocess.run([*command, "up", str(path)], check=True, capture_output=True)
+        t1 = time.perf_counter()
+        subprocess.run([*command, "down", str(path)], check=True, capture_output=True)
+        return t1 - t0, time.perf_counter() - t1
+
     return {
         "netns_kit batched": library(netns_kit.ShExecutor()),
         "netns_kit batched, Sandbox": library(sandbox),
@@ -144,7 +155,58 @@ def netns_kit_contenders(sandbox: Any) -> dict[str, Callable[[int], tuple[float,
         "netns_kit one process per command": library(netns_kit.ShExecutor(batch=False)),
         "recorder's script by /bin/sh": script,
         "dry-run plan alone": plan,
+        CLI: cli,
     }
+
+
+#: the CLI's row: compare with "netns_kit batched" (the same host, the same executor)
+CLI = "netns-kit up / down (CLI)"
+
+
+def cli_command() -> list[str]:
+    """The installed ``netns-kit`` console script next to this Python, else ``python -m``."""
+    script = Path(sys.executable).with_name("netns-kit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "netns_kit.cli"]
+
+
+def workload_toml(n: int) -> str:
+    """W(N) (``netns_kit.scenarios.workload``) as a topology file."""
+    from netns_kit import scenarios
+
+    gateway = scenarios.WORKLOAD_GATEWAY
+    parts = [
+        f'[topology]\nname = "bench-w{n}"\n',
+        f'[[bridges]]\nname = "br0"\naddresses = ["{gateway}/16"]\n',
+    ]
+    for i in range(n):
+        address = scenarios.workload_address(i)
+        parts += [
+            f'[[namespaces]]\nname = "w{i}"\n',
+            f'[[veths]]\nname = "wh{i}"\npeer = "eth0"\npeer_netns = "w{i}"\nbridge = "br0"\n'
+            f'peer_addresses = ["{address}/16"]\n',
+            f'[[routes]]\ndestination = "default"\nvia = "{gateway}"\nnetns = "w{i}"\n',
+        ]
+    parts.append(f'[[nat_rules]]\nsource = "{scenarios.WORKLOAD_SUBNET}"\nbridge = "br0"\n')
+    parts += [
+        f'[[port_forwards]]\nport = {10000 + i}\nto = "{scenarios.workload_address(i)}"\nto_port = 80\nbridge = "br0"\n'
+        for i in range(n)
+    ]
+    return "\n".join(parts)
+
+
+def workload_file(n: int) -> Path:
+    """W(N)'s topology file (written once, checked to plan exactly what W(N) plans)."""
+    from netns_kit import Owner, scenarios, topofile
+
+    path = Path("/run") / f"bench-w{n}.toml"  # the private /run of the benchmark's namespace
+    if not path.exists():
+        text = workload_toml(n)
+        owner = Owner("cli.bench")
+        mine = topofile.loads(text).topology.plan(owner=owner).script()
+        if mine != scenarios.workload(n).plan(owner=owner).script():
+            raise RuntimeError(f"the topology file of W({n}) does not plan what W({n}) plans")
+        path.write_text(text)
+    return path
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,6 +224,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.sizes:
                 for name in rotated(list(contenders), run):
                     contender = contenders[name]
+                    if args.only and not any(word in name for word in args.only):
+                        continue
                     if name in slow and n > args.slow_max:
                         continue
                     settle()
@@ -271,6 +335,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 3,10 and 2 runs: a smoke test")
     parser.add_argument("--slow-max", type=int, default=10**6, help="largest N for the one-process-per-command ones")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only",
+        type=lambda s: s.split(","),
+        default=[],
+        help="run only the contenders whose name holds one of these words (comma-separated): --only CLI,batched",
+    )
     parser.add_argument("--pyroute2-python", help="python of the venv holding pyroute2 (none: leave it out)")
     parser.add_argument("--rst", type=Path, help="print the table of a --json FILE as reStructuredText and exit")
     args = parser.parse_args()
