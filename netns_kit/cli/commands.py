@@ -8,7 +8,8 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import AlreadyExistsError, SandboxError, ValidationError
 from ..owner import Owner
@@ -26,6 +27,10 @@ from .place import (
     quiet,
     remember,
 )
+
+if TYPE_CHECKING:
+    from ..leftovers import CleanupReport
+    from ..topofile import TopologyFile
 
 
 def _needs_root(args: argparse.Namespace, what: str) -> None:
@@ -63,7 +68,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
         return _up(args, loaded, owner, here, out)
 
 
-def _up(args: argparse.Namespace, loaded: Any, owner: Owner, here: Place, out: TextIO) -> int:
+def _up(args: argparse.Namespace, loaded: TopologyFile, owner: Owner, here: Place, out: TextIO) -> int:
     from .. import inventory
 
     if any(lf.owner == owner and lf.standing for lf in inventory.read_ledgers(here.executor)):
@@ -105,7 +110,7 @@ def _up(args: argparse.Namespace, loaded: Any, owner: Owner, here: Place, out: T
     return EXIT_OK
 
 
-def _already_up(here: Place, loaded: Any, owner: Owner, file: str) -> str:
+def _already_up(here: Place, loaded: TopologyFile, owner: Owner, file: str) -> str:
     source = origin(here.executor, owner)
     if source is None or loaded.path is None or source == str(loaded.path):
         return (
@@ -148,7 +153,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
 
-def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: Any) -> Any:
+def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: Any) -> CleanupReport:
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
     whatever happens to the output). A Ctrl-C is held until the removal is complete;
     a second one stops it; either way ``again`` is said, the command that finishes it."""
@@ -264,7 +269,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return demo.run(out)
 
 
-COMMANDS: dict[str, Any] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "plan": cmd_plan,
     "up": cmd_up,
     "down": cmd_down,
