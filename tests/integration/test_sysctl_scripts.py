@@ -112,3 +112,14 @@ def test_cli_plan_piped_to_sh_then_cli_down_and_cli_up_then_printed_down(box: Sa
     assert teardown.returncode == 0, teardown.stderr
     box.run_script(teardown.stdout)  # netns-kit plan --down FILE | sh
     assert state.diff(before, whole_state(box)) == []
+
+
+def test_cli_up_then_cli_down_restores_forwarding_claimed_by_a_process_gone(box: Sandbox) -> None:
+    before = whole_state(box)
+    attach = ("--attach", str(box.pid))
+    up = cli("up", *attach, EXAMPLE)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert forwarding(box) == "1"
+    down = cli("down", *attach, EXAMPLE)  # the claim is the named owner's: it counts until down
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert state.diff(before, whole_state(box)) == []
