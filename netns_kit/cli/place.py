@@ -39,7 +39,6 @@ from ..owner import Owner
 from ..shexecutor import ShExecutor
 
 if TYPE_CHECKING:
-    from ..sandbox import Sandbox
     from ..topofile import TopologyFile
 
 log = logging.getLogger("netns_kit")
@@ -76,8 +75,6 @@ class Place:
     where: str
     #: the option that reaches this place again: "", "--sandbox", "--attach 4242"
     option: str = ""
-    #: the holder ``--sandbox`` keeps (it lives as long as it holds something)
-    holder: Sandbox | None = None
 
     def command(self, *words: str) -> str:
         """``netns-kit WORDS...`` with the option that reaches this place."""
@@ -104,7 +101,7 @@ def place(
                 print(f"sandbox holder {pid} stopped: it holds nothing any more", file=out)
 
         with holder.session(owner, start=start, on_stop=stopped) as sandbox:
-            yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox", holder=sandbox)
+            yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox")
         return
     executor = open_executor(args, owner)
     if args.attach is not None:
@@ -135,7 +132,10 @@ def elsewhere(here: Place, owner: Owner | None = None) -> str | None:
     sandbox = holder.find()
     if sandbox is None:
         return None
-    owners = inventory.scan(sandbox, firewall=False).owners()
+    # the ledgers first (files: no process); the whole scan only when they do not tell
+    owners = sorted({lf.owner for lf in inventory.read_ledgers(sandbox) if lf.standing}, key=lambda o: o.id)
+    if not owners or (owner is not None and owner not in owners):
+        owners = inventory.scan(sandbox, firewall=False).owners()
     if owner is not None:
         if owner not in owners:
             return None
