@@ -10,6 +10,7 @@ owner. ``netns-kit status`` prints it and :func:`netns_kit.cleanup` acts on it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -168,13 +169,19 @@ class Inventory:
 
 
 def scan(
-    executor: Executor, *, firewall: bool = True, skip_links: Callable[[str, str | None], bool] | None = None
+    executor: Executor,
+    *,
+    firewall: bool = True,
+    skip_links: Callable[[str, str | None], bool] | None = None,
+    host_firewall: bool = False,
 ) -> Inventory:
     """Read what is there: namespaces, links, rules, chains and ledgers.
 
     ``skip_links(name, tag)``: namespaces whose links need not be listed (the ones a
     cleanup deletes whole): their ``lo`` tags are read all at once when the executor
     can (:func:`read_tags`), and only the other namespaces are entered one by one.
+    ``host_firewall``: read the host's rules (only), as ``firewall`` reads everyone's.
+    The host's links and rules and the tags are read while the ledgers are parsed.
     """
     inventory = Inventory()
     listing = executor.run(query("ip", "-j", "netns", "list"), check=False)
@@ -182,18 +189,23 @@ def scan(
     names = sorted(entry["name"] for entry in entries)
     # the ids the host knows other namespaces by (a veth on the host names its peer's that way)
     ids = {entry["id"]: entry["name"] for entry in entries if "id" in entry}
-    tags = read_tags(executor, names) if skip_links is not None and names else None
+    calls: list[Callable[[], Any]] = [
+        lambda: read_ledgers(executor),
+        lambda: executor.run(query("ip", "-j", "-d", "link", "show"), check=False),
+        lambda: read_tags(executor, names) if skip_links is not None and names else None,
+    ]
+    if host_firewall and not firewall:
+        calls += [functools.partial(read_firewall, executor, tool, None) for tool in FIREWALL_TOOLS]
+    inventory.ledgers, host, tags, *firewalls = _together(executor, calls)
+    inventory.firewalls += firewalls
     for netns in (None, *names):
-        if (
-            netns is not None
-            and tags is not None
-            and netns in tags
-            and skip_links is not None
-            and skip_links(netns, tags[netns])
-        ):
+        if netns is None:
+            result = host
+        elif tags is not None and netns in tags and skip_links is not None and skip_links(netns, tags[netns]):
             inventory.namespaces[netns] = tags[netns]
             continue
-        result = executor.run(query("ip", "-j", "-d", "link", "show", netns=netns), check=False)
+        else:
+            result = executor.run(query("ip", "-j", "-d", "link", "show", netns=netns), check=False)
         if not result.ok:
             continue  # deleted meanwhile
         for data in result.json():
@@ -208,8 +220,20 @@ def scan(
             inventory.namespaces.setdefault(netns, None)
     if firewall:
         read_firewalls(executor, inventory)
-    inventory.ledgers = read_ledgers(executor)
     return inventory
+
+
+def _together(executor: Executor, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """The results of ``calls``, the first in this thread and the others beside it (they
+    mostly wait for a process); one after the other for a dry-run."""
+    if executor.dry_run or len(calls) < 2:
+        return [call() for call in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(calls) - 1, thread_name_prefix="netns_kit") as pool:
+        futures = [pool.submit(call) for call in calls[1:]]
+        first = calls[0]()
+        return [first, *(future.result() for future in futures)]
 
 
 #: run by the executor's Python where it acts: the alias of ``lo`` (ifindex 1) in each
@@ -269,7 +293,7 @@ def read_tags(executor: Executor, names: Sequence[str]) -> dict[str, str | None]
     return {k: v for k, v in found.items() if k in names and (v is None or isinstance(v, str))}
 
 
-def read_firewalls(executor: Executor, inventory: Inventory, *, skip: Iterable[str] = ()) -> None:
+def read_firewalls(executor: Executor, inventory: Inventory, *, skip: Iterable[str | None] = ()) -> None:
     """Read the rules in the host and in every namespace of ``inventory`` but ``skip``."""
     left_out = set(skip)
     for netns in (None, *sorted(inventory.namespaces)):

@@ -105,7 +105,7 @@ def cleanup(
     """
     executor = executor or current()
     wanted = Owner(owner) if isinstance(owner, str) else owner
-    scan = inv.scan(executor, firewall=False, skip_links=_deleted_whole(wanted))
+    scan = inv.scan(executor, firewall=False, skip_links=_deleted_whole(wanted), host_firewall=True)
     report = CleanupReport(dry_run=dry_run)
     if wanted is not None and wanted.is_alive():
         report.kept.append(f"note: owner {wanted.id} is still running; removing its objects as asked")
@@ -387,7 +387,8 @@ class _Cleanup:
 
     def _plan_firewall(self) -> None:
         # read now, and only where no namespace is about to go
-        inv.read_firewalls(self.executor, self.scan, skip=self.doomed_netns)
+        read: set[str | None] = {fw.netns for fw in self.scan.firewalls}  # the host's, read by the scan
+        inv.read_firewalls(self.executor, self.scan, skip=read | self.doomed_netns)
         if self.more_owners:
             self.owners += [o for o in stale_owners(self.scan) if o not in self.owners]
         self.report.owners = list(self.owners)
