@@ -36,9 +36,10 @@ def forwarding(executor: Executor, family: str = "-4") -> dict[str, bool]:
     return {entry["interface"]: bool(entry["forwarding"]) for entry in found}
 
 
-def claims_left(box: Sandbox) -> list[str]:
+def claims_left(box: Sandbox) -> list[str] | None:
+    """What is kept under /run/netns_kit/sysctl; None when not even the directory is there."""
     directory = box.root_path("/run/netns_kit/sysctl")
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")) if directory.exists() else []
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")) if directory.exists() else None
 
 
 # -- the worker ------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def test_many_processes_claiming_and_releasing_ip_forward_leave_it_consistent_an
     after = forwarding(box)
     assert after == before  # all, default, lo, pre-a, pre-b, pre-br: every one back to off
     assert box.run(query("sysctl", "-n", "net.ipv4.ip_forward")).stdout.strip() == "0"
-    assert claims_left(box) == []  # no claim, no prior, no empty directory
+    assert claims_left(box) is None  # no claim, no prior, no empty directory
 
 
 class Holder:
@@ -179,7 +180,7 @@ def test_the_first_process_to_leave_keeps_forwarding_on_for_the_other_and_the_la
     b.down()
     assert box.run(query("sysctl", "-n", "net.ipv4.ip_forward")).stdout.strip() == prior
     assert forwarding(box) == before
-    assert claims_left(box) == []
+    assert claims_left(box) is None
 
 
 if __name__ == "__main__":
