@@ -543,7 +543,7 @@ class _Cleanup:
 
         try:
             self.executor.run_all(commands, on_done=on_done)
-        except (NetnsKitError, OSError) as error:
+        except (NetnsKitError, OSError, ValueError) as error:
             log.debug("cleanup: a batch failed (%s): the rest one at a time", error)
             for i, step in enumerate(steps):
                 if i not in finished:
@@ -558,7 +558,7 @@ class _Cleanup:
                 self.done += 1
             self._tell()
             return
-        except (NetnsKitError, OSError) as error:
+        except (NetnsKitError, OSError, ValueError) as error:  # ValueError: a damaged state file
             log.debug("cleanup step failed: %s: %s", step.what, error)
             self._failed(step.owner, f"{step.what}: {error}")
             with self._lock:

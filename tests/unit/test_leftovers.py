@@ -392,3 +392,19 @@ def test_a_second_ctrl_c_stops_the_removal_and_says_how_to_finish(machine: Machi
     machine.handler = machine.answer
     rest = cleanup(machine)
     assert rest.errors == [] and "namespace w4" in rest.removed
+
+
+def test_a_step_tripping_over_damaged_state_is_reported_not_raised(machine: Machine) -> None:
+    # a state file of garbage read by a step (a sysctl claim, a JSON answer) raises ValueError
+    many(machine, 3)
+    inner = machine.handler
+
+    def damaged(command: Command) -> Result | str | None:
+        if command.argv == ("ip", "netns", "del", "w1"):
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+        return inner(command) if inner else None
+
+    machine.handler = damaged
+    report = cleanup(machine)
+    assert len(report.errors) == 1 and report.errors[0].startswith("namespace w1: ")
+    assert "ip netns del w2" in machine.changes
