@@ -14,7 +14,11 @@ command works in a namespace of their choosing; forge a ledger). So, as
 OpenSSH's ``StrictModes`` does, it is trusted only when it is a real directory
 (not a symbolic link) owned by this user and not writable by group or others,
 and every directory above it is owned by this user or root and not writable by
-others (unless sticky, as ``/tmp`` is). A missing directory in a place others
+others (unless sticky, as ``/tmp`` is). Inside a user namespace (a rootless
+sandbox, ``unshare --user``) root's files show as owned by the overflow uid
+(``/proc/sys/kernel/overflowuid``, 65534): there, directories *above* owned by it
+are taken for root's, as the namespace cannot tell them apart; the directory
+itself must still be this user's own. A missing directory in a place others
 can write to (``/tmp``) is made at once, mode 0700, so that no one else can
 take the name first. Anything else raises :class:`~netns_kit.errors.StateDirError`
 saying how to fix it.
@@ -134,13 +138,14 @@ def _check_directory(path: Path, *, env: bool) -> None:
 def _check_above(path: Path, *, env: bool) -> None:
     """Every directory above: owned by this user or root, not writable by others unless sticky."""
     uid = os.geteuid()
+    trusted = {0, uid, *_outside_owners()}
     real = Path(os.path.realpath(path.parent))
     for directory in (real, *real.parents):
         try:
             info = os.stat(directory)
         except FileNotFoundError:
             continue  # made by _make, with our own mode
-        if info.st_uid not in (0, uid):
+        if info.st_uid not in trusted:
             raise StateDirError(
                 _refusal(path, f"is inside {directory}, owned by uid {info.st_uid}", "use a directory of your own", env)
             )
@@ -154,6 +159,19 @@ def _check_above(path: Path, *, env: bool) -> None:
                     env,
                 )
             )
+
+
+def _outside_owners(proc: Path = Path("/proc")) -> set[int]:
+    """The overflow uid when this process is in a user namespace other than the
+    machine's (where every owner the namespace does not map, root included, shows
+    as that uid); nothing in the machine's own."""
+    try:
+        mapping = (proc / "self" / "uid_map").read_text().split()
+        if mapping == ["0", "0", "4294967295"]:
+            return set()
+        return {int((proc / "sys" / "kernel" / "overflowuid").read_text())}
+    except (OSError, ValueError):
+        return set()
 
 
 def _others_can_write(directory: Path) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,40 @@ def test_the_cli_refuses_an_untrusted_state_directory_with_exit_3(
     monkeypatch.setenv("NETNS_KIT_STATE_DIR", str(bad))
     assert cli.main(["status", "--sandbox"]) == cli.EXIT_ENVIRONMENT
     assert f"chmod go-w {bad}" in capsys.readouterr().err
+
+
+def _fake_proc(tmp_path: Path, uid_map: str) -> Path:
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "sys" / "kernel").mkdir(parents=True)
+    (proc / "self" / "uid_map").write_text(uid_map)
+    (proc / "sys" / "kernel" / "overflowuid").write_text("65534\n")
+    return proc
+
+
+def test_outside_owners_is_the_overflow_uid_only_inside_a_user_namespace(tmp_path: Path) -> None:
+    assert statedir._outside_owners(_fake_proc(tmp_path / "a", "         0          0 4294967295\n")) == set()
+    assert statedir._outside_owners(_fake_proc(tmp_path / "b", "         0       1001          1\n")) == {65534}
+    assert statedir._outside_owners(tmp_path / "missing") == set()
+
+
+def test_inside_a_user_namespace_a_directory_above_owned_by_the_overflow_uid_is_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rootless sandbox sees root's / as owned by 65534; its own /run/netns_kit is still checked."""
+    above = tmp_path / "above"
+    above.mkdir(mode=0o755)
+    real_stat = os.stat
+
+    def stat_as_seen_in_a_user_namespace(path: Any, *args: Any, **kwargs: Any) -> Any:
+        info = real_stat(path, *args, **kwargs)
+        if Path(path) == above:
+            return os.stat_result((info.st_mode, *info[1:4], 65534, *info[5:]))
+        return info
+
+    monkeypatch.setattr(statedir.os, "stat", stat_as_seen_in_a_user_namespace)
+    monkeypatch.setattr(statedir, "_outside_owners", lambda: set())
+    with pytest.raises(statedir.StateDirError, match="owned by uid 65534"):
+        statedir.checked(above / "netns_kit", create=True)
+    monkeypatch.setattr(statedir, "_outside_owners", lambda: {65534})
+    assert statedir.checked(above / "netns_kit", create=True) == above / "netns_kit"
