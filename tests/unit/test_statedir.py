@@ -236,7 +236,7 @@ def test_inside_a_user_namespace_a_directory_above_owned_by_the_overflow_uid_is_
         return info
 
     monkeypatch.setattr(statedir.os, "stat", stat_as_seen_in_a_user_namespace)
-    monkeypatch.setattr(statedir, "_outside_owners", lambda: set())
+    monkeypatch.setattr(statedir, "_outside_owners", set)
     with pytest.raises(statedir.StateDirError, match="owned by uid 65534"):
         statedir.checked(above / "netns_kit", create=True)
     monkeypatch.setattr(statedir, "_outside_owners", lambda: {65534})
