@@ -1,8 +1,7 @@
 """`netns-kit` on the machine itself: no --sandbox, no --attach, no NETNS_KIT_STATE_DIR.
 
 The "machine" is a private one: `unshare --net --mount --propagation private` and a
-fresh tmpfs on /run (root only: see ROOT_ONLY; the fixture knows the rootless way,
-`--user --map-root-user`, for when the state directory check accepts it), so
+fresh tmpfs on /run (as an ordinary user also `--user --map-root-user`), so
 /run/netns, /run/netns_kit and /run/xtables.lock are its own. The command runs there
 as root with the environment it gets on a real machine, and takes the real path: the
 ShExecutor, the default state directory.
@@ -72,19 +71,9 @@ def _cannot_run(reason: str) -> None:
     pytest.skip(f"{message} ({REQUIRE_ENV}=1 to fail instead)")
 
 
-#: why the tests here run only as root (CI runs them in its root pass)
-ROOT_ONLY = (
-    "root only: as an ordinary user the private machine is a user namespace, where / belongs to "
-    "the overflow uid (65534), and netns_kit.statedir refuses a state directory under a parent it "
-    "cannot prove trusted; CI runs these tests in its root pass"
-)
-
-
 @pytest.fixture
 def machine() -> Iterator[Machine]:
     rootless = os.geteuid() != 0
-    if rootless:
-        pytest.skip(ROOT_ONLY)
     argv = ["unshare", *(["--user", "--map-root-user"] if rootless else []), "--net", "--mount"]
     argv += ["--propagation", "private", "--", "sh", "-c", _MACHINE]
     holder = subprocess.Popen(
