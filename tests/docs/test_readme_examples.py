@@ -31,3 +31,11 @@ def test_the_quickstart_builds_the_pipe_in_a_sandbox_and_reaches_blue() -> None:
     ends = [line.split() for line in result.stdout.splitlines() if line.startswith("veth-red@")]
     assert len(ends) == 1, result.stdout
     assert ends[0][1:] == ["UP", "192.168.1.1/24"] or ends[0][1:3] == ["UP", "192.168.1.1/24"], result.stdout
+
+
+def test_the_retry_example_gets_every_answer_through_200ms_and_5_percent_loss() -> None:
+    """Issue 19: the README's example runs for real, here on a kernel without netem too."""
+    (example,) = [block for block in blocks(README, "python") if "LinkImpairment.on(" in block]
+    result = _run(example)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "answered 20/20, no answer under 400 ms: True\n", result.stdout
