@@ -66,8 +66,9 @@ def _raise_for(signum: int) -> None:
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     if _shield_depth and not _pending:
-        log.warning("netns_kit: %s received while undoing; finishing the undo first", signal.Signals(signum).name)
+        # held first, said after: a second signal landing while the line is written is not held too
         _pending.append(signum)
+        log.warning("netns_kit: %s received while undoing; finishing the undo first", signal.Signals(signum).name)
         return
     # the one held back (if any) is raised now, with this one: not again when the undo ends
     _pending.clear()
