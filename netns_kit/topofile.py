@@ -24,36 +24,57 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .errors import ValidationError
-from .link import Bridge, VethPair
-from .link_impairment import LinkImpairment
-from .namespace import Namespace
-from .nat import NatRule
-from .netns_file import NetnsFile
-from .partition import LinkDown, Partition
-from .portforward import PortForward
-from .resource import Resource
-from .route import Address, Route
-from .topology import Topology
+
+if TYPE_CHECKING:
+    from .resource import Resource
+    from .topology import Topology
 
 #: TOML table name -> resource class; a new resource kind plugs in with one line
-TABLES: dict[str, type[Resource]] = {
-    "namespaces": Namespace,
-    "bridges": Bridge,
-    "veths": VethPair,
-    "addresses": Address,
-    "routes": Route,
-    "nat_rules": NatRule,
-    "port_forwards": PortForward,
-    "impairments": LinkImpairment,
-    "partitions": Partition,
-    "links_down": LinkDown,
-    "netns_files": NetnsFile,
-}
+#: (:func:`register`). The built-in ones are filled in on first use (:func:`tables`):
+#: what only needs the file's ``[topology]`` table (:func:`head`) imports none of them.
+TABLES: dict[str, type[Resource]] = {}
+_builtins_in = False
+
+
+def tables() -> dict[str, type[Resource]]:
+    """:data:`TABLES`, with the built-in resource kinds (first, in this order) in it."""
+    global _builtins_in
+    if not _builtins_in:
+        from .link import Bridge, VethPair
+        from .link_impairment import LinkImpairment
+        from .namespace import Namespace
+        from .nat import NatRule
+        from .netns_file import NetnsFile
+        from .partition import LinkDown, Partition
+        from .portforward import PortForward
+        from .route import Address, Route
+
+        registered = dict(TABLES)
+        TABLES.clear()
+        TABLES.update(
+            {
+                "namespaces": Namespace,
+                "bridges": Bridge,
+                "veths": VethPair,
+                "addresses": Address,
+                "routes": Route,
+                "nat_rules": NatRule,
+                "port_forwards": PortForward,
+                "impairments": LinkImpairment,
+                "partitions": Partition,
+                "links_down": LinkDown,
+                "netns_files": NetnsFile,
+            }
+        )
+        TABLES.update(registered)
+        _builtins_in = True
+    return TABLES
+
 
 #: keys of the ``[topology]`` table and their TOML types
 SETTINGS: dict[str, tuple[type, ...]] = {"name": (str,), "wait": (bool,), "wait_timeout": (int, float)}
@@ -106,8 +127,38 @@ class TopologyFile:
     named: bool = False
 
 
+@attrs.frozen
+class TopologyHead:
+    """What a file says about itself, nothing built: enough to name its owner
+    (:func:`netns_kit.cli.place.owner_for` takes this or a :class:`TopologyFile`)."""
+
+    source: str
+    name: str
+    #: the file, symlinks resolved
+    path: Path | None = None
+    #: ``name`` was set in ``[topology]`` (else it is the file's name)
+    named: bool = False
+
+
 def load(path: str | Path) -> TopologyFile:
     """Read and check a topology file."""
+    source, text, resolved = _read(path)
+    return attrs.evolve(loads(text, source=source, default_name=resolved.stem), path=resolved)
+
+
+def head(path: str | Path) -> TopologyHead:
+    """Read only what names a topology file's owner: its ``[topology]`` table (checked as
+    :func:`load` checks it) and its resolved path. Its resources are neither built nor
+    checked: ``netns-kit down`` needs no more, and takes down a file edited since ``up``."""
+    source, text, resolved = _read(path)
+    settings = _settings(_parse(text, source).get("topology", {}), source)
+    name = settings.get("name", _default_name(resolved.stem))
+    return TopologyHead(source, name, resolved, named="name" in settings)
+
+
+def _read(path: str | Path) -> tuple[str, str, Path]:
+    """(the name to show, the text, the resolved path) of a topology file, or a
+    :class:`TopologyFileError` saying why it is none."""
     path = Path(path)
     source = str(path)
     try:
@@ -124,31 +175,37 @@ def load(path: str | Path) -> TopologyFile:
     except UnicodeDecodeError as error:
         rule = f"is not a text file (not UTF-8: byte 0x{data[error.start]:02x} at offset {error.start})"
         raise TopologyFileError(source, "(file)", _MISSING, rule) from None
-    return attrs.evolve(loads(text, source=source, default_name=resolved.stem), path=resolved)
+    return source, text, resolved
 
 
-def loads(text: str, *, source: str = "<string>", default_name: str = "topology") -> TopologyFile:
-    """Parse and check the TOML text of a topology file."""
+def _parse(text: str, source: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise TopologyFileError(source, "(syntax)", _MISSING, f"is not valid TOML: {error}") from None
     except RecursionError:
         raise TopologyFileError(source, "(syntax)", _MISSING, "is nested too deeply to be read") from None
-    return from_dict(data, source=source, default_name=default_name)
+
+
+def loads(text: str, *, source: str = "<string>", default_name: str = "topology") -> TopologyFile:
+    """Parse and check the TOML text of a topology file."""
+    return from_dict(_parse(text, source), source=source, default_name=default_name)
 
 
 def from_dict(data: Mapping[str, Any], *, source: str = "<dict>", default_name: str = "topology") -> TopologyFile:
     """Build from already parsed data (what :func:`tomllib.loads` returns)."""
+    from .topology import Topology
+
     settings = _settings(data.get("topology", {}), source)
     name = settings.get("name", _default_name(default_name))
+    known = tables()
     entries: list[tuple[str, int, Resource]] = []
     for table, items in data.items():
         if table == "topology":
             continue
-        cls = TABLES.get(table)
+        cls = known.get(table)
         if cls is None:
-            raise TopologyFileError(source, table, _MISSING, _unknown("table", table, [*TABLES, "topology"]))
+            raise TopologyFileError(source, table, _MISSING, _unknown("table", table, [*known, "topology"]))
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             rule = f"must be an array of tables: write [[{table}]] above each entry"
             raise TopologyFileError(source, table, _MISSING, rule)

@@ -4,11 +4,12 @@ and returns the exit code (errors are raised, and mapped to codes by :func:`netn
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import AlreadyExistsError, SandboxError, ValidationError
@@ -127,10 +128,10 @@ def _already_up(here: Place, loaded: TopologyFile, owner: Owner, file: str) -> s
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
     from .. import topofile
 
-    loaded = topofile.load(args.file)
+    loaded = topofile.head(args.file)  # the owner is all down needs: nothing is built
     owner = owner_for(loaded)
     _needs_root(args, "down")
-    with place(args, owner, out=out) as here:
+    with _held(), place(args, owner, out=out) as here:
         source = origin(here.executor, owner)
         if source is not None and loaded.path is not None and source != str(loaded.path):
             raise Conflict(
@@ -153,6 +154,17 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
 
+@contextlib.contextmanager
+def _held() -> Iterator[None]:
+    """The whole of ``down`` and ``cleanup`` is an undo: one Ctrl-C (or SIGTERM) is held
+    until it is done, its report printed, the origin record forgotten and an emptied
+    sandbox holder stopped; then raised (exit 130). A second one is raised at once."""
+    from .. import signals
+
+    with signals.terminate_cleanly(), signals.shielded():
+        yield
+
+
 def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: Any) -> CleanupReport:
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
     whatever happens to the output). A Ctrl-C is held until the removal is complete;
@@ -163,8 +175,7 @@ def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: 
         with Removals(verbose=verbose) as removals:
             report = cleanup(here.executor, progress=removals, **options)
     except CleanupInterrupted as error:
-        for line in error.report.lines():
-            print(line, file=out)
+        _lines(out, error.report.lines())
         print(
             f"netns-kit: stopped after {error.done} of {error.total} removals: `{again}` finishes it",
             file=sys.stderr,
@@ -173,9 +184,14 @@ def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: 
     except KeyboardInterrupt:
         print(f"netns-kit: interrupted; if anything is left, `{again}` finishes it", file=sys.stderr)
         raise
-    for line in report.lines():
-        print(line, file=out)
+    _lines(out, report.lines())
     return report
+
+
+def _lines(out: TextIO, lines: list[str]) -> None:
+    """``lines`` in one write (W(200)'s 2,200 report lines: one system call, not 4,400)."""
+    if lines:
+        out.write("".join(line + "\n" for line in lines))
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -229,6 +245,12 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_cleanup(args: argparse.Namespace, out: TextIO) -> int:
     _needs_root(args, "cleanup")
+    held = contextlib.nullcontext() if args.dry_run else _held()  # a dry run undoes nothing: Ctrl-C stops it
+    with held:
+        return _cleanup_command(args, out)
+
+
+def _cleanup_command(args: argparse.Namespace, out: TextIO) -> int:
     with place(args, out=None if args.dry_run else out) as here:
         again = here.command("cleanup", *(("--owner", args.owner) if args.owner else ()))
         report = _cleanup(here, out, owner=args.owner, dry_run=args.dry_run, again=again, verbose=args.verbose)

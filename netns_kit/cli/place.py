@@ -39,7 +39,7 @@ from ..owner import Owner
 from ..shexecutor import ShExecutor
 
 if TYPE_CHECKING:
-    from ..topofile import TopologyFile
+    from ..topofile import TopologyFile, TopologyHead
 
 log = logging.getLogger("netns_kit")
 
@@ -50,11 +50,13 @@ ORIGIN_SUFFIX = ".origin.json"
 _ID_MAX = 64  # netns_kit.owner: ids are 1-64 characters
 
 
-def owner_for(loaded: TopologyFile, name: str | None = None) -> Owner:
+def owner_for(loaded: TopologyFile | TopologyHead, name: str | None = None) -> Owner:
     """The named owner of what ``netns-kit up`` makes from ``loaded``.
 
     ``name`` (chosen on the command line) or the file's ``[topology] name``
     give ``cli.NAME``; else the owner is ``cli.STEM-HASH`` (see the module doc).
+    The one place an owner id is derived: ``up`` (the whole file) and ``down``
+    (only its head, :func:`netns_kit.topofile.head`) cannot disagree.
     """
     if name is None and loaded.named:
         name = loaded.name
@@ -182,7 +184,7 @@ def forget(executor: Executor, owner: Owner) -> None:
             path.unlink()
 
 
-def namesakes(here: Place, loaded: TopologyFile, owner: Owner) -> list[str]:
+def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) -> list[str]:
     """Other CLI owners up ``here`` that may be what ``down FILE`` was meant for: one up
     from a file of the same name that is gone (moved, renamed directory), or one named
     ``cli.NAME`` by an older netns_kit (before owners named the file). One line each,

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Command, holder
-from netns_kit.owner import start_time
+from netns_kit.cli.place import ORIGIN_SUFFIX
+from netns_kit.owner import proc_stat, start_time
 from netns_kit.process import Process
 from netns_kit.sandbox import Sandbox
 
@@ -109,8 +110,14 @@ def leftovers(sandbox: Sandbox) -> list[str]:
     return left
 
 
-def up(state_dir: Path, topology: Path) -> Sandbox:
-    for file in (OTHER, str(topology)):
+def origin_record(sandbox: Sandbox) -> Path:
+    """Where `up` recorded which file W came from (inside the holder's private /run)."""
+    assert sandbox.ledger_dir is not None
+    return sandbox.ledger_dir / f"cli.w-signals{ORIGIN_SUFFIX}"
+
+
+def up(state_dir: Path, topology: Path, *, other: bool = True) -> Sandbox:
+    for file in (OTHER, str(topology)) if other else (str(topology),):
         made = netns_kit("up", "--sandbox", file, state_dir=state_dir)
         assert made.returncode == 0, made.stdout + made.stderr
     sandbox = holder.find()
@@ -129,6 +136,7 @@ def other_is_intact(sandbox: Sandbox) -> None:
 def test_one_ctrl_c_during_down_is_held_until_the_teardown_is_complete(state_dir: Path, tmp_path: Path) -> None:
     topology = w_file(tmp_path / "w.toml", N)
     sandbox = up(state_dir, topology)
+    assert origin_record(sandbox).exists()
     marker = tmp_path / "term"
     stubborn(sandbox, "w7", marker)
     done = down_interrupted(state_dir, topology, marker, ctrl_cs=1)
@@ -136,6 +144,10 @@ def test_one_ctrl_c_during_down_is_held_until_the_teardown_is_complete(state_dir
     assert "SIGINT received while undoing; finishing the undo first" in done.stderr
     assert leftovers(sandbox) == [], done.stdout + done.stderr
     other_is_intact(sandbox)
+    # the rest of down ran too: its report, the origin record forgotten
+    assert "removed: namespace w7" in done.stdout, done.stdout
+    assert "down: w-signals: " in done.stdout and " removed in sandbox holder " in done.stdout, done.stdout
+    assert not origin_record(sandbox).exists()
     again = netns_kit("down", "--sandbox", str(topology), state_dir=state_dir)
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr
 
@@ -154,3 +166,19 @@ def test_a_second_ctrl_c_stops_down_and_down_again_finishes_it(state_dir: Path, 
     assert finish.returncode == 0, finish.stdout + finish.stderr
     assert leftovers(sandbox) == []
     other_is_intact(sandbox)
+
+
+def test_one_ctrl_c_during_down_still_stops_the_holder_it_empties(state_dir: Path, tmp_path: Path) -> None:
+    topology = w_file(tmp_path / "w.toml", N)
+    sandbox = up(state_dir, topology, other=False)
+    pid, started = sandbox.pid, start_time(sandbox.pid)
+    marker = tmp_path / "term"
+    stubborn(sandbox, "w7", marker)
+    done = down_interrupted(state_dir, topology, marker, ctrl_cs=1)
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "SIGINT received while undoing; finishing the undo first" in done.stderr
+    assert "down: w-signals: " in done.stdout, done.stdout
+    assert f"sandbox holder {pid} stopped: it holds nothing any more" in done.stdout, done.stdout
+    assert holder.find() is None
+    stat = proc_stat(pid)
+    assert stat is None or stat[19] != started or stat[0] == "Z", stat  # gone (a zombie, or the pid reused)

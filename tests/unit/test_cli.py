@@ -424,3 +424,18 @@ def test_the_emptiness_check_stops_at_the_first_sign(tmp_path: Path) -> None:
     namespaces.handler = lambda c: '[{"name": "red"}]' if c.argv[:3] == ("ip", "-j", "netns") else None
     assert not holder.is_empty(namespaces)  # type: ignore[arg-type]
     assert [q.line for q in namespaces.queries] == ["ip -j netns list"]
+
+
+def test_down_reads_only_the_owner_of_its_file(
+    capsys: pytest.CaptureFixture[str], host: dict[str, FakeHost], tmp_path: Path
+) -> None:
+    path = project(tmp_path, "p1")
+    assert run(capsys, "up", "--attach", "42", path)[0] == cli.EXIT_OK
+    owner = cli.owner_for(topofile.head(path)).id
+    assert owner == cli.owner_for(topofile.load(path)).id and ledger_owners(tmp_path) == [owner]
+    # edited since up, into a file that no longer builds: down still takes down what up made
+    Path(path).write_text(UNNAMED + '\n[[veths]]\nname = "x"\nbogus = 1\n')
+    code, out, err = run(capsys, "down", "--attach", "42", path)
+    assert code == cli.EXIT_OK, err
+    assert f"(owner {owner})" in out and err == ""
+    assert ledger_owners(tmp_path) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import attrs
@@ -254,3 +255,51 @@ def test_load_records_the_resolved_path_and_whether_the_name_was_chosen(tmp_path
     named = topofile.load(EXAMPLES / "seed001-pipe.toml")
     assert (named.named, named.name) == (True, "seed001-pipe")
     assert loads(PIPE).path is None
+
+
+def test_head_reads_only_what_names_the_owner(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    path = tmp_path / "dir" / "net.toml"
+    path.write_text(PIPE)
+    (tmp_path / "link.toml").symlink_to(path)
+    for file in (path, tmp_path / "link.toml", EXAMPLES / "seed001-pipe.toml"):
+        loaded, head = topofile.load(file), topofile.head(file)
+        assert (head.source, head.name, head.path, head.named) == (
+            loaded.source,
+            loaded.name,
+            loaded.path,
+            loaded.named,
+        )
+    # resources are not built: a file broken below its [topology] table still has a head
+    path.write_text('[topology]\nname = "lab"\n[[veths]]\nname = "x"\nbogus = 1\n[[nope]]\n')
+    assert (topofile.head(path).name, topofile.head(path).named) == ("lab", True)
+    with pytest.raises(TopologyFileError):
+        topofile.load(path)
+
+
+def test_head_refuses_what_load_refuses_about_the_file_and_its_topology_table(tmp_path: Path) -> None:
+    path = tmp_path / "net.toml"
+    for text, words in (
+        ('[topology]\nname = "a b"\n', "topology.name: 'a b' must be 1-58 characters"),
+        ("[topology]\nnmae = 1\n", "topology.nmae: 1 is not a known setting (did you mean 'name'?)"),
+        ("[topology\n", "(syntax): is not valid TOML"),
+    ):
+        path.write_text(text)
+        for read in (topofile.head, topofile.load):
+            with pytest.raises(TopologyFileError, match=re.escape(words)):
+                read(path)
+    with pytest.raises(TopologyFileError, match="cannot be read"):
+        topofile.head(tmp_path / "nope.toml")
+    with pytest.raises(TopologyFileError, match="is not a text file"):
+        topofile.head("/bin/ls")
+
+
+def test_the_builtin_tables_come_first_and_one_registered_before_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(topofile, "_builtins_in", False)  # as in a process that has loaded no file yet
+    monkeypatch.setattr(topofile, "TABLES", {})
+    topofile.register("hosts", Namespace)
+    tables = topofile.tables()
+    assert tables is topofile.TABLES
+    assert list(tables)[:3] == ["namespaces", "bridges", "veths"]
+    assert list(tables)[-1] == "hosts" and tables["veths"] is VethPair
+    assert isinstance(loads('[[hosts]]\nname = "h"\n').topology.resources[0], Namespace)
