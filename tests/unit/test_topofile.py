@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from netns_kit import Command, Namespace, Resource, VethPair, change, scenarios, topofile
+from netns_kit import Command, LinkImpairment, Namespace, Resource, VethPair, change, scenarios, topofile
 from netns_kit.executor import Executor
 from netns_kit.topofile import TopologyFileError, loads
 
@@ -205,7 +205,7 @@ def test_nat_and_port_forward_errors_point_to_the_key(entry: str, expected: str)
 
 def test_impairments_take_an_inline_table_and_errors_point_inside_it() -> None:
     text = PIPE + '[[impairments]]\ndev = "veth-red"\nnetns = "red"\nimpairment = { delay = "100ms", loss = "1%" }\n'
-    [impairment] = [r for r in loads(text).topology.resources if type(r).__name__ == "LinkImpairment"]
+    [impairment] = [r for r in loads(text).topology.resources if isinstance(r, LinkImpairment)]
     assert str(impairment.impairment.delay) == "100ms"
     bad = PIPE + '[[impairments]]\ndev = "veth-red"\nnetns = "red"\nimpairment = { delay = 200 }\n'
     assert error_of(bad).startswith("net.toml: impairments[0].impairment.delay: 200 must be a time")
