@@ -157,6 +157,7 @@ class _Doctor:
             why = "iptables is not installed"
             found += [Check(name, SKIP, why) for name in ("iptables backend", "other backend", "FORWARD policy")]
             found.append(self.br_netfilter(None))
+            found.append(self.impairments())
             return found
         backend = self.backend()
         found.append(backend)
@@ -164,6 +165,7 @@ class _Doctor:
         policy = self.forward_policy()
         found.append(policy)
         found.append(self.br_netfilter(policy))
+        found.append(self.impairments())
         return found
 
     # -- binaries ---------------------------------------------------------------
@@ -378,4 +380,38 @@ class _Doctor:
             "write changes it: two writes racing (a restore to 0 and a set to 1) can leave them apart, "
             "and a later write of the same value then changes nothing. New interfaces copy conf/default.",
             "\n".join(fix for _, _, fix in found),
+        )
+
+    # -- impairments (netns_kit.linkemu) --------------------------------------------
+    def impairments(self) -> Check:
+        """What ``Impairment(via="auto")`` uses here: netem, the userspace link emulator, or neither."""
+        from .linkemu import probe
+
+        name = "impairments"
+        if not (self.p.euid() == 0 or self.p.sandboxed):
+            return Check(
+                name,
+                SKIP,
+                "not probed: the netem and NFQUEUE probes make a throwaway network namespace",
+                "Without root, the probes cannot make one on this machine.",
+                "run as root, or netns-kit doctor --sandbox",
+            )
+        which, why = probe.backend(self.executor)
+        if which == "netem":
+            return Check(name, OK, "netem: delay, jitter, loss, duplication, reordering and corruption", why)
+        if which == "userspace":
+            return Check(
+                name,
+                OK,
+                "userspace: no netem here; the userspace link emulator (NFQUEUE) stands in, about ±1 ms",
+                why,
+            )
+        return Check(
+            name,
+            WARN,
+            "none: no netem and no NFQUEUE; only rate limits (tbf) and plain loss (iptables) work",
+            f"Impairment's delay, jitter, duplication, reordering and corruption raise UnsupportedError here: {why}",
+            "load sch_netem (Debian/Ubuntu: linux-modules-extra-$(uname -r); Fedora: kernel-modules-extra), "
+            "or use a kernel with CONFIG_NET_SCH_NETEM, or with CONFIG_NETFILTER_NETLINK_QUEUE and "
+            "CONFIG_NETFILTER_XT_TARGET_NFQUEUE (the userspace link emulator)",
         )

@@ -5,13 +5,14 @@ machine: tests/unit/test_doctor.py simulates them through the probes.)"""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
 import netns_kit
-from netns_kit import Command, Host, Topology, scenarios
+from netns_kit import Command, Host, LinkImpairment, Namespace, Topology, VethPair, scenarios
 from netns_kit.doctor import OK, WARN, doctor
 from netns_kit.sandbox import Sandbox
 
@@ -92,3 +93,35 @@ def test_with_bridge_nf_call_iptables_off_doctor_is_content_and_the_bridge_still
         assert check.summary == "loaded, bridge-nf-call-iptables=0: traffic inside a bridge skips iptables"
         assert doctor(sb)["FORWARD policy"].status == WARN
         topo["red"].wait_reachable("192.168.1.2")
+
+
+def test_the_impairments_check_names_what_via_auto_really_uses_here(fresh_sandbox: Sandbox) -> None:
+    """doctor's answer is what Impairment(via="auto") does: a netem qdisc, or an emulator process
+    behind a queue rule (this machine, without netem: "userspace")."""
+    report = doctor(fresh_sandbox)
+    check = report["impairments"]
+    assert check.status == OK
+    which = check.summary.split(":")[0]
+    veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b", addresses="10.8.1.1/24", peer_addresses="10.8.1.2/24")
+    impaired = LinkImpairment("a-eth", {"delay": "5ms"}, netns="a")
+    with netns_kit.use(fresh_sandbox), Topology([Namespace("a"), Namespace("b"), veth, impaired]):
+        qdisc = impaired.qdisc()
+        used = "netem" if qdisc is not None and qdisc["kind"] == "netem" else None
+        if impaired.queue_rule() and impaired.emulator_alive():
+            used = "userspace"
+    assert which == used
+    # the kernel's own word on netem, read without netns_kit: tc in a namespace of the sandbox
+    tc = fresh_sandbox.run(
+        Command(("unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms")), check=False
+    )
+    if "qdisc kind is unknown" in tc.stderr:  # this machine
+        assert which == "userspace"
+        assert check.summary.startswith("userspace: no netem here; the userspace link emulator (NFQUEUE) stands in")
+        assert "NFQUEUE works" in check.explanation
+    else:
+        assert tc.returncode == 0, tc.stderr
+        assert which == "netem"
+    printed = cli("doctor", "--json", "--attach", str(fresh_sandbox.pid))
+    assert printed.returncode == 0
+    checks = {c["name"]: c for c in json.loads(printed.stdout)["checks"]}
+    assert checks["impairments"]["summary"].split(":")[0] == which

@@ -6,7 +6,9 @@ import attrs
 import pytest
 
 from netns_kit import Command, Recorder, Result
+from netns_kit.capability import NETEM_PROBE
 from netns_kit.doctor import FAIL, OK, SKIP, WARN, Probes, doctor
+from netns_kit.linkemu.probe import PROBE as NFQUEUE_PROBE
 
 ALL_BINARIES = {
     "ip", "iptables", "iptables-save", "ip6tables", "ip6tables-save", "nsenter", "unshare",
@@ -227,3 +229,69 @@ def test_report_lines_show_explanation_and_fix_for_problems_only() -> None:
     assert "fix: apt-get install iproute2" in text
     assert "1 problem(s) stop netns_kit here" in text
     assert report.to_json()["ok"] is False
+
+
+NO_NETEM = Result(Command(("unshare",)), 2, "", "Error: Specified qdisc kind is unknown.")
+NO_NFQUEUE = Result(
+    Command(("unshare",)), 1, "", "linkemu: binding an NFQUEUE failed: [Errno 93] Protocol not supported"
+)
+
+
+def kernel(*, netem: bool, nfqueue: bool) -> Recorder:
+    """A machine whose netem and NFQUEUE probes answer as asked (the probes' own command lines)."""
+    answers: dict[tuple[str, ...], str | Result] = {}
+    if not netem:
+        answers[NETEM_PROBE.argv] = NO_NETEM
+    if not nfqueue:
+        answers[NFQUEUE_PROBE.argv] = NO_NFQUEUE
+    return machine(answers)
+
+
+def test_impairments_with_netem_use_netem_and_never_probe_nfqueue() -> None:
+    executor = kernel(netem=True, nfqueue=False)
+    check = doctor(probes=probes(executor=executor))["impairments"]
+    assert check.status == OK
+    assert check.summary == "netem: delay, jitter, loss, duplication, reordering and corruption"
+    assert check.explanation == "the kernel has the netem qdisc"
+    assert [q.argv for q in executor.queries if q.argv[:2] == ("unshare", "--net")] == [NETEM_PROBE.argv]
+
+
+def test_impairments_without_netem_but_with_nfqueue_use_the_userspace_emulator() -> None:
+    executor = kernel(netem=False, nfqueue=True)
+    report = doctor(probes=probes(executor=executor))
+    check = report["impairments"]
+    assert check.status == OK
+    assert check.summary.startswith("userspace: no netem here; the userspace link emulator (NFQUEUE) stands in")
+    assert "this kernel has no netem qdisc (tc says: Error: Specified qdisc kind is unknown.)" in check.explanation
+    assert "NFQUEUE works" in check.explanation
+    assert [q.argv for q in executor.queries if q.argv[:2] == ("unshare", "--net")] == [
+        NETEM_PROBE.argv,
+        NFQUEUE_PROBE.argv,
+    ]
+    checks = report.to_json()["checks"]
+    assert isinstance(checks, list)
+    as_json = {c["name"]: c for c in checks}
+    assert as_json["impairments"]["status"] == "ok"
+    assert as_json["impairments"]["summary"].startswith("userspace:")
+
+
+def test_impairments_without_netem_and_nfqueue_warn_with_the_fix() -> None:
+    report = doctor(probes=probes(executor=kernel(netem=False, nfqueue=False)))
+    check = report["impairments"]
+    assert check.status == WARN
+    assert check.summary == "none: no netem and no NFQUEUE; only rate limits (tbf) and plain loss (iptables) work"
+    assert "Protocol not supported" in check.explanation
+    assert "linux-modules-extra" in check.fix
+    assert "CONFIG_NETFILTER_XT_TARGET_NFQUEUE" in check.fix
+    assert report.ok  # a warning: netns_kit runs
+    text = "\n".join(report.lines())
+    assert "[WARN] impairments: none: no netem and no NFQUEUE" in text
+    assert "fix: load sch_netem" in text
+
+
+def test_impairments_are_not_probed_without_root_outside_a_sandbox() -> None:
+    executor = kernel(netem=True, nfqueue=True)
+    check = doctor(probes=probes(euid=1000, executor=executor))["impairments"]
+    assert check.status == SKIP
+    assert "netns-kit doctor --sandbox" in check.fix
+    assert not any(q.argv[:2] == ("unshare", "--net") for q in executor.queries)
