@@ -111,6 +111,10 @@ class Resource:
 
         Undoes exactly what :meth:`create` did (restoring prior values); on an
         object this value did not create, undoes its plan as far as it is there.
+        That plan is made under :func:`netns_kit.sysctl.planning_undo`: it writes
+        nothing, and a shared switch (``ip_forward``) this value never claimed is
+        not touched (its last claim restores it; ``netns_kit.cleanup()`` for a
+        process that is gone).
         """
         if self._state.adopted:
             self._state.adopted = False
@@ -120,7 +124,11 @@ class Resource:
                 self._state.journals.pop().close()
             return
         executor = self._executor(executor)
-        self.undo(executor, self.plan(executor), complete=True)
+        from .sysctl import planning_undo
+
+        with planning_undo():  # a plan looked at for its undo changes nothing (no sysctl set)
+            done = self.plan(executor)
+        self.undo(executor, done, complete=True)
 
     def __enter__(self) -> Self:
         # while the block runs, SIGTERM unwinds it (and so deletes): see netns_kit.signals

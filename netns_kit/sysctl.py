@@ -50,6 +50,38 @@ way, as netns_kit relies on it. :func:`forwarding_problem` is ``doctor``'s look.
 
 Per-interface switches (``route_localnet`` of a bridge the same plan creates)
 cannot be written at plan time; they stay planned commands, claimed the same way.
+
+Planning an undo writes nothing
+-------------------------------
+
+``Resource.delete()`` of an object its value did not create plans the resource
+to find what to undo. That plan runs under :func:`planning_undo`, where
+:func:`plan_set` files no claim, writes nothing and returns nothing: a
+resource that filed no claim has nothing of a shared switch to restore (the
+last claim out restores it; ``netns_kit.cleanup()`` does for a process gone).
+
+Damaged claim files
+-------------------
+
+Files in the claims directory may be damaged (a crash mid-write, a full disk,
+another program, another version of netns_kit). Every reader here survives an
+empty file, garbage, bytes that are not text, a directory where a file should
+be, and never crashes on them:
+
+* a ``prior`` is written back only when it is a value of its switch
+  (:func:`valid_value`: ``0`` or ``1`` for the forwarding switches and
+  ``route_localnet``; else one to eight ASCII integers of at most 20 digits,
+  as ``sysctl -n`` prints them). Any other ``prior`` is never written back: the
+  switch is left as it is, a warning is logged, and ``cleanup()`` lists it in
+  its report's ``kept`` with what to do;
+* a claim counts only when its name parses (``claim.OWNER.PID-N``,
+  ``claim.OWNER.script``, :func:`claim_owner`) and it is a file; any other
+  ``claim.*`` entry is not counted as a live claim, and never deleted (it is not
+  provably ours);
+* a claim's content (the value it relies on) that is not a value is ignored:
+  the ``prior`` alone decides;
+* a key or place directory whose name cannot be a sysctl key or a namespace
+  name is left alone.
 """
 
 from __future__ import annotations
@@ -60,8 +92,10 @@ import fcntl
 import itertools
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 import attrs
@@ -71,6 +105,7 @@ from .errors import NetnsKitError
 from .executor import Executor
 from .overlay import PlannedSysctls
 from .owner import Owner
+from .validate import netns_name
 
 log = logging.getLogger("netns_kit")
 
@@ -88,6 +123,19 @@ _counter = itertools.count(1)
 _PRIOR = "prior"
 #: how many times a disagreeing interface is written again before giving up
 _REPAIRS = 3
+#: the most of a claim file read: a value is short
+_MOST = 256
+#: ``claim.OWNER.PID-N`` (a process), ``claim.OWNER.script`` (a printed script)
+_CLAIM = re.compile(r"claim\.([A-Za-z0-9_.-]{1,64})\.(?:script|[0-9]{1,10}-[0-9]{1,20})")
+#: what a sysctl key directory may be named (``/`` of a key is kept as ``,``)
+_KEY = re.compile(r"[A-Za-z0-9_][!-.0-~]{0,254}", re.ASCII)
+#: a general sysctl value: ASCII integers, as ``sysctl -n`` prints them
+_INTEGERS = re.compile(r"-?[0-9]{1,20}(?:[ \t]+-?[0-9]{1,20}){0,7}", re.ASCII)
+#: the last part of the name of keys that are 0 or 1 only
+_BOOLEANS = ("ip_forward", "forwarding", "route_localnet")
+
+#: set while a plan is made only to find an undo (see :func:`planning_undo`)
+_undoing: ContextVar[bool] = ContextVar("netns_kit_sysctl_planning_undo", default=False)
 
 
 @attrs.define
@@ -117,6 +165,46 @@ def interface_key(family: str, dev: str, name: str) -> str:
     if "." in dev:
         return f"net/{family}/conf/{dev}/{name}"
     return f"net.{family}.conf.{dev}.{name}"
+
+
+def valid_value(key: str, value: str) -> bool:
+    """Whether ``value`` may be written back to ``key`` (see the module doc): ``0`` or ``1``
+    for the forwarding switches and ``route_localnet``, else ASCII integers."""
+    if key in SWITCHES or key.replace("/", ".").rsplit(".", 1)[-1] in _BOOLEANS:
+        return value in ("0", "1")
+    return _INTEGERS.fullmatch(value) is not None
+
+
+def _read_value(path: Path) -> tuple[str | None, str | None]:
+    """``(value, None)`` read from ``path``, ``(None, None)`` when there is none, or
+    ``(None, what is wrong)`` when it cannot be read as text."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_MOST + 1)
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        return None, "is a directory"
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return None, "holds bytes that are not text"
+    if len(data) > _MOST:
+        return None, f"holds more than {_MOST} bytes"
+    return text.strip(), None
+
+
+@contextlib.contextmanager
+def planning_undo() -> Iterator[None]:
+    """Plans made meanwhile (in this thread or task) are only looked at to find an undo:
+    :func:`plan_set` files no claim and writes nothing (see the module doc)."""
+    token = _undoing.set(True)
+    try:
+        yield
+    finally:
+        _undoing.reset(token)
 
 
 def read(executor: Executor, key: str, netns: str | None) -> str | None:
@@ -187,6 +275,10 @@ class Claims:
         self.path = directory / CLAIMS_DIR / (netns or HOST) / key.replace("/", ",")
         self.key = key
         self.netns = netns
+        #: what was wrong with ``prior`` when last read (None: nothing)
+        self.damage: str | None = None
+        #: the last :meth:`drop` left live claims
+        self.relied_on = False
 
     @classmethod
     def at(cls, path: Path) -> Claims:
@@ -212,7 +304,18 @@ class Claims:
                 _tidy(self.path, self.root)
 
     def files(self) -> list[Path]:
-        return sorted(self.path.glob("claim.*"))
+        """The claims (entries named ``claim.*`` that parse, and are files)."""
+        return sorted(self._claims())
+
+    def _claims(self) -> Iterator[Path]:
+        try:
+            entries = list(self.path.glob("claim.*"))
+        except OSError as error:
+            log.warning("%s cannot be read (%s): its claims are not counted", self.path, error)
+            return
+        for entry in entries:
+            if claim_owner(entry.name) is not None and entry.is_file() and not entry.is_symlink():
+                yield entry
 
     def live(self) -> list[Path]:
         """Claims whose owner still runs (named owners, like the CLI's, always count);
@@ -223,13 +326,15 @@ class Claims:
     def any_live(self) -> bool:
         """True when some claim's owner still runs: stops at the first one (call it locked)."""
         alive: dict[str, bool] = {}
-        return any(self._counts(claim, alive) for claim in self.path.glob("claim.*"))
+        return any(self._counts(claim, alive) for claim in self._claims())
 
     @staticmethod
     def _counts(claim: Path, alive: dict[str, bool]) -> bool:
         """Whether ``claim`` still counts; a gone process's claim is removed. ``alive``
         caches the answer per owner: one process usually holds many claims."""
-        owner_id = owner_of(claim)
+        owner_id = claim_owner(claim.name)
+        if owner_id is None:
+            return False  # not a claim of any version: not ours to count, nor to remove
         if owner_id not in alive:
             try:
                 owner = Owner(owner_id)
@@ -241,11 +346,25 @@ class Claims:
         return alive[owner_id]
 
     def prior(self) -> str | None:
-        """The value found before the first claim (None: none is kept)."""
-        try:
-            return (self.path / _PRIOR).read_text().strip()
-        except FileNotFoundError:
+        """The value found before the first claim (None: none is kept, or it is not a
+        value of this key: then :attr:`damage` says what is wrong, and it is logged)."""
+        path = self.path / _PRIOR
+        value, problem = _read_value(path)
+        if problem is None and value is not None and not valid_value(self.key, value):
+            shown = repr(value[:40]) + ("..." if len(value) > 40 else "") if value else "nothing"
+            problem = f"holds {shown}"
+        self.damage = None
+        if problem is not None:
+            wanted = "0 or 1" if valid_value(self.key, "0") and not valid_value(self.key, "2") else "integers"
+            self.damage = f"{path} {problem}, not a value of {self.key} ({wanted})"
+            log.warning("%s: it is never written back", self.damage)
             return None
+        return value
+
+    def _forget_prior(self) -> None:
+        """Remove ``prior`` (a damaged one too; a directory in its place stays)."""
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            (self.path / _PRIOR).unlink()
 
     def join(self, owner: Owner) -> tuple[str, Path] | None:
         """Rely on it once more, when this process holds a claim on it for ``owner``
@@ -269,9 +388,15 @@ class Claims:
             # set by owners still relying on it, or by one that is gone and was never undone
             original = kept
         if not live and original == value:
-            prior.unlink(missing_ok=True)
+            self._forget_prior()
             return None
-        prior.write_text(original)
+        if self.damage is not None:
+            self._forget_prior()  # damaged: replaced by the value found now
+        try:
+            prior.write_text(original)
+        except IsADirectoryError:
+            # not ours to remove: claimed all the same, and left as it is by the last claim out
+            log.warning("%s is a directory: %s=%s is not kept, nor restored", prior, self.key, original)
         claim = self.path / f"claim.{owner.id}.{os.getpid()}-{next(_counter)}"
         claim.write_text(value)
         with _held_lock:
@@ -301,20 +426,33 @@ class Claims:
         """Drop ``claims`` (call it locked); the value to restore when no live claim is
         left (None: others still rely on it, or there is nothing to restore)."""
         for claim in claims:
-            claim.unlink(missing_ok=True)
-        if self.any_live():
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                claim.unlink()
+        self.damage = None
+        self.relied_on = self.any_live()
+        if self.relied_on:
             return None
         original = self.prior()
-        (self.path / _PRIOR).unlink(missing_ok=True)
+        self._forget_prior()
         return original
 
     def restore(self, value: str) -> Command:
         return Command(("sysctl", "-q", "-w", f"{self.key}={value}"), netns=self.netns, missing_ok=True)
 
 
+def claim_owner(name: str) -> str | None:
+    """The owner id in a claim file's name (``claim.OWNER.PID-N``, ``claim.OWNER.script``),
+    or None when the name is no claim of any version."""
+    found = _CLAIM.fullmatch(name)
+    return found.group(1) if found is not None else None
+
+
 def owner_of(claim: Path) -> str:
-    """The owner id in a claim file's name (``claim.OWNER.PID-N``, ``claim.OWNER.script``)."""
-    return claim.name.removeprefix("claim.").rsplit(".", 1)[0]
+    """The owner id in the name of ``claim`` (a file :meth:`Claims.files` listed)."""
+    owner = claim_owner(claim.name)
+    if owner is None:
+        raise ValueError(f"{claim}: not a claim file")
+    return owner
 
 
 # -- writing a switch, and reading it back ----------------------------------------------------
@@ -392,6 +530,9 @@ def plan_set(
     for :func:`release`; a switch (:data:`SWITCHES`) is then written here and
     now, under the claims lock, and nothing is returned (see the module doc).
     """
+
+    if _undoing.get():
+        return []  # only an undo is looked for: no claim filed, nothing to restore
 
     def now() -> str:
         found = read(executor, key, netns)
@@ -503,7 +644,7 @@ def release(claims: list[Path], undo: Sequence[Command]) -> list[Command]:
         with shared.locked():
             original = shared.drop([f for f, _ in mine])
             if original is None:
-                continue
+                continue  # others rely on it, none was kept, or it was damaged (logged)
             if executor is None or shared.key not in SWITCHES:
                 restores.append(shared.restore(original))
                 continue
@@ -538,7 +679,7 @@ def leftovers(executor: Executor, owner: Owner | None = None) -> list[Leftover]:
         return []
     found: list[Leftover] = []
     for path in sorted((directory / CLAIMS_DIR).glob("*/*")):
-        if not path.is_dir():
+        if not _sysctl_place(path):
             continue
         shared = Claims.at(path)
         owners: dict[str, Owner] = {}
@@ -559,21 +700,42 @@ def leftovers(executor: Executor, owner: Owner | None = None) -> list[Leftover]:
     return found
 
 
+def _sysctl_place(path: Path) -> bool:
+    """Whether ``path`` (``sysctl/PLACE/KEY``) may hold claims: a directory named as a key,
+    in a place named as the host or a namespace (else it is not ours: left alone)."""
+    place = path.parent.name
+    if _KEY.fullmatch(path.name) is None or path.name.isdigit():
+        return False
+    if place != HOST:
+        try:
+            netns_name("the claims' place", place)
+        except ValueError:
+            return False
+    return path.is_dir() and not path.is_symlink()
+
+
 def _restorer(executor: Executor, shared: Claims, owner_id: str) -> Callable[[], str | None]:
     def run() -> str | None:
         with shared.locked():
             mine = [c for c in shared.files() if owner_of(c) == owner_id]
             values = set()
             for claim in mine:
-                with contextlib.suppress(OSError):
-                    values.add(claim.read_text().strip())
+                value, _ = _read_value(claim)
+                if value is not None and valid_value(shared.key, value):
+                    values.add(value)  # a damaged one says nothing: the prior decides
             original = shared.drop(mine)
             if original is None:
-                return f"sysctl {shared.key}: still relied on by running owners, who restore it when done"
+                if shared.relied_on:
+                    return f"sysctl {shared.key}: still relied on by running owners, who restore it when done"
+                if shared.damage is None:
+                    return None  # nothing was kept to restore
+                now = read(executor, shared.key, shared.netns)
+                left = f"left at {now}" if now is not None else "left as it is"
+                return f"sysctl {shared.key}: {left}: {shared.damage}; set it by hand if {now} is not what you want"
             now = read(executor, shared.key, shared.netns)
             if now is None or now == original:
                 return None  # the interface it belonged to is gone, or it is back already
-            set_to = values - {""}
+            set_to = values
             if set_to and now not in set_to:
                 claimed = "/".join(sorted(set_to))
                 return f"sysctl {shared.key} is {now}, not the {claimed} {owner_id} set: someone changed it since"

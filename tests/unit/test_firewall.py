@@ -223,7 +223,6 @@ def test_delete_checks_each_jump_before_removing_it() -> None:
         f"iptables -w -t nat -C PREROUTING {C} -j {forward.chain('PRE')}",
     ]
     assert rec.lines == [
-        "sysctl -q -w net.ipv4.ip_forward=0",
         f"iptables -w -t nat -D OUTPUT {C} -j {forward.chain('OUT')}",
         f"iptables -w -t nat -F {forward.chain('OUT')}",
         f"iptables -w -t nat -X {forward.chain('OUT')}",

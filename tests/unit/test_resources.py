@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import netns_kit
@@ -209,3 +211,38 @@ def test_namespace_reads_state_as_data() -> None:
         "ip -n red -j -6 route show table main",
         "ip netns exec red sysctl -n net.ipv4.ip_forward",
     ]
+
+
+# -- delete() of an object this value did not create: planning its undo writes nothing ---------
+@pytest.mark.parametrize(
+    "resource",
+    [
+        netns_kit.NatRule("10.1.0.0/24", bridge="br1"),
+        netns_kit.PortForward(8080, "10.1.0.2", 80, bridge="br1", localhost=True),
+    ],
+    ids=["NatRule", "PortForward"],
+)
+def test_delete_of_a_firewall_never_created_writes_no_sysctl_and_files_no_claim(
+    tmp_path: Path, resource: netns_kit.Resource
+) -> None:
+    from .fakes import FakeHost
+
+    host = FakeHost(tmp_path, **{"net.ipv4.conf.br1.route_localnet": "0"})
+    resource.delete(host)
+    assert [c.line for c in host.commands if c.argv[:2] == ("sysctl", "-q")] == []
+    assert host.values["net.ipv4.ip_forward"] == "0"
+    assert list(tmp_path.iterdir()) == []
+    # the rules it would have made are still looked for and removed
+    assert any(c.argv[0] == "iptables" and "-D" in c.argv for c in host.commands)
+
+
+def test_delete_of_a_firewall_never_created_leaves_the_claims_of_others_alone(tmp_path: Path) -> None:
+    from .fakes import FakeHost
+
+    host = FakeHost(tmp_path)
+    made = netns_kit.NatRule("10.1.0.0/24", bridge="br1").create(host)
+    netns_kit.NatRule("10.2.0.0/24", bridge="br2").delete(host)
+    assert host.values["net.ipv4.ip_forward"] == "1"
+    made.delete(host)
+    assert host.values["net.ipv4.ip_forward"] == "0"
+    assert host.writes() == ["net.ipv4.ip_forward=1", "net.ipv4.ip_forward=0"]
