@@ -30,6 +30,7 @@ from .place import (
 )
 
 if TYPE_CHECKING:
+    from ..inventory import Inventory
     from ..leftovers import CleanupReport
     from ..topofile import TopologyFile
 
@@ -73,7 +74,9 @@ def _up(args: argparse.Namespace, loaded: TopologyFile, owner: Owner, here: Plac
     from .. import inventory
 
     if any(lf.owner == owner and lf.standing for lf in inventory.read_ledgers(here.executor)):
-        raise Conflict(_already_up(here, loaded, owner, args.file))
+        if not _gone(here, owner):
+            raise Conflict(_already_up(here, loaded, owner, args.file))
+        _forget_gone(here, owner, out)
     topology = loaded.topology
     remember(here.executor, owner, loaded)
     try:
@@ -109,6 +112,42 @@ def _up(args: argparse.Namespace, loaded: TopologyFile, owner: Owner, here: Plac
         file=out,
     )
     return EXIT_OK
+
+
+def _gone(here: Place, owner: Owner, found: Inventory | None = None) -> bool:
+    """Whether ``owner``'s ledgers say it is up ``here`` while nothing of it is: what they
+    record making carries its tag (a namespace, a link, a rule), and no such object nor
+    a claim on a shared switch of it is left. So it was taken down without netns-kit
+    (the printed teardown, ``netns-kit plan --down FILE | sh``, or by hand). A ledger
+    that made nothing tagged proves nothing either way: it is not called gone."""
+    from .. import inventory, sysctl
+    from ..ledger import created_by
+
+    if found is None:
+        found = inventory.scan(here.executor)
+    tag = owner.tag
+    standing = [e.command for lf in found.ledgers if lf.owner == owner for e in lf.standing]
+    if not any(created_by(command) or tag in command.argv for command in standing):
+        return False
+    if any(alias == tag for alias in found.namespaces.values()):
+        return False
+    if any(link.alias == tag for link in found.links) or any(rule.comment == tag for rule in found.rules):
+        return False
+    return not sysctl.leftovers(here.executor, owner)
+
+
+def _forget_gone(here: Place, owner: Owner, out: TextIO) -> None:
+    """Drop the records of ``owner``, gone (:func:`_gone`), before it is brought up again."""
+    from ..leftovers import cleanup
+
+    report = cleanup(here.executor, owner=owner)  # its ledgers; what else they still prove is there
+    forget(here.executor, owner)
+    print(
+        f"up: note: {owner.id} was recorded as up {here.where}, but nothing of it is there any more "
+        "(taken down without netns-kit, e.g. by the printed teardown): its records are dropped",
+        file=out,
+    )
+    _lines(out, report.lines())
 
 
 def _already_up(here: Place, loaded: TopologyFile, owner: Owner, file: str) -> str:
@@ -205,6 +244,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         summaries = [inventory.summary(found, owner) for owner in found.owners()]
         for item in summaries:
             item["file"] = origin(here.executor, Owner(item["owner"]))
+            item["gone"] = item["state"] == "named" and _gone(here, Owner(item["owner"]), found)
         hint = None if summaries else elsewhere(here)
     if args.json:
         data: dict[str, Any] = {"where": here.where, "owners": summaries}
@@ -228,7 +268,13 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             if file
             else f"named owner: kept until `{here.command('cleanup', '--owner', item['owner'])}` (or down FILE)",
         }[item["state"]]
-        print(f"\n{item['owner']}  [{item['state']}] {state}", file=out)
+        if item["gone"]:
+            again = f"`{here.command('up', file)}` or `{here.command('down', file)}`" if file else "down FILE"
+            state = (
+                "recorded as up, but nothing of it is there any more (taken down without netns-kit): "
+                f"{again} drops the record"
+            )
+        print(f"\n{item['owner']}  [{'gone' if item['gone'] else item['state']}] {state}", file=out)
         if file:
             print(f"  from {file}", file=out)
         for key, title in (("namespaces", "namespaces"), ("links", "links"), ("rules", "iptables rules")):

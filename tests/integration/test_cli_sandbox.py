@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import holder
+from netns_kit import holder, query
 from netns_kit.owner import start_time
 from netns_kit.sandbox import Sandbox
 
@@ -226,3 +226,49 @@ def test_doctor_in_the_sandbox(state_dir: Path) -> None:
     assert doctor.returncode == 0, doctor.stdout
     assert "netns_kit can run here." in doctor.stdout
     netns_kit("down", "--sandbox", PIPE, state_dir=state_dir)
+
+
+NAT = str(EXAMPLES / "seed001-bridge-nat.toml")
+
+
+def test_up_again_after_the_printed_teardown(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`netns-kit up FILE`, then `netns-kit plan --down FILE | sh`: nothing of it is left, so
+    its records are stale; status says so, and up again brings it up (its ledger replaced)."""
+    monkeypatch.setenv("NETNS_KIT_STATE_DIR", str(state_dir))
+    owner = "cli.seed001-bridge-nat"
+    up = netns_kit("up", "--sandbox", NAT, state_dir=state_dir)
+    assert up.returncode == 0, up.stdout + up.stderr
+    sandbox = holder.find()
+    assert sandbox is not None
+    teardown = netns_kit("plan", "--down", NAT)
+    assert teardown.returncode == 0, teardown.stderr
+    sandbox.run_script(teardown.stdout)  # netns-kit plan --down FILE | sh, in the sandbox
+    assert sandbox.run(query("ip", "-j", "netns", "list")).json() in (None, [])
+
+    status = netns_kit("status", "--sandbox", "--json", state_dir=state_dir)
+    [gone] = json.loads(status.stdout)["owners"]
+    assert (gone["owner"], gone["gone"], gone["namespaces"], gone["links"], gone["rules"]) == (owner, True, [], [], [])
+    text = netns_kit("status", "--sandbox", state_dir=state_dir).stdout
+    assert f"{owner}  [gone] recorded as up, but nothing of it is there any more" in text, text
+
+    again = netns_kit("up", "--sandbox", NAT, state_dir=state_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"up: note: {owner} was recorded as up in sandbox holder {sandbox.pid}, but nothing of it" in again.stdout
+    status = netns_kit("status", "--sandbox", "--json", state_dir=state_dir)
+    [up_again] = json.loads(status.stdout)["owners"]
+    assert (up_again["owner"], up_again["gone"]) == (owner, False)
+    assert up_again["namespaces"] == ["blue", "green", "red"] and len(up_again["ledger_files"]) == 1, up_again
+
+    down = netns_kit("down", "--sandbox", NAT, state_dir=state_dir)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert f"sandbox holder {sandbox.pid} stopped: it holds nothing any more" in down.stdout
+
+
+def test_a_topology_still_there_is_not_gone_and_up_again_is_refused(state_dir: Path) -> None:
+    up = netns_kit("up", "--sandbox", NAT, state_dir=state_dir)
+    assert up.returncode == 0, up.stdout + up.stderr
+    status = netns_kit("status", "--sandbox", "--json", state_dir=state_dir)
+    assert [o["gone"] for o in json.loads(status.stdout)["owners"]] == [False]
+    again = netns_kit("up", "--sandbox", NAT, state_dir=state_dir)
+    assert again.returncode == 4 and "is already up" in again.stderr, again.stdout + again.stderr
+    assert netns_kit("down", "--sandbox", NAT, state_dir=state_dir).returncode == 0

@@ -236,6 +236,8 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]
         return fake
 
     monkeypatch.setattr(cliplace, "open_executor", open_executor)
+    # the fake world shows no objects: what an `up` made counts as there (not gone)
+    monkeypatch.setattr(commands, "_gone", lambda *args, **kwargs: False)
     return made
 
 
@@ -439,3 +441,31 @@ def test_down_reads_only_the_owner_of_its_file(
     assert code == cli.EXIT_OK, err
     assert f"(owner {owner})" in out and err == ""
     assert ledger_owners(tmp_path) == []
+
+
+def test_a_ledger_is_gone_only_when_what_it_made_with_its_tag_is_all_gone(tmp_path: Path) -> None:
+    from netns_kit import inventory, ledger
+    from netns_kit.command import change
+
+    owner = Owner("cli.lab")
+    here = cliplace.Place(FakeHost(tmp_path, owner=owner), "in sandbox holder 42", "--attach 42")
+
+    def found(*commands: object, **objects: object) -> inventory.Inventory:
+        entries = tuple(ledger.Entry(i, c, 0.0, "ok") for i, c in enumerate(commands))  # type: ignore[arg-type]
+        made = inventory.LedgerFile(tmp_path / "cli.lab.1-1.jsonl", owner, entries)
+        return inventory.Inventory(ledgers=[made], **objects)  # type: ignore[arg-type]
+
+    add_ns = change("ip", "netns", "add", "red")
+    assert commands._gone(here, owner, found(add_ns))
+    assert not commands._gone(here, owner, found(add_ns, namespaces={"red": owner.tag}))
+    assert commands._gone(here, owner, found(add_ns, namespaces={"red": None}))  # not ours: someone else's now
+    link = inventory.Link("br0", None, "bridge", owner.tag)
+    assert not commands._gone(here, owner, found(add_ns, links=[link]))
+    # a ledger that made nothing carrying its tag proves nothing: never gone
+    assert not commands._gone(here, owner, found(change("ip", "route", "add", "default", "via", "10.0.0.1")))
+    # a claim on a shared switch is still there: not gone
+    claim = tmp_path / "sysctl" / "-host-" / "net.ipv4.ip_forward"
+    claim.mkdir(parents=True)
+    (claim / "claim.cli.lab.7-1").write_text("1")
+    (claim / "prior").write_text("0")
+    assert not commands._gone(here, owner, found(add_ns))
