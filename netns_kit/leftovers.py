@@ -40,6 +40,7 @@ from .command import Command, change, query
 from .errors import NetnsKitError
 from .executor import Executor, current
 from .ledger import Entry, created_by
+from .linkemu import orphans
 from .namespace import Namespace, stop_processes
 from .owner import Owner
 from .teardown import wait_gone
@@ -217,6 +218,8 @@ class _Cleanup:
                 self.undo_steps.append(step)
         self._plan_claims()
         self._plan_firewall()
+        emulators = orphans.stops(self.executor, self.owners)  # link emulators left running, found by argv
+        self.undo_steps += [_Step(what, self._runner([c]), o, [c]) for what, o, c in emulators]
 
     def _plan_claims(self) -> None:
         """Restore the switches these owners claimed (netns_kit.sysctl): forwarding is

@@ -5,6 +5,8 @@
     python3 -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --jitter 10ms --loss 5%
     python3 -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --background   # returns once bound
     python3 -m netns_kit.linkemu --stop --queue 7                                  # in the same namespace
+    python3 -m netns_kit.linkemu --list --owner netns_kit:1234.5678   # an owner's, in every namespace seen here
+    python3 -m netns_kit.linkemu --stop --owner netns_kit:1234.5678 [--pid P]
 
 It serves the NFQUEUE ``--queue`` of the network namespace it runs in. With
 ``--background`` it returns (exit 0, the ready line on stdout) once the queue
@@ -78,7 +80,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="store_true", help="stop the emulator serving --queue in this namespace")
     p.add_argument("--status", action="store_true", help="exit 0 if an emulator serves --queue here, else 1")
     p.add_argument("--probe", action="store_true", help="check that NFQUEUE works here (changes this namespace)")
-    p.add_argument("--owner", help="the owner's tag (netns_kit:...), shown in ps for cleanup")
+    p.add_argument(
+        "--owner",
+        action="append",
+        help="the owner's tag (netns_kit:...), shown in ps for cleanup; with --list or --stop: "
+        "the emulators of this owner (repeatable) in the namespaces seen from here",
+    )
+    p.add_argument("--list", action="store_true", help="list the emulators of --owner here (JSON lines)")
+    p.add_argument("--pid", type=int, help="with --stop --owner: only this emulator")
     return p
 
 
@@ -208,7 +217,7 @@ def running(queue: int) -> list[int]:
         except OSError:
             continue
         words = [w.decode(errors="replace") for w in argv]
-        serving = "netns_kit.linkemu" in words and not {"--stop", "--status", "--probe"} & set(words)
+        serving = "netns_kit.linkemu" in words and not {"--stop", "--status", "--probe", "--list"} & set(words)
         if serving and _option(words, "--queue") == str(queue):
             found.append(int(entry.name))
     return sorted(found)
@@ -247,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         works, why = run_probe()
         print(f"linkemu: {why}", file=sys.stdout if works else sys.stderr)
         return 0 if works else 1
+    if (args.list or args.stop) and args.owner and args.queue is None:
+        from . import orphans
+
+        return orphans.list_main(args.owner) if args.list else orphans.stop_main(args.owner, args.pid)
     if args.queue is None:
         print("linkemu: --queue is required", file=sys.stderr)
         return 2
