@@ -180,7 +180,12 @@ def release_switch(command: Command, owner: Owner) -> str:
             "    flock 9",
             f'    rm -f "$d"/{mine}',
             """    if [ -f "$d/prior" ] && ! ls "$d" | grep -q '^claim\\.'; then""",
-            f'        [ "$({read})" != {shlex.quote(value)} ] || {write} {shlex.quote(key + "=")}"$(cat "$d/prior")"',
+            '        prior=$(cat "$d/prior")',
+            '        case "$prior" in',
+            f'            0|1) [ "$({read})" != {shlex.quote(value)} ] || {write} {shlex.quote(key + "=")}"$prior" ;;',
+            f"            *) echo {shlex.quote(f'netns_kit: {claims}/prior holds no value of {key}: left as it is')}"
+            " >&2 ;;",
+            "        esac",
             '        rm "$d/prior"',
             "    fi",
             f'    rmdir "$d" {shlex.quote(place)} {SCRIPT_STATE_DIR}/{sysctl.CLAIMS_DIR} 2>/dev/null || true',

@@ -18,7 +18,11 @@ if [ -d "$d" ]; then
     flock 9
     rm -f "$d"/claim.dry-run.*
     if [ -f "$d/prior" ] && ! ls "$d" | grep -q '^claim\.'; then
-        [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$(cat "$d/prior")"
+        prior=$(cat "$d/prior")
+        case "$prior" in
+            0|1) [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$prior" ;;
+            *) echo 'netns_kit: /run/netns_kit/sysctl/-host-/net.ipv4.ip_forward/prior holds no value of net.ipv4.ip_forward: left as it is' >&2 ;;
+        esac
         rm "$d/prior"
     fi
     rmdir "$d" /run/netns_kit/sysctl/-host- /run/netns_kit/sysctl 2>/dev/null || true

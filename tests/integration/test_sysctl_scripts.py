@@ -123,3 +123,16 @@ def test_cli_up_then_cli_down_restores_forwarding_claimed_by_a_process_gone(box:
     down = cli("down", *attach, EXAMPLE)  # the claim is the named owner's: it counts until down
     assert down.returncode == 0, down.stdout + down.stderr
     assert state.diff(before, whole_state(box)) == []
+
+
+def test_printed_down_never_writes_back_a_damaged_prior_value() -> None:
+    """A prior value that is not 0 or 1 (a torn write, a stranger) is left alone and said so."""
+    with Sandbox(owner=OWNER) as box:
+        box.run_script(plan().script())
+        prior = box.root_path("/run/netns_kit/sysctl/-host-/net.ipv4.ip_forward/prior")
+        assert prior.read_text() == "0\n"
+        prior.write_text("garbage\n")
+        result = box.run_script(plan().teardown_script())
+        assert forwarding(box) == "1"
+        assert "prior holds no value of net.ipv4.ip_forward: left as it is" in result.stderr
+        assert not box.root_path("/run/netns_kit/sysctl").exists()

@@ -24,9 +24,7 @@ def test_ip_forward_is_set_once_and_restored_once_for_many_resources() -> None:
     assert [line for line in plan.lines if "ip_forward" in line] == ["sysctl -q -w net.ipv4.ip_forward=1"]
     # restored once, to the value kept when it was claimed (netns_kit.recorder)
     down = [line.strip() for line in plan.teardown_script().splitlines() if "-w net.ipv4.ip_forward=" in line]
-    assert down == [
-        '[ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$(cat "$d/prior")"'
-    ]
+    assert down == ['0|1) [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$prior" ;;']
 
 
 def test_ip_forward_already_on_is_not_touched() -> None:

@@ -83,7 +83,12 @@ def test_a_dry_run_files_no_claim_and_its_scripts_claim_and_release_as_the_libra
     assert (
         'rm -f "$d"/claim.dry-run.*\n'
         """    if [ -f "$d/prior" ] && ! ls "$d" | grep -q '^claim\\.'; then\n"""
-        '        [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$(cat "$d/prior")"\n'
+        '        prior=$(cat "$d/prior")\n'
+        '        case "$prior" in\n'
+        '            0|1) [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$prior" ;;\n'
+        "            *) echo 'netns_kit: /run/netns_kit/sysctl/-host-/net.ipv4.ip_forward/prior holds no value of "
+        "net.ipv4.ip_forward: left as it is' >&2 ;;\n"
+        "        esac\n"
         '        rm "$d/prior"\n'
     ) in down
 
