@@ -52,3 +52,30 @@ def test_bench_quick_mode_measures_every_contender(tmp_path: Path) -> None:
     table = done.stdout
     assert "x idiom." in table
     assert all(name in table for name in CONTENDERS)
+
+
+def test_bench_linkemu_quick_mode_measures_the_emulators_error(tmp_path: Path) -> None:
+    out = tmp_path / "linkemu.json"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "--linkemu", "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    vias = ["none", "userspace"] + (["netem"] if data["netem"] else [])
+    assert sorted({r["via"] for r in rows}) == sorted(vias)
+    for row in rows:
+        assert row["received"] > 0 and row["sent"] >= row["received"]
+        for figure in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
+            assert isinstance(row[figure], float)
+        assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert [r["delay_ms"] for r in rows if r["via"] == "userspace"] == [10]
+    table = done.stdout
+    assert "err p50" in table and "userspace" in table
+    assert "userspace emulator: kept up without loss to" in table
+    if not data["netem"]:
+        assert "netem: not available on this kernel" in table
