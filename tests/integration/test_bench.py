@@ -17,6 +17,7 @@ CONTENDERS = {
     "dry-run plan alone",
     "pyroute2 idiomatic (NetNS)",
     "pyroute2 without forks",
+    "netns-kit up / down (CLI)",
 }
 
 
