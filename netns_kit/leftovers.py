@@ -349,7 +349,7 @@ class _Cleanup:
                 restore = undo
                 if shared is not None:
                     live = shared.live()
-                    original = shared.drop([c for c in live if c.name.startswith(f"claim.{owner.id}.")])
+                    original = shared.drop([c for c in live if sysctl.claim_owner(c.name) == owner.id])
                     if original is None and shared.live():
                         raise _Keep(f"sysctl {key}: still relied on by running owners, who restore it when done")
                     if original is not None:

@@ -207,3 +207,17 @@ def test_owner_of_a_claim() -> None:
     assert sysctl.claim_owner("claim.cli.net.script") == "cli.net"
     assert sysctl.claim_owner("claim.123.456.123-7") == "123.456"
     assert sysctl.claim_owner("claim.x") is None
+
+
+def test_cleanup_of_one_named_owner_drops_only_its_claims_not_those_of_a_longer_name(tmp_path: Path) -> None:
+    """``cli.net`` and ``cli.net.v2`` are two owners: cleaning up one (through its ledger)
+    leaves the other's claim, and forwarding on for it."""
+    from netns_kit import Owner
+
+    host = FakeHost(tmp_path, owner=Owner("cli.net"))
+    nat(1).up(host)
+    here = place(tmp_path)
+    (here / "claim.cli.net.v2.script").write_text("1\n")
+    cleanup(host, owner="cli.net")
+    assert (here / "claim.cli.net.v2.script").exists()
+    assert host.values[KEY] == "1"
