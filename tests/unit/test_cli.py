@@ -237,7 +237,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]
 
     monkeypatch.setattr(cliplace, "open_executor", open_executor)
     # the fake world shows no objects: what an `up` made counts as there (not gone)
-    monkeypatch.setattr(commands, "_gone", lambda *args, **kwargs: False)
+    monkeypatch.setattr(commands, "_gone", lambda *args, **kwargs: False, raising=False)
     return made
 
 
@@ -469,3 +469,41 @@ def test_a_ledger_is_gone_only_when_what_it_made_with_its_tag_is_all_gone(tmp_pa
     (claim / "claim.cli.lab.7-1").write_text("1")
     (claim / "prior").write_text("0")
     assert not commands._gone(here, owner, found(add_ns))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("down", "--attach", "42", PIPE), ("cleanup", "--attach", "42", "--owner", "cli.seed001-pipe")],
+    ids=["down", "cleanup-owner"],
+)
+def test_a_ctrl_c_held_during_the_removal_is_raised_once_the_command_is_done(
+    capsys: pytest.CaptureFixture[str],
+    host: dict[str, FakeHost],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: tuple[str, ...],
+) -> None:
+    import signal
+
+    from netns_kit import signals
+
+    assert run(capsys, "up", "--attach", "42", PIPE)[0] == cli.EXIT_OK
+    origin = tmp_path / "run" / f"cli.seed001-pipe{cliplace.ORIGIN_SUFFIX}"
+    assert origin.exists()
+    real = leftovers.cleanup
+
+    def ctrl_c_during(*args: object, **kwargs: object) -> leftovers.CleanupReport:
+        with signals.shielded():  # as cleanup() holds it while it removes
+            os.kill(os.getpid(), signal.SIGINT)
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(leftovers, "cleanup", ctrl_c_during)
+    code, out, err = run(capsys, *argv)
+    assert code == cli.EXIT_INTERRUPTED, out + err
+    assert err == "netns-kit: interrupted\n"  # the Ctrl-C, raised at the end: nothing was stopped
+    # the whole command ran first: its last line said (the fake world shows no objects:
+    # the ledger is what is removed), the origin record forgotten
+    last = "down: nothing to do: seed001-pipe " if argv[0] == "down" else "cleanup: removed 0 objects of cli.seed001"
+    assert out.splitlines()[-1].startswith(last), out
+    assert not list((tmp_path / "run").glob("*.jsonl"))
+    assert not origin.exists()
