@@ -191,3 +191,32 @@ def test_a_second_signal_is_raised_once_not_again_when_the_undo_block_ends() -> 
             raise ValueError("what the caller made of it") from None
     assert raised == [1]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_second_ctrl_c_landing_while_the_first_is_reported_is_not_held_too() -> None:
+    """The held signal is recorded before it is logged: a second one that lands while the
+    warning is written (a terminal's Ctrl-C Ctrl-C) stops the undo instead of being held."""
+    import logging
+
+    sent: list[int] = []
+
+    class SecondCtrlC(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "received while undoing" in record.getMessage() and not sent:
+                sent.append(1)
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # it lands here, while the first one is being reported
+
+    logger = logging.getLogger("netns_kit")
+    handler = SecondCtrlC()
+    logger.addHandler(handler)
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt), signals.shielded():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            finished = True
+    finally:
+        logger.removeHandler(handler)
+    assert sent == [1]
+    assert not finished  # stopped by the second one, not run to its end
