@@ -107,6 +107,15 @@ def _userns_works() -> tuple[bool, str]:
     return result.ok, result.stderr.strip()
 
 
+def _rootless_impairments() -> tuple[str, str]:
+    """netem and NFQUEUE probed in a throwaway rootless sandbox (the probes make namespaces)."""
+    from .linkemu import probe
+    from .sandbox import Sandbox
+
+    with Sandbox() as sandbox:
+        return probe.backend(sandbox)
+
+
 @attrs.define
 class Probes:
     """Where doctor looks. Replace any field to simulate a machine."""
@@ -117,6 +126,10 @@ class Probes:
     read: Callable[[str], str | None] = attrs.field(factory=lambda: _read)
     euid: Callable[[], int] = attrs.field(factory=lambda: os.geteuid)
     userns_works: Callable[[], tuple[bool, str]] = attrs.field(factory=lambda: _userns_works)
+    #: probe what Impairment(via="auto") uses (netem, NFQUEUE: namespaces made and thrown away)
+    impairments: bool = True
+    #: what Impairment(via="auto") uses in a throwaway rootless sandbox (doctor without root)
+    rootless_impairments: Callable[[], tuple[str, str]] = attrs.field(factory=lambda: _rootless_impairments)
     #: runs the read-only commands (versions, iptables); None: the real machine
     executor: Executor | None = None
     #: the executor is a sandbox (its firewall may be probed more freely)
@@ -157,7 +170,8 @@ class _Doctor:
             why = "iptables is not installed"
             found += [Check(name, SKIP, why) for name in ("iptables backend", "other backend", "FORWARD policy")]
             found.append(self.br_netfilter(None))
-            found.append(self.impairments())
+            if self.p.impairments:
+                found.append(self.impairments())
             return found
         backend = self.backend()
         found.append(backend)
@@ -165,7 +179,8 @@ class _Doctor:
         policy = self.forward_policy()
         found.append(policy)
         found.append(self.br_netfilter(policy))
-        found.append(self.impairments())
+        if self.p.impairments:
+            found.append(self.impairments())
         return found
 
     # -- binaries ---------------------------------------------------------------
@@ -388,15 +403,19 @@ class _Doctor:
         from .linkemu import probe
 
         name = "impairments"
-        if not (self.p.euid() == 0 or self.p.sandboxed):
+        if self.p.euid() == 0 or self.p.sandboxed:
+            which, why = probe.backend(self.executor)
+        elif self.p.which("unshare") and self.p.userns_works()[0]:
+            which, why = self.p.rootless_impairments()
+            why += " (probed in a throwaway rootless sandbox, where netns_kit runs without root)"
+        else:
             return Check(
                 name,
                 SKIP,
                 "not probed: the netem and NFQUEUE probes make a throwaway network namespace",
-                "Without root, the probes cannot make one on this machine.",
-                "run as root, or netns-kit doctor --sandbox",
+                "Without root or user namespaces (see privileges), the probes cannot make one here.",
+                "run as root, or allow user namespaces",
             )
-        which, why = probe.backend(self.executor)
         if which == "netem":
             return Check(name, OK, "netem: delay, jitter, loss, duplication, reordering and corruption", why)
         if which == "userspace":

@@ -284,7 +284,8 @@ def environment_problem(*, sandbox: bool = True, start: bool = True, probes: doc
     or root (``sandbox=False``: the machine's own network). With ``start``, a
     sandbox must really start too. ``netns-kit doctor`` gives the full report.
     """
-    report = doctor.doctor(probes=probes)
+    # only the _BLOCKING checks matter here: not what impairments use (its probes make namespaces)
+    report = doctor.doctor(probes=attrs.evolve(probes or doctor.Probes(), impairments=False))
     failures = [c for c in report.failures() if c.name.startswith(_BLOCKING)]
     if failures:
         return "; ".join(f"{c.name}: {c.summary} (fix: {c.fix})" for c in failures)

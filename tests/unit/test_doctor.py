@@ -62,6 +62,7 @@ def probes(
         read=files.get,
         euid=lambda: euid,
         userns_works=lambda: userns,
+        rootless_impairments=lambda: ("netem", "the kernel has the netem qdisc"),  # never a real sandbox here
         executor=executor or machine(),
     )
 
@@ -289,9 +290,34 @@ def test_impairments_without_netem_and_nfqueue_warn_with_the_fix() -> None:
     assert "fix: load sch_netem" in text
 
 
-def test_impairments_are_not_probed_without_root_outside_a_sandbox() -> None:
+def test_impairments_without_root_are_probed_in_a_rootless_sandbox_not_on_the_machine() -> None:
     executor = kernel(netem=True, nfqueue=True)
-    check = doctor(probes=probes(euid=1000, executor=executor))["impairments"]
+    found = probes(euid=1000, executor=executor)
+    found.rootless_impairments = lambda: ("userspace", "no netem; NFQUEUE works")
+    check = doctor(probes=found)["impairments"]
+    assert check.status == OK
+    assert check.summary.startswith("userspace: ")
+    assert check.explanation == (
+        "no netem; NFQUEUE works (probed in a throwaway rootless sandbox, where netns_kit runs without root)"
+    )
+    assert not any(q.argv[:2] == ("unshare", "--net") for q in executor.queries)
+
+
+def test_impairments_without_root_or_user_namespaces_are_not_probed() -> None:
+    def never() -> tuple[str, str]:
+        raise AssertionError("probed in a sandbox that cannot be made")
+
+    found = probes(
+        euid=1000, userns=(False, "unshare: Operation not permitted"), executor=kernel(netem=True, nfqueue=True)
+    )
+    found.rootless_impairments = never
+    check = doctor(probes=found)["impairments"]
     assert check.status == SKIP
-    assert "netns-kit doctor --sandbox" in check.fix
+    assert "allow user namespaces" in check.fix
+
+
+def test_impairments_are_left_out_when_asked_and_nothing_is_probed() -> None:
+    executor = kernel(netem=True, nfqueue=True)
+    report = doctor(probes=attrs.evolve(probes(executor=executor), impairments=False))
+    assert "impairments" not in [c.name for c in report.checks]
     assert not any(q.argv[:2] == ("unshare", "--net") for q in executor.queries)
