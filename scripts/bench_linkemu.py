@@ -185,7 +185,7 @@ def keeps_up(rows: list[dict[str, Any]], via: str) -> str:
     best = max(ok, key=lambda r: r["sent_pps"])
     out = f"{best['sent_pps']:.0f} pps"
     if best["sent_pps"] < 0.95 * best["rate_pps"]:
-        out += f" (asked {best['rate_pps']}: the sender's own limit here, not the emulator's)"
+        out += f", asked {best['rate_pps']}: the sender's own limit here, not the emulator's"
     return out
 
 
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += run_rows(topo, "netem", cases, seconds)
     print()
     top = keeps_up(rows, "userspace")
-    print(f"userspace emulator: kept up without loss to {top} (the highest rate tried at 10 ms with none lost)")
+    print(f"userspace emulator: kept up without loss to {top} (the highest rate at 10 ms with none lost)")
     if kernel_netem.available:
         print(f"netem: kept up without loss to {keeps_up(rows, 'netem')}")
     else:
