@@ -41,6 +41,7 @@ from .errors import NetnsKitError
 from .executor import Executor, current
 from .ledger import Entry, created_by
 from .linkemu import orphans
+from .linkemu.plan import MODULE as LINK_EMULATOR
 from .namespace import Namespace, stop_processes
 from .owner import Owner
 from .teardown import wait_gone
@@ -218,8 +219,19 @@ class _Cleanup:
                 self.undo_steps.append(step)
         self._plan_claims()
         self._plan_firewall()
-        emulators = orphans.stops(self.executor, self.owners)  # link emulators left running, found by argv
-        self.undo_steps += [_Step(what, self._runner([c]), o, [c]) for what, o, c in emulators]
+        if self._may_have_emulators():
+            emulators = orphans.stops(self.executor, self.owners)  # link emulators left running, found by argv
+            self.undo_steps += [_Step(what, self._runner([c]), o, [c]) for what, o, c in emulators]
+
+    def _may_have_emulators(self) -> bool:
+        """Whether a link emulator of these owners may be running: their ledgers (written
+        ahead of every start) name one, or cannot tell (an owner without a ledger read
+        whole). Looking costs a process of its own, which a topology without impairments
+        need not pay."""
+        read_whole = {lf.owner for lf in self.files if lf.foreign is None and not lf.skipped}
+        if any(owner not in read_whole for owner in self.owners):
+            return True
+        return any(LINK_EMULATOR in entry.command.argv for lf in self.files for entry in lf.entries)
 
     def _plan_claims(self) -> None:
         """Restore the switches these owners claimed (netns_kit.sysctl): forwarding is
