@@ -4,7 +4,7 @@
 
     python3 -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --jitter 10ms --loss 5%
     python3 -m netns_kit.linkemu --queue 7 --dev a-eth --delay 100ms --background   # returns once bound
-    python3 -m netns_kit.linkemu --stop --queue 7                                  # in the same namespace
+    python3 -m netns_kit.linkemu --stop --queue 7 [--owner TAG]                    # in the same namespace
     python3 -m netns_kit.linkemu --list --owner netns_kit:1234.5678   # an owner's, in every namespace seen here
     python3 -m netns_kit.linkemu --stop --owner netns_kit:1234.5678 [--pid P]
 
@@ -203,8 +203,9 @@ def _background(args: argparse.Namespace, what: Impairment) -> int:
     os._exit(emulator.run(ready=ready))
 
 
-def running(queue: int) -> list[int]:
-    """The pids of emulators serving ``queue`` in this process's network namespace."""
+def running(queue: int, owners: Sequence[str] | None = None) -> list[int]:
+    """The pids of emulators serving ``queue`` in this process's network namespace (of
+    one of ``owners``, the tags given with ``--owner``, when given)."""
     here = os.readlink("/proc/self/ns/net")
     found = []
     for entry in Path("/proc").iterdir():
@@ -218,7 +219,8 @@ def running(queue: int) -> list[int]:
             continue
         words = [w.decode(errors="replace") for w in argv]
         serving = "netns_kit.linkemu" in words and not {"--stop", "--status", "--probe", "--list"} & set(words)
-        if serving and _option(words, "--queue") == str(queue):
+        mine = owners is None or _option(words, "--owner") in owners
+        if serving and mine and _option(words, "--queue") == str(queue):
             found.append(int(entry.name))
     return sorted(found)
 
@@ -232,17 +234,17 @@ def _option(words: Sequence[str], name: str) -> str | None:
     return None
 
 
-def stop(queue: int, timeout: float = 5.0) -> int:
-    pids = running(queue)
+def stop(queue: int, owners: Sequence[str] | None = None, timeout: float = 5.0) -> int:
+    pids = running(queue, owners)
     if not pids:
         print(f"linkemu: no emulator serves queue {queue} here", file=sys.stderr)
         return 0
     for pid in pids:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while running(queue) and time.monotonic() < deadline:
+    while running(queue, owners) and time.monotonic() < deadline:
         time.sleep(0.01)
-    for pid in running(queue):
+    for pid in running(queue, owners):
         os.kill(pid, signal.SIGKILL)
     print(f"linkemu: stopped queue {queue} (pid {' '.join(map(str, pids))})", file=sys.stderr)
     return 0
@@ -267,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"linkemu: --queue {args.queue}: must be 0 to 65535", file=sys.stderr)
         return 2
     if args.stop:
-        return stop(args.queue)
+        return stop(args.queue, args.owner)
     if args.status:
         pids = running(args.queue)
         print(

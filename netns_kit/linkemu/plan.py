@@ -4,7 +4,7 @@ Two steps, each with its undo, in this order (teardown runs them backwards):
 
 1. ``python3 -m netns_kit.linkemu --queue N --dev DEV ... --background`` in
    the device's namespace: returns once queue N is bound; undone by
-   ``... --stop --queue N`` there.
+   ``... --stop --queue N --owner TAG`` there.
 2. ``iptables -t mangle -I POSTROUTING -o DEV ... -j NFQUEUE --queue-num N``
    (and ``ip6tables``), tagged with the owner's comment: the packets leaving
    DEV go to the queue. No ``--queue-bypass``: while nothing serves the
@@ -34,14 +34,15 @@ def status_command(queue: int) -> tuple[str, ...]:
     return (PYTHON, "-m", MODULE, "--status", "--queue", str(queue))
 
 
-def stop_command(queue: int, netns: str | None) -> Command:
-    return Command((PYTHON, "-m", MODULE, "--stop", "--queue", str(queue)), netns=netns)
+def stop_command(queue: int, netns: str | None, tag: str) -> Command:
+    """Stop the emulator of ``tag`` serving ``queue`` in ``netns`` (never another owner's)."""
+    return Command((PYTHON, "-m", MODULE, "--stop", "--queue", str(queue), "--owner", tag), netns=netns)
 
 
 def start_command(impairment: Impairment, *, dev: str, queue: int, netns: str | None, loss: bool, tag: str) -> Command:
     """Start the emulator for ``impairment`` (its loss too when ``loss``) in the background."""
     argv = (PYTHON, "-m", MODULE, "--queue", str(queue), "--dev", dev, *impairment.emulator_options(loss=loss))
-    return change(*argv, "--owner", tag, "--background", netns=netns, undo=stop_command(queue, netns))
+    return change(*argv, "--owner", tag, "--background", netns=netns, undo=stop_command(queue, netns, tag))
 
 
 def queue_rules(*, dev: str, queue: int, netns: str | None, tag: str) -> list[Command]:

@@ -128,3 +128,18 @@ def test_cleanup_stops_the_emulator_of_a_killed_owner_on_an_adopted_device_and_n
     assert of_queue(11) == []
     # the queue rules went too; the adopted device and namespaces stay (the fixture removes them)
     assert state.diff(before, state.snapshot(sb)) == []
+
+
+@pytest.mark.parametrize("adopted", [None], indirect=True, ids=["sandbox-netns"])
+def test_an_owners_stop_of_a_queue_leaves_another_owners_emulator_on_that_queue(
+    sb: Sandbox, adopted: str | None
+) -> None:
+    """The undo a ledger holds (``--stop --queue N --owner TAG``) stops only that owner's
+    emulator: once A's emulator died, B may serve the same queue there."""
+    sb.run(Command((PYTHON, "-m", MODULE, "--queue", "11", "--dev", "a-eth", "--owner", "netns_kit:cli.b",
+                    "--background")))  # fmt: skip
+    [b] = of_queue(11)
+    sb.run(Command((PYTHON, "-m", MODULE, "--stop", "--queue", "11", "--owner", "netns_kit:cli.a")))
+    assert of_queue(11) == [b]
+    sb.run(Command((PYTHON, "-m", MODULE, "--stop", "--queue", "11", "--owner", "netns_kit:cli.b")))
+    assert of_queue(11) == []

@@ -118,7 +118,7 @@ def test_without_netem_the_emulator_starts_before_its_queue_rules_and_stops_afte
     assert [c.line for c in rec.undo_commands()] == [
         f"ip netns exec a ip6tables -w -t mangle -D {rule}",
         f"ip netns exec a iptables -w -t mangle -D {rule}",
-        f"ip netns exec a {python} -m netns_kit.linkemu --stop --queue 7",
+        f"ip netns exec a {python} -m netns_kit.linkemu --stop --queue 7 --owner netns_kit:dry-run",
         "tc -n a qdisc del dev a-eth root",
     ]
 
@@ -287,7 +287,7 @@ def test_change_restarts_the_emulator_with_the_new_settings_and_teardown_stops_i
     lines = [c.line.replace(plan.PYTHON, "PY") for c in rec.commands]
     rule = "POSTROUTING -o a-eth -m comment --comment netns_kit:dry-run -j NFQUEUE --queue-num 5"
     assert lines == [  # the queue rules stay: between the two emulators the queue drops (fail-closed)
-        "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5",
+        "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5 --owner netns_kit:dry-run",
         "ip netns exec a PY -m netns_kit.linkemu --queue 5 --dev a-eth --delay 20ms --loss 1% "
         "--owner netns_kit:dry-run --background",
     ]
@@ -298,13 +298,13 @@ def test_change_restarts_the_emulator_with_the_new_settings_and_teardown_stops_i
         "tc -n a qdisc replace dev a-eth root tbf rate 1mbit burst 16384b latency 100ms",
         f"ip netns exec a ip6tables -w -t mangle -D {rule}",
         f"ip netns exec a iptables -w -t mangle -D {rule}",
-        "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5",
+        "ip netns exec a PY -m netns_kit.linkemu --stop --queue 5 --owner netns_kit:dry-run",
     ]
     del rec.commands[:]
     impairment.change({"delay": "5ms"}, rec)
     del rec.commands[:]
     impairment.delete(rec)
-    assert [c.argv[-3:] for c in rec.commands][-1] == ("--stop", "--queue", "5")
+    assert [c.argv[-5:] for c in rec.commands][-1] == ("--stop", "--queue", "5", "--owner", "netns_kit:dry-run")
     assert len(rec.commands) == 3  # the two rules and the emulator: the change deleted the tbf qdisc
 
 
