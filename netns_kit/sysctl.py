@@ -422,18 +422,26 @@ class Claims:
                     files.append((claim, held))
         return files
 
-    def drop(self, claims: Sequence[Path]) -> str | None:
+    def drop(self, claims: Sequence[Path], restore: Callable[[str], None] | None = None) -> str | None:
         """Drop ``claims`` (call it locked); the value to restore when no live claim is
-        left (None: others still rely on it, or there is nothing to restore)."""
+        left (None: others still rely on it, or there is nothing to restore).
+
+        ``restore(value)``, when given, is called with that value *before* the claims and
+        ``prior`` go: they are the only record of the value to restore, so a process
+        killed between the two leaves them for ``netns_kit.cleanup()``, never a switch
+        left on with nothing saying what it was (write-ahead, as the ledger is)."""
+        mine = set(claims)
+        self.damage = None
+        alive: dict[str, bool] = {}
+        self.relied_on = any(self._counts(c, alive) for c in self._claims() if c not in mine)
+        original = None if self.relied_on else self.prior()
+        if original is not None and restore is not None:
+            restore(original)
         for claim in claims:
             with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
                 claim.unlink()
-        self.damage = None
-        self.relied_on = self.any_live()
-        if self.relied_on:
-            return None
-        original = self.prior()
-        self._forget_prior()
+        if not self.relied_on:
+            self._forget_prior()
         return original
 
     def restore(self, value: str) -> Command:
@@ -642,19 +650,26 @@ def release(claims: list[Path], undo: Sequence[Command]) -> list[Command]:
         executor = next((h.executor for _, h in mine if h is not None and h.executor is not None), None)
         claimed = next((h.value for _, h in mine if h is not None), None)
         with shared.locked():
-            original = shared.drop([f for f, _ in mine])
-            if original is None:
-                continue  # others rely on it, none was kept, or it was damaged (logged)
             if executor is None or shared.key not in SWITCHES:
-                restores.append(shared.restore(original))
-                continue
-            now = read(executor, shared.key, shared.netns)
-            if now is None or now == original:
-                continue
-            if claimed is not None and now != claimed:
-                log.info("%s is %s, not the %s claimed: someone changed it since; left alone", shared.key, now, claimed)
-                continue
-            write(executor, shared.key, original, shared.netns)
+                original = shared.drop([f for f, _ in mine])
+                if original is not None:
+                    restores.append(shared.restore(original))
+                continue  # None: others rely on it, none was kept, or it was damaged (logged)
+
+            def restore(
+                original: str, executor: Executor = executor, claimed: str | None = claimed, shared: Claims = shared
+            ) -> None:
+                now = read(executor, shared.key, shared.netns)
+                if now is None or now == original:
+                    return
+                if claimed is not None and now != claimed:
+                    log.info(
+                        "%s is %s, not the %s claimed: someone changed it since; left alone", shared.key, now, claimed
+                    )
+                    return
+                write(executor, shared.key, original, shared.netns)
+
+            shared.drop([f for f, _ in mine], restore)
     return restores + [c for c in undo if c.argv[0] != "sysctl"]
 
 
@@ -723,7 +738,21 @@ def _restorer(executor: Executor, shared: Claims, owner_id: str) -> Callable[[],
                 value, _ = _read_value(claim)
                 if value is not None and valid_value(shared.key, value):
                     values.add(value)  # a damaged one says nothing: the prior decides
-            original = shared.drop(mine)
+            why: list[str] = []
+
+            def restore(original: str) -> None:
+                now = read(executor, shared.key, shared.netns)
+                if now is None or now == original:
+                    return  # the interface it belonged to is gone, or it is back already
+                if values and now not in values:
+                    claimed = "/".join(sorted(values))
+                    why.append(
+                        f"sysctl {shared.key} is {now}, not the {claimed} {owner_id} set: someone changed it since"
+                    )
+                    return
+                write(executor, shared.key, original, shared.netns)
+
+            original = shared.drop(mine, restore)
             if original is None:
                 if shared.relied_on:
                     return f"sysctl {shared.key}: still relied on by running owners, who restore it when done"
@@ -732,15 +761,7 @@ def _restorer(executor: Executor, shared: Claims, owner_id: str) -> Callable[[],
                 now = read(executor, shared.key, shared.netns)
                 left = f"left at {now}" if now is not None else "left as it is"
                 return f"sysctl {shared.key}: {left}: {shared.damage}; set it by hand if {now} is not what you want"
-            now = read(executor, shared.key, shared.netns)
-            if now is None or now == original:
-                return None  # the interface it belonged to is gone, or it is back already
-            set_to = values
-            if set_to and now not in set_to:
-                claimed = "/".join(sorted(set_to))
-                return f"sysctl {shared.key} is {now}, not the {claimed} {owner_id} set: someone changed it since"
-            write(executor, shared.key, original, shared.netns)
-            return None
+            return why[0] if why else None
 
     return run
 

@@ -280,3 +280,25 @@ def test_many_resources_relying_on_forwarding_read_it_once_per_apply(tmp_path: P
     reads = [c for c in kernel.queries if c.argv == ("sysctl", "-n", "net.ipv4.ip_forward")]
     assert len(reads) == 1
     topology.down()
+
+
+def test_the_restore_is_written_while_the_claim_and_prior_still_record_it(tmp_path: Path) -> None:
+    """Write-ahead: a process killed between restoring the switch and dropping its claim
+    leaves the claim and ``prior`` for cleanup; the other order (found by the batched
+    SIGKILL stress test) could leave ip_forward on with nothing saying it was 0."""
+    from .fakes import FakeHost
+
+    seen: list[tuple[bool, bool]] = []
+
+    class Watching(FakeHost):
+        def answer(self, command: Command) -> Result | str | None:
+            if command.argv == ("sysctl", "-q", "-w", "net.ipv4.ip_forward=0"):
+                place = tmp_path / "sysctl" / "-host-" / "net.ipv4.ip_forward"
+                seen.append(((place / "prior").exists(), any(place.glob("claim.*"))))
+            return super().answer(command)
+
+    host = Watching(tmp_path)
+    Topology([Bridge("br1", addresses="10.1.0.1/24"), NatRule("10.1.0.0/24", bridge="br1")]).up(host).down()
+    assert seen == [(True, True)]
+    assert host.values["net.ipv4.ip_forward"] == "0"
+    assert not (tmp_path / "sysctl").exists()
