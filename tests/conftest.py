@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,12 @@ def _opted_out(need: str) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The tests send Ctrl-C (SIGINT) to the processes they start. A runner started in the
+    # background (`cmd &` in a script: the shell sets SIGINT to "ignore") hands that
+    # ignore down to every child it starts, which would then never see the Ctrl-C. A
+    # handler (unlike an ignore) is reset to the default at exec: the children get it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         f"needs(name): needs a kernel feature ({', '.join(NEEDS)}); fails where it is missing, "
