@@ -32,6 +32,7 @@ from ..errors import ValidationError
 from ..impairment import Impairment
 from .fate import Emulation
 from .loop import Emulator
+from .orphans import option
 
 #: the Impairment settings the emulator takes, as options (``--delay-correlation``)
 SETTINGS = (
@@ -219,19 +220,10 @@ def running(queue: int, owners: Sequence[str] | None = None) -> list[int]:
             continue
         words = [w.decode(errors="replace") for w in argv]
         serving = "netns_kit.linkemu" in words and not {"--stop", "--status", "--probe", "--list"} & set(words)
-        mine = owners is None or _option(words, "--owner") in owners
-        if serving and mine and _option(words, "--queue") == str(queue):
+        mine = owners is None or option(words, "--owner") in owners
+        if serving and mine and option(words, "--queue") == str(queue):
             found.append(int(entry.name))
     return sorted(found)
-
-
-def _option(words: Sequence[str], name: str) -> str | None:
-    for i, word in enumerate(words):
-        if word == name and i + 1 < len(words):
-            return words[i + 1]
-        if word.startswith(name + "="):
-            return word.split("=", 1)[1]
-    return None
 
 
 def stop(queue: int, owners: Sequence[str] | None = None, timeout: float = 5.0) -> int:

@@ -137,9 +137,9 @@ def test_cli_refuses_bad_settings_by_name(capsys: object) -> None:
 
 
 def test_stop_finds_the_queue_option_in_either_spelling() -> None:
-    assert cli._option(["python3", "-m", "netns_kit.linkemu", "--queue", "7"], "--queue") == "7"
-    assert cli._option(["python3", "-m", "netns_kit.linkemu", "--queue=8"], "--queue") == "8"
-    assert cli._option(["--queue"], "--queue") is None
+    assert cli.option(["python3", "-m", "netns_kit.linkemu", "--queue", "7"], "--queue") == "7"
+    assert cli.option(["python3", "-m", "netns_kit.linkemu", "--queue=8"], "--queue") == "8"
+    assert cli.option(["--queue"], "--queue") is None
 
 
 def test_background_start_reads_the_ready_line_or_gives_up_after_its_timeout() -> None:
