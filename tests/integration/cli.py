@@ -20,3 +20,19 @@ def netns_kit(*argv: str, state_dir: Path | None = None, timeout: float = 120) -
         timeout=timeout,
         check=False,
     )
+
+
+def stop_recorded_holder(state_dir: Path) -> None:
+    """Stop the sandbox holder recorded in ``state_dir``, if it still runs: a test's holder
+    must not outlive it, whatever the test did."""
+    import json
+    import signal
+
+    from netns_kit import holder
+    from netns_kit.owner import start_time
+
+    record = state_dir / holder.RECORD
+    if record.exists():
+        data = json.loads(record.read_text())
+        if start_time(data["pid"]) == data["start"]:
+            os.kill(data["pid"], signal.SIGTERM)

@@ -9,7 +9,6 @@ deadline, before it sends SIGKILL. The Ctrl-C is sent once the marker is there.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from netns_kit.owner import proc_stat, start_time
 from netns_kit.process import Process
 from netns_kit.sandbox import Sandbox
 
-from .cli import netns_kit
+from .cli import netns_kit, stop_recorded_holder
 
 N = 30
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -56,11 +55,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     directory.mkdir(mode=0o700)
     monkeypatch.setenv("NETNS_KIT_STATE_DIR", str(directory))
     yield directory
-    record = directory / holder.RECORD
-    if record.exists():  # the holder of this test must not outlive it
-        data = json.loads(record.read_text())
-        if start_time(data["pid"]) == data["start"]:
-            os.kill(data["pid"], signal.SIGTERM)
+    stop_recorded_holder(directory)
 
 
 def stubborn(sandbox: Sandbox, netns: str, marker: Path) -> Process:

@@ -19,7 +19,7 @@ from netns_kit import holder, query
 from netns_kit.owner import start_time
 from netns_kit.sandbox import Sandbox
 
-from .cli import netns_kit
+from .cli import netns_kit, stop_recorded_holder
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 PIPE = str(EXAMPLES / "seed001-pipe.toml")
@@ -29,11 +29,7 @@ HOST = str(EXAMPLES / "seed002-ns1-host.toml")
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
-    record = tmp_path / holder.RECORD
-    if record.exists():  # a failed test must not leave its holder running
-        data = json.loads(record.read_text())
-        if start_time(data["pid"]) == data["start"]:
-            os.kill(data["pid"], signal.SIGTERM)
+    stop_recorded_holder(tmp_path)
 
 
 def holder_pid(state_dir: Path) -> int:
