@@ -23,8 +23,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .command import Command, Result, change, query
-    from .errors import (
+    from netns_kit.command import Command, Result, change, query
+    from netns_kit.errors import (
         AlreadyExistsError,
         BinaryNotFoundError,
         CommandError,
@@ -36,24 +36,24 @@ if TYPE_CHECKING:
         UnsupportedError,
         ValidationError,
     )
-    from .executor import Executor, current, use
-    from .impairment import Impairment
-    from .leftovers import CleanupReport, cleanup
-    from .link import Bridge, VethPair
-    from .link_impairment import LinkImpairment
-    from .namespace import Host, Namespace
-    from .nat import NatRule
-    from .netns_file import NetnsFile, hosts_files
-    from .owner import Owner
-    from .partition import LinkDown, Partition
-    from .portforward import PortForward
-    from .process import PIPE, STDOUT, Process
-    from .recorder import Recorder
-    from .resource import Resource
-    from .route import Address, Route
-    from .sandbox import Sandbox
-    from .shexecutor import ShExecutor
-    from .topology import Topology
+    from netns_kit.executors.base import Executor, current, use
+    from netns_kit.executors.local import ShExecutor
+    from netns_kit.executors.process import PIPE, STDOUT, Process
+    from netns_kit.executors.recorder import Recorder
+    from netns_kit.executors.sandbox import Sandbox
+    from netns_kit.firewall.nat import NatRule
+    from netns_kit.firewall.portforward import PortForward
+    from netns_kit.impairment import Impairment
+    from netns_kit.lifecycle.resource import Resource
+    from netns_kit.ops.cleanup import CleanupReport, cleanup
+    from netns_kit.owner import Owner
+    from netns_kit.resources.files import NetnsFile, hosts_files
+    from netns_kit.resources.link import Bridge, VethPair
+    from netns_kit.resources.link_impairment import LinkImpairment
+    from netns_kit.resources.namespace import Host, Namespace
+    from netns_kit.resources.partition import LinkDown, Partition
+    from netns_kit.resources.route import Address, Route
+    from netns_kit.topology.topology import Topology
 
 _WHERE = {
     "Command": ".command",
@@ -70,34 +70,34 @@ _WHERE = {
     "TimeoutError": ".errors",
     "UnsupportedError": ".errors",
     "ValidationError": ".errors",
-    "Executor": ".executor",
-    "Recorder": ".recorder",
-    "ShExecutor": ".shexecutor",
-    "current": ".executor",
-    "use": ".executor",
+    "Executor": ".executors.base",
+    "Recorder": ".executors.recorder",
+    "ShExecutor": ".executors.local",
+    "current": ".executors.base",
+    "use": ".executors.base",
     "Impairment": ".impairment",
-    "CleanupReport": ".leftovers",
-    "cleanup": ".leftovers",
-    "Bridge": ".link",
-    "VethPair": ".link",
-    "LinkImpairment": ".link_impairment",
-    "Host": ".namespace",
-    "Namespace": ".namespace",
-    "NatRule": ".nat",
-    "NetnsFile": ".netns_file",
-    "hosts_files": ".netns_file",
+    "CleanupReport": ".ops.cleanup",
+    "cleanup": ".ops.cleanup",
+    "Bridge": ".resources.link",
+    "VethPair": ".resources.link",
+    "LinkImpairment": ".resources.link_impairment",
+    "Host": ".resources.namespace",
+    "Namespace": ".resources.namespace",
+    "NatRule": ".firewall.nat",
+    "NetnsFile": ".resources.files",
+    "hosts_files": ".resources.files",
     "Owner": ".owner",
-    "LinkDown": ".partition",
-    "Partition": ".partition",
-    "PortForward": ".portforward",
-    "PIPE": ".process",
-    "Process": ".process",
-    "STDOUT": ".process",
-    "Resource": ".resource",
-    "Address": ".route",
-    "Route": ".route",
-    "Sandbox": ".sandbox",
-    "Topology": ".topology",
+    "LinkDown": ".resources.partition",
+    "Partition": ".resources.partition",
+    "PortForward": ".firewall.portforward",
+    "PIPE": ".executors.process",
+    "Process": ".executors.process",
+    "STDOUT": ".executors.process",
+    "Resource": ".lifecycle.resource",
+    "Address": ".resources.route",
+    "Route": ".resources.route",
+    "Sandbox": ".executors.sandbox",
+    "Topology": ".topology.topology",
 }
 
 

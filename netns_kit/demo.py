@@ -11,11 +11,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import TextIO
 
-from . import scenarios, state
-from .executor import use
-from .namespace import Host, _Place
-from .sandbox import Sandbox
-from .topology import Topology
+from netns_kit.executors.base import use
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.resources.namespace import Host, _Place
+from netns_kit.topology import scenarios
+from netns_kit.topology.topology import Topology
 
 #: a TCP server answering "<name> <peer address>" to each connection
 _SERVER = """

@@ -114,7 +114,7 @@ class PermissionDeniedError(CommandError):
 
 class BinaryNotFoundError(CommandError):
     """A program netns_kit runs is not installed: found neither on ``PATH`` nor in
-    ``/usr/sbin``, ``/sbin``, ``/usr/local/sbin`` (:mod:`netns_kit.binaries`).
+    ``/usr/sbin``, ``/sbin``, ``/usr/local/sbin`` (:mod:`netns_kit.executors.binaries`).
     Nothing ran. ``binary`` names the program (``argv[0]``, or the one ``nsenter``,
     ``unshare``, ``env`` or ``ip netns exec`` could not start)."""
 
@@ -223,7 +223,7 @@ TABLE: tuple[
             None,
             CommandError,
             "this kernel lacks that qdisc (for netem: CONFIG_NET_SCH_NETEM, module sch_netem); "
-            "netns_kit.capability.has_netem() probes for it",
+            "netns_kit.executors.capability.has_netem() probes for it",
         ),
         (
             r"Cannot find device|Device does not exist|No such device|"

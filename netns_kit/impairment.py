@@ -22,8 +22,8 @@ from typing import Any
 
 import attrs
 
-from .errors import ValidationError
-from .units import (
+from netns_kit.errors import ValidationError
+from netns_kit.units import (
     Duration,
     Percent,
     Rate,

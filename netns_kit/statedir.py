@@ -31,7 +31,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import SandboxError
+from netns_kit.errors import SandboxError
 
 #: the environment variable that moves the CLI's sandbox record
 ENV = "NETNS_KIT_STATE_DIR"

@@ -29,19 +29,19 @@ from typing import Any, Self, TypeVar, cast
 
 import attrs
 
-from . import doctor
-from . import sandbox as _sandbox
-from .errors import SandboxError, TimeoutError, ValidationError
-from .executor import Executor, current
-from .impairment import Impairment
-from .link import VethPair
-from .link_impairment import LinkImpairment
-from .namespace import Namespace, _Place
-from .partition import Partition
-from .recorder import Recorder
-from .resource import Resource
-from .topology import Topology
-from .validate import IFNAMSIZ, netns_name
+from netns_kit.errors import SandboxError, TimeoutError, ValidationError
+from netns_kit.executors import sandbox as _sandbox
+from netns_kit.executors.base import Executor, current
+from netns_kit.executors.recorder import Recorder
+from netns_kit.impairment import Impairment
+from netns_kit.lifecycle.resource import Resource
+from netns_kit.ops import doctor
+from netns_kit.resources.link import VethPair
+from netns_kit.resources.link_impairment import LinkImpairment
+from netns_kit.resources.namespace import Namespace, _Place
+from netns_kit.resources.partition import Partition
+from netns_kit.topology.topology import Topology
+from netns_kit.validate import IFNAMSIZ, netns_name
 
 R = TypeVar("R", bound=Resource)
 
@@ -279,7 +279,7 @@ _BLOCKING = ("iproute2", "util-linux", "procps", "privileges")
 def environment_problem(*, sandbox: bool = True, start: bool = True, probes: doctor.Probes | None = None) -> str | None:
     """Why real namespaces cannot be made here (doctor's reason), or None when they can.
 
-    Uses :func:`netns_kit.doctor.doctor`'s checks that stop netns_kit: the
+    Uses :func:`netns_kit.ops.doctor.doctor`'s checks that stop netns_kit: the
     programs it runs, and root or usable user namespaces (``sandbox=True``)
     or root (``sandbox=False``: the machine's own network). With ``start``, a
     sandbox must really start too. ``netns-kit doctor`` gives the full report.

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .errors import ValidationError
-from .validate import field_name
+from netns_kit.errors import ValidationError
+from netns_kit.validate import field_name
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _TIME = re.compile(rf"^{_NUMBER}(s|sec|secs|ms|msec|msecs|us|usec|usecs)$", re.IGNORECASE)

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .errors import ValidationError
+from netns_kit.errors import ValidationError
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -106,7 +106,7 @@ def check_clean(where: str) -> None:
 
 def netns_kit_contenders(sandbox: Any) -> dict[str, Callable[[int], tuple[float, float]]]:
     import netns_kit
-    from netns_kit import scenarios
+    from netns_kit.topology import scenarios
 
     def library(executor: Any, **options: Any) -> Callable[[int], tuple[float, float]]:
         def run(n: int) -> tuple[float, float]:
@@ -126,7 +126,7 @@ def netns_kit_contenders(sandbox: Any) -> dict[str, Callable[[int], tuple[float,
         subprocess.run(["sh", "-s"], input=up.encode(), check=True)
         t1 = time.perf_counter()
         subprocess.run(["sh", "-s"], input=down.encode(), check=True)
-        from netns_kit.teardown import wait_gone
+        from netns_kit.lifecycle.teardown import wait_gone
 
         wait_gone(netns_kit.ShExecutor(), [(None, f"wh{i}") for i in range(n)])
         return t1 - t0, time.perf_counter() - t1
@@ -170,8 +170,8 @@ def cli_command() -> list[str]:
 
 
 def workload_toml(n: int) -> str:
-    """W(N) (``netns_kit.scenarios.workload``) as a topology file."""
-    from netns_kit import scenarios
+    """W(N) (``netns_kit.topology.scenarios.workload``) as a topology file."""
+    from netns_kit.topology import scenarios
 
     gateway = scenarios.WORKLOAD_GATEWAY
     parts = [
@@ -196,7 +196,9 @@ def workload_toml(n: int) -> str:
 
 def workload_file(n: int) -> Path:
     """W(N)'s topology file (written once, checked to plan exactly what W(N) plans)."""
-    from netns_kit import Owner, scenarios, topofile
+    from netns_kit import Owner
+    from netns_kit.topology import scenarios
+    from netns_kit.topology import tomlfile as topofile
 
     path = Path("/run") / f"bench-w{n}.toml"  # the private /run of the benchmark's namespace
     if not path.exists():
@@ -352,7 +354,7 @@ def main() -> int:
     if not os.environ.get(INNER):
         os.environ["NETNS_KIT_BENCH_ROOT"] = "1" if os.geteuid() == 0 else "0"
         return reexec_isolated(sys.argv[1:])
-    from netns_kit import binaries
+    from netns_kit.executors import binaries
 
     # the printed scripts, iptables-save and iptables-restore found as netns_kit finds
     # them (an ordinary user's login PATH has no /usr/sbin)

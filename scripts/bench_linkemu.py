@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import netns_kit  # noqa: E402
 from netns_kit import LinkImpairment, Namespace, Topology, VethPair  # noqa: E402
-from netns_kit.capability import netem  # noqa: E402
+from netns_kit.executors.capability import netem  # noqa: E402
 from netns_kit.linkemu import plan  # noqa: E402
 
 PY = sys.executable

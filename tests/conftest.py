@@ -40,8 +40,9 @@ def golden(request: pytest.FixtureRequest):
 def kernel_probes() -> dict[str, tuple[bool | None, str]]:
     """What this kernel has, asked once per session inside a throwaway sandbox:
     ``{need: (available, why not)}``; available is None when the sandbox cannot start."""
-    from netns_kit import SandboxError, capability, query
-    from netns_kit.sandbox import Sandbox
+    from netns_kit import SandboxError, query
+    from netns_kit.executors import capability
+    from netns_kit.executors.sandbox import Sandbox
 
     try:
         with Sandbox() as box:

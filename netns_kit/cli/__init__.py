@@ -8,7 +8,7 @@
     netns-kit doctor           netns-kit demo
 
 ``--sandbox`` runs against a sandbox kept alive between commands by a
-detached holder process (see :mod:`netns_kit.holder`); ``--attach PID``
+detached holder process (see :mod:`netns_kit.executors.holder`); ``--attach PID``
 against any sandbox holder. ``up`` gives what it makes a named owner that
 identifies the file (``cli.NAME`` for a file with ``[topology] name``, else
 ``cli.STEM-HASH`` of its resolved path), which ``cleanup`` leaves alone until
@@ -29,16 +29,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO, cast
 
-from .. import __version__
-from ..errors import (
+from netns_kit import __version__
+from netns_kit.cli.output import Output
+from netns_kit.cli.place import CLI_OWNER_PREFIX, owner_for
+from netns_kit.errors import (
     BinaryNotFoundError,
     NetnsKitError,
     PermissionDeniedError,
     SandboxError,
     ValidationError,
 )
-from .output import Output
-from .place import CLI_OWNER_PREFIX, owner_for
 
 __all__ = ["CLI_OWNER_PREFIX", "build_parser", "main", "owner_for"]
 
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .commands import COMMANDS
+    from netns_kit.cli.commands import COMMANDS
 
     try:
         code: int = COMMANDS[args.command](args, out)
@@ -184,7 +184,7 @@ def _fail(error: BaseException | str, code: int, err: TextIO) -> int:
 def __getattr__(name: str) -> Any:
     # the commands (netns_kit.cli.commands) load with the first one run
     if name.startswith("cmd_"):
-        from . import commands
+        from netns_kit.cli import commands
 
         return getattr(commands, name)
     raise AttributeError(name)

@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from netns_kit.cli import main
 
 sys.exit(main())

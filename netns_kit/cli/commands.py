@@ -12,11 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..errors import AlreadyExistsError, SandboxError, ValidationError
-from ..owner import Owner
-from . import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Conflict
-from .output import Progress, Removals
-from .place import (
+from netns_kit.cli import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Conflict
+from netns_kit.cli.output import Progress, Removals
+from netns_kit.cli.place import (
     Place,
     clash,
     elsewhere,
@@ -28,11 +26,13 @@ from .place import (
     quiet,
     remember,
 )
+from netns_kit.errors import AlreadyExistsError, SandboxError, ValidationError
+from netns_kit.owner import Owner
 
 if TYPE_CHECKING:
-    from ..inventory import Inventory
-    from ..leftovers import CleanupReport
-    from ..topofile import TopologyFile
+    from netns_kit.ops.cleanup import CleanupReport
+    from netns_kit.ops.inventory import Inventory
+    from netns_kit.topology.tomlfile import TopologyFile
 
 
 def _needs_root(args: argparse.Namespace, what: str) -> None:
@@ -42,7 +42,8 @@ def _needs_root(args: argparse.Namespace, what: str) -> None:
 
 # -- commands ----------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
-    from .. import picture, topofile
+    from netns_kit.topology import picture
+    from netns_kit.topology import tomlfile as topofile
 
     loaded = topofile.load(args.file)
     if args.format != "sh":
@@ -58,7 +59,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
-    from .. import topofile
+    from netns_kit.topology import tomlfile as topofile
 
     loaded = topofile.load(args.file)
     owner = owner_for(loaded)
@@ -71,7 +72,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _up(args: argparse.Namespace, loaded: TopologyFile, owner: Owner, here: Place, out: TextIO) -> int:
-    from .. import inventory
+    from netns_kit.ops import inventory
 
     if any(lf.owner == owner and lf.standing for lf in inventory.read_ledgers(here.executor)):
         if not _gone(here, owner):
@@ -100,7 +101,7 @@ def _up(args: argparse.Namespace, loaded: TopologyFile, owner: Owner, here: Plac
             forget(here.executor, owner)
         raise
     if progress.done == 0:  # everything was there already (adopted): nothing stays up
-        from ..leftovers import cleanup
+        from netns_kit.ops.cleanup import cleanup
 
         cleanup(here.executor, owner=owner)  # its empty ledger
         forget(here.executor, owner)
@@ -120,8 +121,9 @@ def _gone(here: Place, owner: Owner, found: Inventory | None = None) -> bool:
     a claim on a shared switch of it is left. So it was taken down without netns-kit
     (the printed teardown, ``netns-kit plan --down FILE | sh``, or by hand). A ledger
     that made nothing tagged proves nothing either way: it is not called gone."""
-    from .. import inventory, sysctl
-    from ..ledger import created_by
+    from netns_kit.lifecycle import sysctl
+    from netns_kit.lifecycle.ledger import created_by
+    from netns_kit.ops import inventory
 
     if found is None:
         found = inventory.scan(here.executor)
@@ -138,7 +140,7 @@ def _gone(here: Place, owner: Owner, found: Inventory | None = None) -> bool:
 
 def _forget_gone(here: Place, owner: Owner, out: TextIO) -> None:
     """Drop the records of ``owner``, gone (:func:`_gone`), before it is brought up again."""
-    from ..leftovers import cleanup
+    from netns_kit.ops.cleanup import cleanup
 
     report = cleanup(here.executor, owner=owner)  # its ledgers; what else they still prove is there
     forget(here.executor, owner)
@@ -165,7 +167,7 @@ def _already_up(here: Place, loaded: TopologyFile, owner: Owner, file: str) -> s
 
 
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
-    from .. import topofile
+    from netns_kit.topology import tomlfile as topofile
 
     loaded = topofile.head(args.file)  # the owner is all down needs: nothing is built
     owner = owner_for(loaded)
@@ -198,7 +200,7 @@ def _held() -> Iterator[None]:
     """The whole of ``down`` and ``cleanup`` is an undo: one Ctrl-C (or SIGTERM) is held
     until it is done, its report printed, the origin record forgotten and an emptied
     sandbox holder stopped; then raised (exit 130). A second one is raised at once."""
-    from .. import signals
+    from netns_kit import signals
 
     with signals.terminate_cleanly(), signals.shielded():
         yield
@@ -208,7 +210,7 @@ def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: 
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
     whatever happens to the output). A Ctrl-C is held until the removal is complete;
     a second one stops it; either way ``again`` is said, the command that finishes it."""
-    from ..leftovers import CleanupInterrupted, cleanup
+    from netns_kit.ops.cleanup import CleanupInterrupted, cleanup
 
     try:
         with Removals(verbose=verbose) as removals:
@@ -234,7 +236,8 @@ def _lines(out: TextIO, lines: list[str]) -> None:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from .. import holder, inventory
+    from netns_kit.executors import holder
+    from netns_kit.ops import inventory
 
     if args.sandbox and holder.find() is None:
         print("no sandbox is running: netns_kit owns nothing there", file=out)
@@ -315,7 +318,7 @@ def _cleanup_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from ..doctor import doctor
+    from netns_kit.ops.doctor import doctor
 
     if args.sandbox or args.attach is not None:
         with place(args) as here:
@@ -332,7 +335,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from .. import demo
+    from netns_kit import demo
 
     return demo.run(out)
 

@@ -1,7 +1,7 @@
 """Where a ``netns-kit`` command works, and whose objects it acts on.
 
 **Where** (:func:`place`): in the sandbox held by ``--attach PID``; in the
-sandbox ``--sandbox`` keeps between commands (:mod:`netns_kit.holder`); else
+sandbox ``--sandbox`` keeps between commands (:mod:`netns_kit.executors.holder`); else
 on this machine. A :class:`Place` carries the executor, the words that say
 where ("in sandbox holder 4242") and the option that reaches it again, for
 the commands a message suggests.
@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
-from ..executor import Executor
-from ..owner import Owner
-from ..shexecutor import ShExecutor
+from netns_kit.executors.base import Executor
+from netns_kit.executors.local import ShExecutor
+from netns_kit.owner import Owner
 
 if TYPE_CHECKING:
-    from ..topofile import TopologyFile, TopologyHead
+    from netns_kit.topology.tomlfile import TopologyFile, TopologyHead
 
 log = logging.getLogger("netns_kit")
 
@@ -56,7 +56,7 @@ def owner_for(loaded: TopologyFile | TopologyHead, name: str | None = None) -> O
     ``name`` (chosen on the command line) or the file's ``[topology] name``
     give ``cli.NAME``; else the owner is ``cli.STEM-HASH`` (see the module doc).
     The one place an owner id is derived: ``up`` (the whole file) and ``down``
-    (only its head, :func:`netns_kit.topofile.head`) cannot disagree.
+    (only its head, :func:`netns_kit.topology.tomlfile.head`) cannot disagree.
     """
     if name is None and loaded.named:
         name = loaded.name
@@ -91,12 +91,12 @@ def place(
     """Where ``args`` say the command works, for the length of the command.
 
     With ``--sandbox``, the recorded holder (``start``: started when none runs) is
-    used inside :func:`netns_kit.holder.session`: however the command ends (done,
+    used inside :func:`netns_kit.executors.holder.session`: however the command ends (done,
     failed, interrupted, made nothing), the holder is stopped once it holds nothing,
     which is said on ``out``.
     """
     if args.sandbox:
-        from .. import holder
+        from netns_kit.executors import holder
 
         def stopped(pid: int) -> None:
             if out is not None:
@@ -114,7 +114,7 @@ def place(
 
 def open_executor(args: argparse.Namespace, owner: Owner | None) -> Executor:
     """The executor of ``--attach PID``, or of this machine."""
-    from ..sandbox import Sandbox
+    from netns_kit.executors.sandbox import Sandbox
 
     if args.attach is not None:
         sandbox = Sandbox.attach(args.attach)
@@ -129,7 +129,8 @@ def elsewhere(here: Place, owner: Owner | None = None) -> str | None:
     ``owner``'s objects), the sentence that says so and how to reach it; else None."""
     if here.option:
         return None
-    from .. import holder, inventory
+    from netns_kit.executors import holder
+    from netns_kit.ops import inventory
 
     sandbox = holder.find()
     if sandbox is None:
@@ -189,7 +190,7 @@ def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) ->
     from a file of the same name that is gone (moved, renamed directory), or one named
     ``cli.NAME`` by an older netns_kit (before owners named the file). One line each,
     with the command that removes it."""
-    from .. import inventory
+    from netns_kit.ops import inventory
 
     if loaded.path is None:
         return []
@@ -211,8 +212,8 @@ def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) ->
 def clash(here: Place, loaded: TopologyFile) -> str | None:
     """After ``up`` failed on a name that is taken: which of the file's names are taken,
     by whom (the file it came from), and what to do; None when none is."""
-    from .. import inventory
-    from ..ledger import created_by
+    from netns_kit.lifecycle.ledger import created_by
+    from netns_kit.ops import inventory
 
     with quiet():
         planned = loaded.topology.plan().commands

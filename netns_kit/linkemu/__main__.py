@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from netns_kit.linkemu.cli import main
 
 sys.exit(main())

@@ -28,11 +28,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ValidationError
-from ..impairment import Impairment
-from .fate import Emulation
-from .loop import Emulator
-from .orphans import option
+from netns_kit.errors import ValidationError
+from netns_kit.impairment import Impairment
+from netns_kit.linkemu.fate import Emulation
+from netns_kit.linkemu.loop import Emulator
+from netns_kit.linkemu.orphans import option
 
 #: the Impairment settings the emulator takes, as options (``--delay-correlation``)
 SETTINGS = (
@@ -104,7 +104,7 @@ def _ready_line(args: argparse.Namespace, what: Impairment) -> str:
 
 
 def _emulator(args: argparse.Namespace, what: Impairment) -> Emulator:
-    from .nfq import QueueSocket
+    from netns_kit.linkemu.nfq import QueueSocket
 
     args.scheduling = realtime() if args.realtime else "ordinary"
     rng = random.Random(args.seed)
@@ -245,13 +245,13 @@ def stop(queue: int, owners: Sequence[str] | None = None, timeout: float = 5.0) 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.probe:
-        from .probe import run_probe
+        from netns_kit.linkemu.probe import run_probe
 
         works, why = run_probe()
         print(f"linkemu: {why}", file=sys.stdout if works else sys.stderr)
         return 0 if works else 1
     if (args.list or args.stop) and args.owner and args.queue is None:
-        from . import orphans
+        from netns_kit.linkemu import orphans
 
         return orphans.list_main(args.owner) if args.list else orphans.stop_main(args.owner, args.pid)
     if args.queue is None:

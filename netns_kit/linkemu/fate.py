@@ -30,8 +30,8 @@ from pathlib import Path
 
 import attrs
 
-from ..impairment import Impairment
-from ..units import Percent
+from netns_kit.impairment import Impairment
+from netns_kit.units import Percent
 
 UINT32_MAX = 0xFFFFFFFF
 NETEM_DIST_SCALE = 8192

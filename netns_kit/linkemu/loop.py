@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
-from .fate import Emulation, corrupted
-from .nfq import Packet
+from netns_kit.linkemu.fate import Emulation, corrupted
+from netns_kit.linkemu.nfq import Packet
 
 #: the firewall mark on duplicates sent back through the queue
 DUP_MARK = 0x6E6B6475  # "nkdu"

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import attrs
 
-from ..command import Command, change, query
-from ..executor import Executor
-from ..owner import Owner
-from .plan import MODULE, PYTHON
+from netns_kit.command import Command, change, query
+from netns_kit.executors.base import Executor
+from netns_kit.linkemu.plan import MODULE, PYTHON
+from netns_kit.owner import Owner
 
 NETNS_DIR = Path("/run/netns")
 #: what a serving emulator's argv never holds (the commands that only ask or stop)

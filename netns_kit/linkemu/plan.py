@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 import zlib
 
-from ..command import Command, change
-from ..impairment import Impairment
+from netns_kit.command import Command, change
+from netns_kit.impairment import Impairment
 
 #: the interpreter that runs the emulator (this one: it has netns_kit)
 PYTHON = sys.executable or "python3"

@@ -14,12 +14,12 @@ import socket
 import subprocess
 import weakref
 
-from .. import binaries
-from ..capability import Probe, netem
-from ..command import Command, query
-from ..errors import BinaryNotFoundError, UnsupportedError
-from ..executor import Executor
-from .plan import MODULE, PYTHON
+from netns_kit.command import Command, query
+from netns_kit.errors import BinaryNotFoundError, UnsupportedError
+from netns_kit.executors import binaries
+from netns_kit.executors.base import Executor
+from netns_kit.executors.capability import Probe, netem
+from netns_kit.linkemu.plan import MODULE, PYTHON
 
 PROBE: Command = query("unshare", "--net", PYTHON, "-m", MODULE, "--probe", ok_codes=range(256))
 PROBE_QUEUE = 31337
@@ -74,7 +74,7 @@ def backend(executor: Executor) -> tuple[str, str]:
 
 def run_probe() -> tuple[bool, str]:
     """The probe itself, run inside a fresh network namespace: (works, what failed)."""
-    from .nfq import QueueSocket
+    from netns_kit.linkemu.nfq import QueueSocket
 
     # where netns_kit finds them (an ordinary user's login PATH has no /usr/sbin)
     ip, iptables = binaries.which("ip") or "ip", binaries.which("iptables") or "iptables"

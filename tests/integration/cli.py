@@ -28,7 +28,7 @@ def stop_recorded_holder(state_dir: Path) -> None:
     import json
     import signal
 
-    from netns_kit import holder
+    from netns_kit.executors import holder
     from netns_kit.owner import start_time
 
     record = state_dir / holder.RECORD

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from netns_kit.executor import Executor
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.base import Executor
+from netns_kit.executors.sandbox import Sandbox
 
 pytestmark = pytest.mark.integration
 

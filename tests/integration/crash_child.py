@@ -12,9 +12,10 @@ import sys
 import attrs
 
 import netns_kit
-from netns_kit import Command, Resource, change, scenarios
-from netns_kit.executor import Executor
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command, Resource, change
+from netns_kit.executors.base import Executor
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.topology import scenarios
 
 
 @attrs.frozen

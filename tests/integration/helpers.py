@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-from netns_kit.namespace import _Place
-from netns_kit.process import Process
+from netns_kit.executors.process import Process
+from netns_kit.resources.namespace import _Place
 
 PY = sys.executable
 

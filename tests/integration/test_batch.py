@@ -16,9 +16,11 @@ import attrs
 import pytest
 
 import netns_kit
-from netns_kit import CommandError, Route, Sandbox, Topology, scenarios, state
+from netns_kit import CommandError, Route, Sandbox, Topology
 from netns_kit.errors import AlreadyExistsError
-from netns_kit.executor import wait_until
+from netns_kit.executors.base import wait_until
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 
 def _dual_stack() -> Topology:
@@ -110,7 +112,8 @@ def test_a_namespace_batch_starts_inside_it_without_nsenter(sb: Sandbox, mocker:
     rootless, entering is refused (the sandbox's user namespace) and nsenter does it."""
     import threading
 
-    from netns_kit import Namespace, spawn
+    from netns_kit import Namespace
+    from netns_kit.executors import spawn
 
     inside = spawn.start_inside
     calls = mocker.patch.object(spawn, "start_inside", side_effect=inside)

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, holder
+from netns_kit import Command
 from netns_kit.cli.place import ORIGIN_SUFFIX
+from netns_kit.executors import holder
+from netns_kit.executors.process import Process
+from netns_kit.executors.sandbox import Sandbox
 from netns_kit.owner import proc_stat, start_time
-from netns_kit.process import Process
-from netns_kit.sandbox import Sandbox
 
 from .cli import netns_kit, stop_recorded_holder
 
@@ -95,7 +96,7 @@ def down_interrupted(state_dir: Path, topology: Path, marker: Path, ctrl_cs: int
 
 def leftovers(sandbox: Sandbox) -> list[str]:
     """What of W is still in the sandbox: its namespaces, links and tagged rules."""
-    from netns_kit import inventory
+    from netns_kit.ops import inventory
 
     found = inventory.scan(sandbox)
     left = [f"namespace {name}" for name in found.namespaces if name.startswith("w")]
@@ -122,7 +123,7 @@ def up(state_dir: Path, topology: Path, *, other: bool = True) -> Sandbox:
 
 
 def other_is_intact(sandbox: Sandbox) -> None:
-    from netns_kit import inventory
+    from netns_kit.ops import inventory
 
     found = inventory.scan(sandbox)
     assert {"red", "blue"} <= set(found.namespaces)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import state
+from netns_kit.executors.local import ShExecutor
+from netns_kit.ops import state
 from netns_kit.owner import start_time
-from netns_kit.shexecutor import ShExecutor
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 PIPE = str(EXAMPLES / "seed001-pipe.toml")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import holder, query
+from netns_kit import query
+from netns_kit.executors import holder
+from netns_kit.executors.sandbox import Sandbox
 from netns_kit.owner import start_time
-from netns_kit.sandbox import Sandbox
 
 from .cli import netns_kit, stop_recorded_holder
 

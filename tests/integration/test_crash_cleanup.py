@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, state
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 
 from .cli import netns_kit
 from .crash_child import topology
@@ -117,8 +118,8 @@ def test_killed_with_a_creation_in_flight_a_same_name_object_is_left_and_reporte
 _IN_FLIGHT = """
 import os, signal, sys
 from netns_kit import Bridge, Topology
-from netns_kit.journal import Journal
-from netns_kit.sandbox import Sandbox
+from netns_kit.lifecycle.journal import Journal
+from netns_kit.executors.sandbox import Sandbox
 
 box = Sandbox.attach(int(sys.argv[1]))
 journal = Journal(box)

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 import netns_kit
-from netns_kit import Command, Host, LinkImpairment, Namespace, Topology, VethPair, scenarios
-from netns_kit.doctor import OK, WARN, doctor
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command, Host, LinkImpairment, Namespace, Topology, VethPair
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops.doctor import OK, WARN, doctor
+from netns_kit.topology import scenarios
 
 from .cli import netns_kit as cli
 from .traffic import assert_dropped

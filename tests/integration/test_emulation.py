@@ -22,12 +22,12 @@ from netns_kit import (
     Topology,
     VethPair,
     hosts_files,
-    process,
-    scenarios,
-    state,
 )
-from netns_kit.capability import has_netem
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors import process
+from netns_kit.executors.capability import has_netem
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 from .helpers import PY, request, serve
 from .traffic import GENEROUS, assert_dropped, binomial_bound, bulk_mbit, ping_loss, start_sink
@@ -221,7 +221,7 @@ def test_stop_sends_sigterm_then_sigkill_to_the_process_and_its_children(sb: San
     stubborn = "trap '' TERM; sleep 600 & sleep 600 & echo started; wait"
     with Namespace("proc") as ns:
         proc = ns.popen(["sh", "-c", stubborn])
-        netns_kit.executor.wait_until(lambda: len(ns.pids()) == 3, timeout=5, what="three processes")
+        netns_kit.executors.base.wait_until(lambda: len(ns.pids()) == 3, timeout=5, what="three processes")
         code = proc.stop(timeout=0.3)
         assert code == -signal.SIGKILL
         assert ns.pids() == []

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import state
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 
 from .cli import netns_kit
 

@@ -11,9 +11,10 @@ from typing import Any
 import attrs
 import pytest
 
-from netns_kit import Command, state
+from netns_kit import Command
 from netns_kit.errors import CommandError
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 
 from .crash_child import topology
 
@@ -82,7 +83,7 @@ class FailingAt(Sandbox):
 
     def run(self, command: Command, **kwargs: Any):  # type: ignore[no-untyped-def,override]
         """A change made outside ``run_all`` is a step too: the forwarding switch is written
-        while the topology is planned, under the sysctl lock (netns_kit.sysctl)."""
+        while the topology is planned, under the sysctl lock (netns_kit.lifecycle.sysctl)."""
         if self.in_run_all or not command.mutating:
             return super().run(command, **kwargs)
         command = self._step(command)

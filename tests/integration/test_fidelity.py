@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 import netns_kit
-import netns_kit.executor
-from netns_kit import Command, Owner, scenarios, state
-from netns_kit.sandbox import Sandbox
+import netns_kit.executors.base
+from netns_kit import Command, Owner
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 
 @pytest.mark.parametrize("name", ["seed001_pipe", "seed001_bridge", "seed002_host", "seed004_pipe"])
@@ -33,7 +35,7 @@ def test_recorder_under_use_and_sandbox_run_the_same_user_code() -> None:
     def user_code() -> dict[str, Any]:
         with scenarios.seed001_pipe() as topo:
             topo["red"].wait_reachable("192.168.1.2")
-            return state.snapshot(topo.executor or netns_kit.executor.current())
+            return state.snapshot(topo.executor or netns_kit.executors.base.current())
 
     recorder = netns_kit.Recorder()
     with netns_kit.use(recorder):

@@ -17,10 +17,10 @@ from netns_kit import (
     Route,
     VethPair,
     change,
-    scenarios,
-    state,
 )
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 from .helpers import request, serve
 from .traffic import GENEROUS, assert_unanswered
@@ -117,7 +117,7 @@ def test_popen_server_answers_a_tcp_client_in_another_namespace(sb: Sandbox) -> 
 def test_namespace_delete_stops_processes_it_did_not_start_itself(sb: Sandbox) -> None:
     ns = Namespace("busy").create()
     stray = sb.popen(netns_kit.Command(("sleep", "600"), netns="busy"))
-    netns_kit.executor.wait_until(lambda: ns.pids() == [stray.pid], timeout=10, what="sleep to enter busy")
+    netns_kit.executors.base.wait_until(lambda: ns.pids() == [stray.pid], timeout=10, what="sleep to enter busy")
     ns.delete()
     assert stray.wait(5) != 0
     assert not ns.exists()

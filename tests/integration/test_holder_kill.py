@@ -27,7 +27,7 @@ KILLS = 12
 CHILD = """
     import sys, time
     from netns_kit import Command
-    from netns_kit.sandbox import Sandbox
+    from netns_kit.executors.sandbox import Sandbox
 
     box = Sandbox().start(detached=sys.argv[1] == "detached", keep_later=True)
     box.popen(Command(("sleep", "1000")))

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, holder
+from netns_kit import Command
 from netns_kit.errors import SandboxError
+from netns_kit.executors import holder
+from netns_kit.executors.sandbox import Sandbox, verify_holder
 from netns_kit.owner import proc_stat
-from netns_kit.sandbox import Sandbox, verify_holder
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,7 +115,7 @@ def test_attach_refuses_a_process_inside_the_sandbox(sandbox: Sandbox) -> None:
 OWNER = """
     import json, os, sys, time
     from netns_kit import Command
-    from netns_kit.sandbox import Sandbox
+    from netns_kit.executors.sandbox import Sandbox
 
     box = Sandbox().start()
     inside = box.popen(Command(("sleep", "1000")))
@@ -151,7 +152,7 @@ def test_a_holder_dies_with_its_owner_killed_by_sigkill(fork: bool, started: lis
 
 KEEP_LATER = """
     import json, sys, time
-    from netns_kit.sandbox import Sandbox
+    from netns_kit.executors.sandbox import Sandbox
 
     box = Sandbox().start(detached=True, keep_later=True)
     print(json.dumps({"holder": box.pid}), flush=True)

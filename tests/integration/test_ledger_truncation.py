@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, Owner, scenarios, state
-from netns_kit.leftovers import cleanup
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command, Owner
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.ops.cleanup import cleanup
+from netns_kit.topology import scenarios
 
 from .cli import netns_kit
 

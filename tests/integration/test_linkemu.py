@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 import netns_kit
-from netns_kit import Command, LinkImpairment, Namespace, Topology, VethPair, state
-from netns_kit.capability import Probe, has_netem
+from netns_kit import Command, LinkImpairment, Namespace, Topology, VethPair
+from netns_kit.executors.capability import Probe, has_netem
+from netns_kit.executors.sandbox import Sandbox
 from netns_kit.linkemu import probe
-from netns_kit.namespace import _Place
-from netns_kit.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.resources.namespace import _Place
 
 from .helpers import PY, wait_listening
 from .traffic import binomial_bound, bulk_mbit, ping_loss, start_sink
@@ -361,7 +362,7 @@ CRASHING_CHILD = """
 import os, signal, sys
 import netns_kit
 from netns_kit import LinkImpairment, Namespace, Topology, VethPair
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 
 box = Sandbox.attach(int(sys.argv[1]))
 veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b", addresses="10.8.0.1/24", peer_addresses="10.8.0.2/24")

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, state
+from netns_kit import Command
+from netns_kit.executors.sandbox import Sandbox
 from netns_kit.linkemu.plan import MODULE, PYTHON
-from netns_kit.sandbox import Sandbox
+from netns_kit.ops import state
 
 from .helpers import PY
 
@@ -30,7 +31,7 @@ CRASHING_CHILD = """
 import os, signal, sys
 from netns_kit import LinkImpairment, Namespace, Topology
 from netns_kit.linkemu.plan import MODULE
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 
 
 class KillingSandbox(Sandbox):

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 import netns_kit
-from netns_kit import Host, NatRule, PortForward, Topology, scenarios
-from netns_kit.sandbox import Sandbox
+from netns_kit import Host, NatRule, PortForward, Topology
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.topology import scenarios
 
 from .helpers import request, serve
 from .traffic import assert_dropped, assert_unanswered

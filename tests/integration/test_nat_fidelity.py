@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from netns_kit import Namespace, scenarios, state
-from netns_kit.sandbox import Sandbox
+from netns_kit import Namespace
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 from .helpers import request, serve
 from .test_fidelity import test_script_gives_the_same_state_as_the_library as same_state_as_the_library

@@ -9,10 +9,12 @@ import shlex
 
 import pytest
 
-from netns_kit import Bridge, Host, Namespace, NatRule, PortForward, Route, Topology, VethPair, scenarios, state
+from netns_kit import Bridge, Host, Namespace, NatRule, PortForward, Route, Topology, VethPair
 from netns_kit.errors import CommandError
-from netns_kit.iptables import check_backend
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.firewall.iptables import check_backend
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 from .helpers import request, serve
 

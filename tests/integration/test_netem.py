@@ -15,8 +15,8 @@ import statistics
 import pytest
 
 from netns_kit import Impairment, LinkImpairment, Namespace, Topology, VethPair
-from netns_kit.capability import has_netem
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.capability import has_netem
+from netns_kit.executors.sandbox import Sandbox
 
 from .traffic import binomial_bound, ping_loss
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from netns_kit import Bridge, Namespace, Partition, Topology, VethPair, state
-from netns_kit.namespace import _Place
-from netns_kit.sandbox import Sandbox
+from netns_kit import Bridge, Namespace, Partition, Topology, VethPair
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.resources.namespace import _Place
 
 from .traffic import assert_dropped
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import netns_kit
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 
 README = Path(__file__).parents[2] / "README.rst"
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 import netns_kit
-import netns_kit.doctor
-from netns_kit import Command, binaries, state
-from netns_kit.leakcheck import describe
+import netns_kit.ops.doctor
+from netns_kit import Command
+from netns_kit.executors import binaries
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.ops.leakcheck import describe
 from netns_kit.pytest_plugin import REQUIRE_ENV
-from netns_kit.sandbox import Sandbox
 
 NEEDS_NAMESPACES = """
 def test_needs_namespaces(netns_namespace):
@@ -53,7 +55,7 @@ def break_environment(how: str, pytester: pytest.Pytester, monkeypatch: pytest.M
         return MISSING
     if how == "no user namespaces":
         monkeypatch.setattr(os, "geteuid", lambda: 1000)
-        monkeypatch.setattr(netns_kit.doctor, "_read", lambda path: "1" if path == APPARMOR else None)
+        monkeypatch.setattr(netns_kit.ops.doctor, "_read", lambda path: "1" if path == APPARMOR else None)
         return NO_USERNS
 
     def refuse(self: Sandbox, *, detached: bool = False) -> Sandbox:

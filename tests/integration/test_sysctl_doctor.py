@@ -6,8 +6,8 @@ from __future__ import annotations
 import shlex
 
 from netns_kit import Command, query
-from netns_kit.doctor import WARN, doctor
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops.doctor import WARN, doctor
 
 
 def forwarding(box: Sandbox) -> dict[str, bool]:

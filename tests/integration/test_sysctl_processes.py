@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from netns_kit import Bridge, Command, NatRule, Topology, query
-from netns_kit.executor import Executor
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.base import Executor
+from netns_kit.executors.sandbox import Sandbox
 
 ROOT = Path(__file__).parents[2]
 PROCESSES = 8

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 import netns_kit
-from netns_kit import Command, Owner, Topology, query, scenarios, state
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command, Owner, Topology, query
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 from .cli import netns_kit as cli
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from netns_kit import Namespace, Partition, Topology, VethPair
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 
 from .helpers import PY, request, serve
 from .traffic import assert_dropped, assert_unanswered, dropped

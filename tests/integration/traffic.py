@@ -15,8 +15,8 @@ import shlex
 import time
 from collections.abc import Callable, Sequence
 
-from netns_kit.namespace import _Place
-from netns_kit.process import Process
+from netns_kit.executors.process import Process
+from netns_kit.resources.namespace import _Place
 
 from .helpers import PY, request
 

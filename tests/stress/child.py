@@ -23,7 +23,7 @@ import time
 from types import FrameType
 
 from netns_kit import Topology
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 from tests.integration.crash_child import topology
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from netns_kit import Command, state
-from netns_kit.executor import Executor
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command
+from netns_kit.executors.base import Executor
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 
 STRESS_ENV = "NETNS_KIT_STRESS"
 

@@ -13,7 +13,9 @@ import sys
 from typing import Any
 
 import netns_kit
-from netns_kit import Command, Host, NatRule, PortForward, ShExecutor, scenarios, state
+from netns_kit import Command, Host, NatRule, PortForward, ShExecutor
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 from tests.integration.helpers import request, serve
 
 SYSCTLS = (

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 import netns_kit
-from netns_kit import Command, Host, Sandbox, scenarios, state
+from netns_kit import Command, Host, Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 from tests.integration.helpers import request, serve
 
 from .conftest import scale

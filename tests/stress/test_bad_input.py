@@ -25,11 +25,11 @@ from netns_kit import (
     Topology,
     ValidationError,
     VethPair,
-    state,
 )
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 from netns_kit.owner import Owner
-from netns_kit.sandbox import Sandbox
-from netns_kit.topofile import TopologyFileError, loads
+from netns_kit.topology.tomlfile import TopologyFileError, loads
 
 #: a valid file every TOML case adds to (one more entry, or one key changed)
 BASE = """

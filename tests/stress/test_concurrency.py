@@ -21,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import netns_kit
-from netns_kit import Command, state
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 
 from .conftest import ledgers
 

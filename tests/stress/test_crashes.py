@@ -22,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netns_kit import state
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 from tests.integration.cli import netns_kit
 from tests.integration.crash_child import topology
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from netns_kit import Command, Recorder, Result, state
+from netns_kit import Command, Recorder, Result
 from netns_kit.errors import CommandError
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
 from tests.integration.crash_child import topology
 from tests.integration.test_fault_injection import FailingAt
 

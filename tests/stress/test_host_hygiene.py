@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import state
+from netns_kit.ops import state
 
 ROOT = Path(__file__).parents[2]
 MODES = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from netns_kit import Command, NetnsFile, Recorder, change, query
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 
 #: interface names (<= 15 bytes, no '/', ':' or whitespace: what the kernel takes)
 IFNAMES = [

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from netns_kit import Host, scenarios, state
-from netns_kit.sandbox import Sandbox
+from netns_kit import Host
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 from tests.integration.helpers import request, serve
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from netns_kit import Command, scenarios, state
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops import state
+from netns_kit.topology import scenarios
 
 #: ignores SIGTERM: only SIGKILL stops it
 STUBBORN = ("sh", "-c", "trap '' TERM; while :; do sleep 0.1; done")

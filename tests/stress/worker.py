@@ -23,7 +23,7 @@ from typing import Any
 
 from netns_kit import Bridge, Host, Namespace, NatRule, PortForward, Route, Topology, VethPair
 from netns_kit.errors import CommandError
-from netns_kit.sandbox import Sandbox
+from netns_kit.executors.sandbox import Sandbox
 from netns_kit.testing import unique_name
 from tests.integration.helpers import request, serve
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit.shexecutor import ShExecutor
+from netns_kit.executors.local import ShExecutor
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change, scenarios
-from netns_kit.batch import deletes_first, restore_input, unparsed_lines
-from netns_kit.batchline import ip_line, ip_word, restore_line, restore_word
-from netns_kit.effects import Effects, effects
+from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change
+from netns_kit.batching.batch import deletes_first, restore_input, unparsed_lines
+from netns_kit.batching.effects import Effects, effects
+from netns_kit.batching.lines import ip_line, ip_word, restore_line, restore_word
+from netns_kit.batching.schedule import IP_STEP_LINES, _ancestors, order, priorities, schedule
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
-from netns_kit.executor import Executor
-from netns_kit.schedule import IP_STEP_LINES, _ancestors, order, priorities, schedule
+from netns_kit.executors.base import Executor
+from netns_kit.topology import scenarios
 
 EXAMPLES = [
     scenarios.seed001_pipe,

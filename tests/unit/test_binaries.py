@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, binaries, query, spawn
+from netns_kit import Command, query
 from netns_kit.errors import BinaryNotFoundError
-from netns_kit.shexecutor import ShExecutor
+from netns_kit.executors import binaries, spawn
+from netns_kit.executors.local import ShExecutor
 
 
 def _program(directory: Path, name: str, output: str = "") -> Path:
@@ -209,7 +210,7 @@ def test_a_background_process_finds_programs_in_the_system_directories_too(layou
 
 def test_doctor_looks_for_programs_where_processes_find_them(layout: Path) -> None:
     from netns_kit import Recorder
-    from netns_kit.doctor import OK, Probes, doctor
+    from netns_kit.ops.doctor import OK, Probes, doctor
 
     for name in ("ip", "iptables", "iptables-save", "ip6tables", "ip6tables-save", "nsenter", "unshare"):
         _program(layout / "usr/sbin", name)
@@ -222,7 +223,7 @@ def test_doctor_looks_for_programs_where_processes_find_them(layout: Path) -> No
 
 
 def test_the_netem_probe_says_which_program_is_missing(layout: Path) -> None:
-    from netns_kit import capability
+    from netns_kit.executors import capability
 
     probe = capability.netem(ShExecutor(batch=False))
     assert not probe.available
@@ -232,7 +233,7 @@ def test_the_netem_probe_says_which_program_is_missing(layout: Path) -> None:
 def test_the_leak_check_reads_the_firewall_where_processes_find_its_programs(layout: Path) -> None:
     """Looked for with shutil.which, iptables-save was "not installed" on a login PATH
     and the rules a test leaked there went unseen."""
-    from netns_kit import leakcheck
+    from netns_kit.ops import leakcheck
 
     class NoLedger(ShExecutor):
         @property

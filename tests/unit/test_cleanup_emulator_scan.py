@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netns_kit import Bridge, Command, LinkImpairment, Namespace, NatRule, Owner, Result, Topology, VethPair, cleanup
+from netns_kit import (
+    Bridge,
+    Command,
+    LinkImpairment,
+    Namespace,
+    NatRule,
+    Owner,
+    Result,
+    Topology,
+    VethPair,
+    cleanup,
+)
 
 from .fakes import FakeHost
 

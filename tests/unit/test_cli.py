@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import cli, leftovers, scenarios, topofile
+from netns_kit import cli
 from netns_kit.cli import commands
 from netns_kit.cli import place as cliplace
 from netns_kit.cli.output import Progress, Removals
+from netns_kit.ops import cleanup as leftovers
 from netns_kit.owner import Owner
+from netns_kit.topology import scenarios
+from netns_kit.topology import tomlfile as topofile
 
 from .fakes import FakeHost
 
@@ -412,9 +415,9 @@ def test_down_points_to_a_topology_up_under_the_owner_of_older_versions(
     assert "netns-kit cleanup --attach 42 --owner cli.net" in out
 
 
-# -- the end of every --sandbox command: is the holder empty? (netns_kit.holder) ----
+# -- the end of every --sandbox command: is the holder empty? (netns_kit.executors.holder) ----
 def test_the_emptiness_check_stops_at_the_first_sign(tmp_path: Path) -> None:
-    from netns_kit import holder
+    from netns_kit.executors import holder
 
     fake = FakeHost(tmp_path, owner=Owner("cli.x"))
     topofile.load(PIPE).topology.up(fake)  # a ledger: no process needs to run
@@ -444,8 +447,9 @@ def test_down_reads_only_the_owner_of_its_file(
 
 
 def test_a_ledger_is_gone_only_when_what_it_made_with_its_tag_is_all_gone(tmp_path: Path) -> None:
-    from netns_kit import inventory, ledger
     from netns_kit.command import change
+    from netns_kit.lifecycle import ledger
+    from netns_kit.ops import inventory
 
     owner = Owner("cli.lab")
     here = cliplace.Place(FakeHost(tmp_path, owner=owner), "in sandbox holder 42", "--attach 42")

@@ -6,9 +6,9 @@ import attrs
 import pytest
 
 from netns_kit import Command, Recorder, Result
-from netns_kit.capability import NETEM_PROBE
-from netns_kit.doctor import FAIL, OK, SKIP, WARN, Probes, doctor
+from netns_kit.executors.capability import NETEM_PROBE
 from netns_kit.linkemu.probe import PROBE as NFQUEUE_PROBE
+from netns_kit.ops.doctor import FAIL, OK, SKIP, WARN, Probes, doctor
 
 ALL_BINARIES = {
     "ip", "iptables", "iptables-save", "ip6tables", "ip6tables-save", "nsenter", "unshare",

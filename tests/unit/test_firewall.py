@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 import netns_kit
-from netns_kit import Command, NatRule, PortForward, Recorder, Result, scenarios
+from netns_kit import Command, NatRule, PortForward, Recorder, Result
 from netns_kit.errors import CommandError
-from netns_kit.iptables import CHAIN_MAX, Backend, check_backend, detect, shadowing_rules
+from netns_kit.firewall.iptables import CHAIN_MAX, Backend, check_backend, detect, shadowing_rules
+from netns_kit.topology import scenarios
 
 TAG = "netns_kit:dry-run"
 C = f"-m comment --comment {TAG}"

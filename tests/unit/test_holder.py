@@ -1,4 +1,4 @@
-"""The CLI's sandbox record (netns_kit.holder): believed only as far as the process proves it.
+"""The CLI's sandbox record (netns_kit.executors.holder): believed only as far as the process proves it.
 
 No sandbox is started here (tests/integration/test_holder_lifetime.py does): these
 are the records that must NOT lead anywhere. Damaged, stale, reused and foreign
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import holder
 from netns_kit.errors import SandboxError
+from netns_kit.executors import holder
+from netns_kit.executors.sandbox import Sandbox, verify_holder
 from netns_kit.owner import start_time
-from netns_kit.sandbox import Sandbox, verify_holder
 from netns_kit.statedir import StateDirError
 
 TOKEN = "0123456789abcdef0123456789abcdef"

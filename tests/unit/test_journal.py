@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from netns_kit import Command, Recorder, Result, scenarios
+from netns_kit import Command, Recorder, Result
 from netns_kit.errors import CommandError, NotFoundError
+from netns_kit.topology import scenarios
 
 
 def _failing_at(k: int, stderr: str = "RTNETLINK answers: File exists"):
@@ -111,7 +112,7 @@ def test_a_signal_right_after_the_run_still_undoes_everything() -> None:
 
 
 def test_a_signal_after_the_journal_is_done_still_undoes_everything(mocker) -> None:  # type: ignore[no-untyped-def]
-    from netns_kit.journal import Journal
+    from netns_kit.lifecycle.journal import Journal
     from netns_kit.signals import Terminated
 
     expected = _torn_down_after_up()

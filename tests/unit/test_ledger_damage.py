@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Owner, inventory, ledger
-from netns_kit.leftovers import cleanup
+from netns_kit import Owner
+from netns_kit.lifecycle import ledger
+from netns_kit.ops import inventory
+from netns_kit.ops.cleanup import cleanup
 from tests.unit.test_leftovers import BRIDGE, DEAD, FORWARD, NETNS, Machine, tag_br, tag_lo
 from tests.unit.test_leftovers import ledger as write_ledger
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Command, Recorder, Result, scenarios
+from netns_kit import Command, Recorder, Result
 from netns_kit.errors import CommandError
-from netns_kit.journal import Journal
-from netns_kit.ledger import files, read
+from netns_kit.lifecycle.journal import Journal
+from netns_kit.lifecycle.ledger import files, read
+from netns_kit.topology import scenarios
 
 
 class LedgerRecorder(Recorder):

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from netns_kit import Command, Owner, Recorder, Result, change
-from netns_kit.ledger import Ledger
-from netns_kit.leftovers import CleanupInterrupted, cleanup
+from netns_kit.lifecycle.ledger import Ledger
+from netns_kit.ops.cleanup import CleanupInterrupted, cleanup
 
 DEAD = Owner("999999999.1")  # no such pid: its process is gone
 OTHER_DEAD = Owner("999999998.1")

@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 
 import netns_kit
-from netns_kit import Command, Impairment, LinkImpairment, Recorder, Result, Topology, UnsupportedError, VethPair
-from netns_kit.capability import NETEM_PROBE
+from netns_kit import (
+    Command,
+    Impairment,
+    LinkImpairment,
+    Recorder,
+    Result,
+    Topology,
+    UnsupportedError,
+    VethPair,
+)
+from netns_kit.executors.capability import NETEM_PROBE
 from netns_kit.linkemu import plan, probe
 from netns_kit.linkemu.plan import default_queue
 
@@ -309,7 +318,7 @@ def test_change_restarts_the_emulator_with_the_new_settings_and_teardown_stops_i
 
 
 def test_a_topology_file_takes_via_and_queue() -> None:
-    from netns_kit.topofile import loads
+    from netns_kit.topology.tomlfile import loads
 
     text = (
         '[[namespaces]]\nname = "red"\n[[impairments]]\ndev = "veth-red"\nnetns = "red"\nqueue = 7\n'

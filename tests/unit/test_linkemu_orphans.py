@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from netns_kit import Command, Owner, Recorder
-from netns_kit.leftovers import cleanup
 from netns_kit.linkemu import orphans
 from netns_kit.linkemu.plan import MODULE, PYTHON
+from netns_kit.ops.cleanup import cleanup
 
 DEAD = Owner("999999999.1")  # no such pid: its process is gone
 ALIVE = Owner.current()

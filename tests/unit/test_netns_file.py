@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from netns_kit import Command, NetnsFile, NetnsKitError, Recorder, Result, ValidationError, hosts_files, scenarios
+from netns_kit import Command, NetnsFile, NetnsKitError, Recorder, Result, ValidationError, hosts_files
+from netns_kit.topology import scenarios
 
 
 def test_a_file_is_written_from_a_here_document_and_removed_with_its_directory() -> None:

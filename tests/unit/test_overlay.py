@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netns_kit import Bridge, Command, Namespace, NatRule, PortForward, Recorder, Topology, VethPair, spawn
+from netns_kit import Bridge, Command, Namespace, NatRule, PortForward, Recorder, Topology, VethPair
+from netns_kit.executors import spawn
 
 
 def _nat_and_forwards(n: int) -> Topology:
@@ -22,7 +23,7 @@ def _nat_and_forwards(n: int) -> Topology:
 def test_ip_forward_is_set_once_and_restored_once_for_many_resources() -> None:
     plan = _nat_and_forwards(3).plan()
     assert [line for line in plan.lines if "ip_forward" in line] == ["sysctl -q -w net.ipv4.ip_forward=1"]
-    # restored once, to the value kept when it was claimed (netns_kit.recorder)
+    # restored once, to the value kept when it was claimed (netns_kit.executors.recorder)
     down = [line.strip() for line in plan.teardown_script().splitlines() if "-w net.ipv4.ip_forward=" in line]
     assert down == ['0|1) [ "$(sysctl -n net.ipv4.ip_forward)" != 1 ] || sysctl -q -w net.ipv4.ip_forward="$prior" ;;']
 

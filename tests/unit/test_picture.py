@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from netns_kit import Address, Bridge, Namespace, Topology, VethPair, picture, scenarios
+from netns_kit import Address, Bridge, Namespace, Topology, VethPair
+from netns_kit.topology import picture, scenarios
 
 
 def test_seed001_bridge_as_mermaid(golden) -> None:  # type: ignore[no-untyped-def]

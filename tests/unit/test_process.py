@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Command, Namespace, NetnsKitError, Recorder, ValidationError, use
-from netns_kit.process import with_env
+from netns_kit.executors.process import with_env
 
 
 def test_env_and_cwd_go_into_the_argv_so_every_executor_keeps_them() -> None:
@@ -52,7 +52,7 @@ def live_in_group(pgid: int) -> list[int]:
 def test_stop_returns_once_the_children_are_gone_too() -> None:
     """A process of this user's own, no namespace: SIGTERM ignored, so SIGKILL to the group;
     when stop() returns, none of the group runs any more (not even a moment later)."""
-    from netns_kit.process import Process
+    from netns_kit.executors.process import Process
 
     stubborn = Process.start(["sh", "-c", "trap '' TERM; sleep 600 & sleep 600 & wait"])
     deadline = time.monotonic() + 5
@@ -66,7 +66,7 @@ def test_stop_returns_once_the_children_are_gone_too() -> None:
 def test_the_whole_output_is_there_once_wait_returns() -> None:
     """wait() returned while the threads reading its output were still at it: stdout read
     right after was empty about one time in five."""
-    from netns_kit.process import PIPE, Process
+    from netns_kit.executors.process import PIPE, Process
 
     outputs = []
     for i in range(50):

@@ -31,7 +31,7 @@ def test_import_netns_kit_loads_nothing_until_a_name_is_used() -> None:
         "import sys, netns_kit\n"
         "print(sorted(m for m in sys.modules if m.startswith(('netns_kit', 'sh', 'attr'))))\n"
         "netns_kit.Topology\n"
-        "print('netns_kit.topology' in sys.modules, 'sh' in sys.modules)\n"
+        "print('netns_kit.topology.topology' in sys.modules, 'sh' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines() == ["['netns_kit']", "True False"]

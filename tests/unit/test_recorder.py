@@ -8,8 +8,9 @@ import pytest
 from pytest_mock import MockerFixture
 
 import netns_kit
-from netns_kit import Namespace, Recorder, Result, VethPair, scenarios
+from netns_kit import Namespace, Recorder, Result, VethPair
 from netns_kit.errors import AlreadyExistsError, NetnsKitError
+from netns_kit.topology import scenarios
 
 
 @pytest.mark.parametrize("name", ["seed001_pipe", "seed001_bridge", "seed002_host", "seed004_pipe"])
@@ -116,7 +117,7 @@ def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: Mocker
     scenarios.seed001_nat().up(real)
     planned = scenarios.seed001_nat().plan().commands
     # the same Command values; the forwarding switch is written when it is claimed,
-    # under the claims lock (netns_kit.sysctl), the rest as the batches run
+    # under the claims lock (netns_kit.lifecycle.sysctl), the rest as the batches run
     (switch,) = [c for c in planned if c.argv[0] == "sysctl"]
     assert written == [switch]
     assert given == [c for c in planned if c is not switch]

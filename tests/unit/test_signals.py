@@ -95,7 +95,7 @@ def test_one_sigterm_during_teardown_waits_until_the_teardown_is_complete() -> N
 
 
 def test_a_sigterm_as_down_takes_the_journal_waits_until_the_teardown_is_complete(mocker) -> None:  # type: ignore[no-untyped-def]
-    from netns_kit.journal import Journal
+    from netns_kit.lifecycle.journal import Journal
 
     close = Journal.close
 

@@ -20,7 +20,8 @@ import pytest
 from pytest_mock import MockerFixture
 
 import netns_kit
-from netns_kit import Command, spawn
+from netns_kit import Command
+from netns_kit.executors import spawn
 
 
 class FakeSetns:

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from netns_kit import cli, holder, statedir
+from netns_kit import cli, statedir
 from netns_kit.errors import SandboxError
-from netns_kit.shexecutor import ShExecutor
+from netns_kit.executors import holder
+from netns_kit.executors.local import ShExecutor
 from netns_kit.statedir import StateDirError
 
 #: the real property (tests/unit/conftest.py points every ShExecutor elsewhere)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Bridge, Command, NatRule, Result, Topology, cleanup, sysctl
+from netns_kit import Bridge, Command, NatRule, Result, Topology, cleanup
 from netns_kit.errors import NetnsKitError
+from netns_kit.lifecycle import sysctl
 from netns_kit.owner import Owner
 
 from .fakes import FakeHost

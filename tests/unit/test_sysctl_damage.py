@@ -1,4 +1,4 @@
-"""Damaged sysctl claim files (netns_kit.sysctl): empty, garbage, not text, of another
+"""Damaged sysctl claim files (netns_kit.lifecycle.sysctl): empty, garbage, not text, of another
 version. No reader crashes; a ``prior`` that is not a value of its switch is never
 written back (the switch is left as it is, and that is said); a claim whose name does
 not parse does not count as a live claim and is not deleted."""
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Bridge, NatRule, Topology, cleanup, sysctl
+from netns_kit import Bridge, NatRule, Topology, cleanup
+from netns_kit.lifecycle import sysctl
 
 from .fakes import FakeHost
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from netns_kit import Bridge, Command, Namespace, Result, Topology, VethPair, scenarios
-from netns_kit.teardown import head_first
+from netns_kit import Bridge, Command, Namespace, Result, Topology, VethPair
+from netns_kit.lifecycle.teardown import head_first
+from netns_kit.topology import scenarios
 
 from .fakes import BatchingHost
 
@@ -30,7 +31,7 @@ def teardown(tmp_path: Path) -> list[str]:
 
 def test_the_bridge_goes_down_and_forwarding_off_before_anything_else(teardown: list[str]) -> None:
     # forwarding first: a shared switch is restored as its last claim goes, under the claims
-    # lock (netns_kit.sysctl), when the teardown is planned
+    # lock (netns_kit.lifecycle.sysctl), when the teardown is planned
     assert teardown[:2] == ["sysctl -q -w net.ipv4.ip_forward=0", "ip link set dev br0 down"]
     assert teardown.count("ip link set dev br0 down") == 1
 

@@ -1,4 +1,4 @@
-"""netns_kit.testing and netns_kit.leakcheck without privileges (recorder, fakes)."""
+"""netns_kit.testing and netns_kit.ops.leakcheck without privileges (recorder, fakes)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,11 @@ import attrs
 import pytest
 
 import netns_kit
-from netns_kit import (
-    Command,
-    Namespace,
-    Owner,
-    Recorder,
-    Resource,
-    Topology,
-    ValidationError,
-    change,
-    leakcheck,
-    testing,
-)
-from netns_kit.journal import Journal
-from netns_kit.ledger import Ledger
-from netns_kit.sandbox import Sandbox
+from netns_kit import Command, Namespace, Owner, Recorder, Resource, Topology, ValidationError, change, testing
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.lifecycle.journal import Journal
+from netns_kit.lifecycle.ledger import Ledger
+from netns_kit.ops import leakcheck
 from netns_kit.testing import Factory, assert_golden, assert_plan, environment_problem, unique_name
 from netns_kit.validate import ifname, netns_name
 
@@ -190,7 +180,7 @@ def test_wait_reachable_returns_at_once_in_a_dry_run() -> None:
 
 
 def _probes(**fields):
-    from netns_kit.doctor import Probes
+    from netns_kit.ops.doctor import Probes
 
     base = {"which": lambda name: "/bin/x", "euid": lambda: 0, "userns_works": lambda: (True, "")}
     return Probes(**{**base, **fields})

@@ -8,9 +8,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from netns_kit import Command, LinkImpairment, Namespace, Resource, VethPair, change, scenarios, topofile
-from netns_kit.executor import Executor
-from netns_kit.topofile import TopologyFileError, loads
+from netns_kit import Command, LinkImpairment, Namespace, Resource, VethPair, change
+from netns_kit.executors.base import Executor
+from netns_kit.topology import scenarios
+from netns_kit.topology import tomlfile as topofile
+from netns_kit.topology.tomlfile import TopologyFileError, loads
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

@@ -9,7 +9,7 @@ import pytest
 
 import netns_kit
 from netns_kit import Address, Bridge, Namespace, Recorder, Route, ValidationError, VethPair
-from netns_kit.topology import Topology
+from netns_kit.topology.topology import Topology
 
 BAD_IFNAMES = [
     ("a" * 16, "at most 15 bytes"),

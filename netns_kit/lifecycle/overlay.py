@@ -1,0 +1,79 @@
+"""Planning many resources at once: sysctls answered from what is already planned.
+
+A :class:`~netns_kit.topology.topology.Topology` plans every resource before any of
+them runs. A :class:`~netns_kit.firewall.nat.NatRule` and a
+:class:`~netns_kit.firewall.portforward.PortForward` both need ``net.ipv4.ip_forward=1``:
+planned against the machine, both would read ``0`` and both set it (and the
+second's undo would "restore" the ``1`` the first set). Planned through
+:class:`PlannedSysctls`, the second reads the ``1`` the first will set and
+plans nothing; the first one's undo restores the value from before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from netns_kit.command import Command, Result
+from netns_kit.executors.base import Executor
+from netns_kit.executors.process import Process
+
+log = logging.getLogger("netns_kit")
+
+
+class PlannedSysctls(Executor):
+    """An executor for planning: ``sysctl -n KEY`` answered from the sysctls planned so
+    far (:meth:`learn`); everything else goes to ``inner``."""
+
+    def __init__(self, inner: Executor) -> None:
+        super().__init__(inner.owner)
+        self.inner = inner
+        self.dry_run = inner.dry_run
+        self.batch = inner.batch
+        self._planned: dict[tuple[str | None, str], str] = {}
+
+    def __repr__(self) -> str:
+        return f"PlannedSysctls({self.inner!r})"
+
+    def learn(self, commands: Iterable[Command]) -> None:
+        """Remember the sysctls ``commands`` set (``sysctl -q -w KEY=VALUE``)."""
+        for command in commands:
+            if command.argv[:3] == ("sysctl", "-q", "-w") and len(command.argv) == 4:
+                key, _, value = command.argv[3].partition("=")
+                self._planned[(command.netns, key)] = value
+
+    def run(
+        self,
+        command: Command,
+        *,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        argv = command.argv
+        if not command.mutating and len(argv) == 3 and argv[:2] == ("sysctl", "-n"):
+            value = self._planned.get((command.netns, argv[2]))
+            if value is not None:
+                log.debug("planned already: %s = %s", argv[2], value)
+                return Result(command, 0, value + "\n", "")
+        return self.inner.run(command, check=check, input=input, timeout=timeout)
+
+    def run_all(
+        self, commands: Sequence[Command], *, on_done: Callable[[Sequence[int]], None] | None = None
+    ) -> list[Result]:
+        return self.inner.run_all(commands, on_done=on_done)
+
+    def argv_for(self, command: Command) -> tuple[str, ...]:
+        return self.inner.argv_for(command)
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        return self.inner.ledger_dir
+
+    def popen(self, command: Command, **kwargs: Any) -> Process:
+        return self.inner.popen(command, **kwargs)
+
+    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
+        return self.inner.netns_pids(names)

@@ -1,0 +1,165 @@
+"""Partitions: cut two namespaces off from each other, and heal them.
+
+::
+
+    with Partition("red", "blue"):      # red and blue hear nothing from each other
+        ...
+    # healed
+
+    cut = LinkDown("veth-red", netns="red").create()   # the cable pulled
+    cut.heal()                                          # plugged back in
+
+:class:`Partition` drops, in each namespace, what arrives from the other's
+addresses (tagged iptables and ip6tables rules at the top of INPUT): both
+sides see silence and time out, as across a real partition, and nobody else
+is affected. The sides are namespaces, which may meet on a veth, on a bridge
+or through routers, so a packet is told by who sent it, its source address,
+not by the interface or MAC it came in by (those carry others' traffic too).
+Every address of the other side counts, in both families, link-local ones
+included: an IPv4 topology still speaks IPv6 on each link (``ping
+fe80::...%eth0``), and a link-local address only ever arrives from its own
+link. Dropping on the way in, not on the way out, matters: a packet
+dropped in OUTPUT fails the sender's ``send()`` with EPERM at once, which no
+real network does. :class:`LinkDown` takes an interface down instead: the
+kernel then drops the routes through it, and the sender gets "Network is
+unreachable" -- what a pulled cable does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import attrs
+
+from netns_kit.command import Command, change, query
+from netns_kit.errors import NetnsKitError, ValidationError
+from netns_kit.executors.base import Executor
+from netns_kit.firewall.droprule import drop_rule
+from netns_kit.lifecycle.resource import Resource
+from netns_kit.resources.link import VethPair
+from netns_kit.validate import (
+    IPAddress,
+    field_name,
+    parse_address,
+    to_name,
+    valid_ifname,
+    valid_netns,
+    valid_optional_netns,
+)
+
+
+def _to_addresses(value: Any) -> Any:
+    if value is None or isinstance(value, tuple):
+        return value
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _unscoped(address: IPAddress) -> IPAddress:
+    """``fe80::1%eth0`` as ``fe80::1``: iptables matches an address without its interface."""
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        return ipaddress.IPv6Address(str(address).split("%", 1)[0])
+    return address
+
+
+def _valid_addresses(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    field = field_name(instance, attribute)
+    if not value:
+        raise ValidationError(field, value, "must hold at least one address (or be None: read them from the namespace)")
+    for item in value:
+        parse_address(field, item)
+
+
+@attrs.frozen
+class Partition(Resource):
+    """Drop all traffic between namespaces ``a`` and ``b``, both ways, until healed.
+
+    The addresses to drop are read from each namespace when the partition is
+    made: every address but loopback, IPv4 and IPv6, link-local ones included
+    (each once). Given as ``a_addresses``/``b_addresses`` instead (a dry-run
+    needs them given), they are exactly those: list the link-local ones too
+    (``fe80::...``, with or without ``%dev``) to cut IPv6 on the link, or
+    give the links ``addrgenmode="none"`` (no IPv6 link-local at all). An
+    address added after the partition is made is not cut.
+    """
+
+    a: str = attrs.field(converter=to_name, validator=valid_netns)
+    b: str = attrs.field(converter=to_name, validator=valid_netns)
+    a_addresses: tuple[IPAddress, ...] | None = attrs.field(
+        default=None, converter=_to_addresses, validator=_valid_addresses
+    )
+    b_addresses: tuple[IPAddress, ...] | None = attrs.field(
+        default=None, converter=_to_addresses, validator=_valid_addresses
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.a == self.b:
+            raise ValidationError(
+                "Partition.b", self.b, "must differ from a (a namespace cannot be cut off from itself)"
+            )
+
+    def addresses(self, netns: str, executor: Executor) -> list[IPAddress]:
+        """The addresses others reach ``netns`` by (given, else read with ``ip -j addr``)."""
+        given = self.a_addresses if netns == self.a else self.b_addresses
+        if given is not None:
+            return list(dict.fromkeys(_unscoped(parse_address("Partition.addresses", a)) for a in given))
+        data = executor.run(query("ip", "-j", "addr", "show", netns=netns)).json()
+        found: dict[IPAddress, None] = {}  # in the order read, each once
+        for link in data:
+            for info in link.get("addr_info", ()):
+                address = _unscoped(parse_address("addr_info", info["local"]))
+                if not address.is_loopback:
+                    found[address] = None
+        if not found:
+            raise NetnsKitError(
+                f"namespace {netns} has no address to partition it by; give "
+                f"Partition({'a' if netns == self.a else 'b'}_addresses=...) (a dry-run must)"
+            )
+        return list(found)
+
+    def heal(self, executor: Executor | None = None) -> None:
+        """End the partition (the same as :meth:`delete`)."""
+        self.delete(executor)
+
+    def plan(self, executor: Executor) -> list[Command]:
+        tag = executor.owner.tag
+        commands = []
+        for here, there in ((self.a, self.b), (self.b, self.a)):
+            for address in self.addresses(there, executor):
+                match = ("-s", str(address))
+                commands.append(drop_rule(match, tag=tag, netns=here, ipv6=address.version == 6))
+        return commands
+
+    def exists(self, executor: Executor | None = None) -> bool:
+        executor = self._executor(executor)
+        return all(
+            executor.run(Command(c.argv[:4] + ("-C",) + c.argv[5:], netns=c.netns, mutating=False), check=False).ok
+            for c in self.plan(executor)
+        )
+
+
+@attrs.frozen
+class LinkDown(Resource):
+    """Take interface ``dev`` (in ``netns``) down until healed; for a veth both ends lose carrier."""
+
+    dev: str = attrs.field(validator=valid_ifname)
+    netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
+
+    @classmethod
+    def of(cls, veth: VethPair, **kwargs: Any) -> LinkDown:
+        """Pull ``veth``'s cable: down on its ``name`` end."""
+        return cls(veth.name, netns=veth.netns, **kwargs)
+
+    def heal(self, executor: Executor | None = None) -> None:
+        """Bring the link back up (the same as :meth:`delete`)."""
+        self.delete(executor)
+
+    def plan(self, executor: Executor) -> list[Command]:
+        up = Command(("ip", "link", "set", "dev", self.dev, "up"), netns=self.netns)
+        return [change("ip", "link", "set", "dev", self.dev, "down", netns=self.netns, undo=up)]
+
+    def exists(self, executor: Executor | None = None) -> bool:
+        result = self._executor(executor).run(query("ip", "-j", "link", "show", "dev", self.dev, netns=self.netns))
+        return any("UP" not in link.get("flags", ()) for link in result.json())

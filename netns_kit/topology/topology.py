@@ -1,0 +1,379 @@
+"""Many resources applied as one unit: order, rollback, teardown.
+
+::
+
+    topo = Topology([Namespace("red"), Bridge("br0", addresses="10.0.0.254/24"), ...])
+    with topo:              # up: all or nothing
+        ...                 # use it
+                            # down: everything undone, in reverse
+
+A failure at any step undoes every step already done, in reverse, and
+re-raises the original error (cleanup errors attached, never masking it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any, Self, TypeVar
+
+import attrs
+
+from netns_kit import signals
+from netns_kit.command import query
+from netns_kit.errors import TimeoutError, ValidationError
+from netns_kit.executors.base import Executor, current
+from netns_kit.executors.recorder import Recorder
+from netns_kit.firewall.base import Firewall, look_for_interfaces
+from netns_kit.lifecycle.journal import Journal
+from netns_kit.lifecycle.resource import Resource
+from netns_kit.owner import Owner
+from netns_kit.resources.link import Bridge, VethPair
+from netns_kit.resources.namespace import Namespace
+from netns_kit.resources.route import Address, Route
+
+R = TypeVar("R", bound=Resource)
+
+#: creation order by kind; resources of other kinds come last, in the order given
+_RANK: dict[str, int] = {
+    "Namespace": 0,
+    "Bridge": 1,
+    "VethPair": 2,
+    "Address": 3,
+    "Route": 4,
+    "NatRule": 5,
+    "PortForward": 6,
+}
+
+
+def _rank(resource: Resource) -> int:
+    for cls in type(resource).__mro__:
+        if cls.__name__ in _RANK:
+            return _RANK[cls.__name__]
+    return len(_RANK)
+
+
+class Topology:
+    """A set of resources brought up and down as one unit.
+
+    ``wait=True`` blocks after ``up()`` (up to ``wait_timeout`` seconds) until
+    every link it created is up and no address is still tentative, so the
+    first packet of a test does not get lost.
+    """
+
+    def __init__(
+        self,
+        resources: Iterable[Resource] = (),
+        *,
+        executor: Executor | None = None,
+        wait: bool = False,
+        wait_timeout: float = 10.0,
+    ) -> None:
+        self.resources: list[Resource] = []
+        self.executor = executor
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self._journal: Journal | None = None
+        self._adopted: list[Resource] = []
+        self._guard = signals.Guard()
+        self.add(*resources)
+
+    def __repr__(self) -> str:
+        kinds = Counter(type(r).__name__ for r in self.resources)
+        state = "up" if self.is_up else "down"
+        return f"<Topology {state}: {', '.join(f'{n} {k}' for k, n in kinds.items())}>"
+
+    def add(self, *resources: Resource) -> Self:
+        for resource in resources:
+            if not isinstance(resource, Resource):
+                raise ValidationError("Topology.resources", resource, "must be netns_kit resources")
+        self.resources.extend(resources)
+        self.check()
+        return self
+
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(self.ordered())
+
+    def of_type(self, cls: type[R]) -> list[R]:
+        return [r for r in self.resources if isinstance(r, cls)]
+
+    def namespace(self, name: str) -> Namespace:
+        """The namespace called ``name`` (for ``run``, ``popen``, ``ping`` ...)."""
+        for ns in self.of_type(Namespace):
+            if ns.name == name:
+                return ns
+        raise KeyError(name)
+
+    __getitem__ = namespace
+
+    def ordered(self) -> list[Resource]:
+        """Resources in creation order: namespaces, bridges, veths, addresses, routes, NAT, forwards."""
+        return sorted(self.resources, key=_rank)
+
+    # -- checks done before anything runs --------------------------------------
+    def check(self) -> None:
+        """Raise :class:`ValidationError` for what cannot work as a whole."""
+        namespaces = [ns.name for ns in self.of_type(Namespace)]
+        _no_duplicates("Namespace.name", namespaces)
+        links: list[tuple[str | None, str]] = []
+        for bridge in self.of_type(Bridge):
+            links.append((bridge.netns, bridge.name))
+        for veth in self.of_type(VethPair):
+            links += [(veth.netns, veth.name), (veth.peer_netns, veth.peer)]
+        _no_duplicates("interface name", [f"{name} (in {ns or 'the host'})" for ns, name in links])
+        known = set(namespaces)
+        for resource in self.resources:
+            for attr in ("netns", "peer_netns"):
+                value = getattr(resource, attr, None)
+                if value is not None and value not in known and not getattr(resource, "adopt", False):
+                    raise ValidationError(
+                        f"{type(resource).__name__}.{attr}",
+                        value,
+                        f"is not a namespace of this topology (have: {sorted(known) or 'none'}); "
+                        "add Namespace(name, adopt=True) to use one made elsewhere",
+                    )
+        bridges = {(b.netns, b.name): b for b in self.of_type(Bridge)}
+        for veth in self.of_type(VethPair):
+            if veth.bridge is not None and (veth.netns, veth.bridge) not in bridges:
+                raise ValidationError(
+                    "VethPair.bridge",
+                    veth.bridge,
+                    f"is not a bridge of this topology in {veth.netns or 'the host'}",
+                )
+        _no_overlaps(self._addresses_by_namespace())
+        self._check_gateways()
+        for resource in self.resources:
+            check = getattr(resource, "check_topology", None)
+            if check is not None:
+                check(self)
+
+    def _addresses_by_namespace(self) -> dict[str | None, list[_Placed]]:
+        """Every address the topology puts on an interface, by namespace, in the order given."""
+        placed: dict[str | None, list[_Placed]] = {}
+        for resource in self.resources:
+            if isinstance(resource, Bridge):
+                ends = [(resource.netns, resource.name, resource.addresses, "Bridge.addresses")]
+            elif isinstance(resource, VethPair):
+                ends = [
+                    (resource.netns, resource.name, resource.addresses, "VethPair.addresses"),
+                    (resource.peer_netns, resource.peer, resource.peer_addresses, "VethPair.peer_addresses"),
+                ]
+            elif isinstance(resource, Address):
+                ends = [(resource.netns, resource.dev, resource.addresses, "Address.addresses")]
+            else:
+                continue
+            for netns, dev, addresses, field in ends:
+                placed.setdefault(netns, []).extend(_Placed(dev, a, field) for a in addresses)
+        return placed
+
+    def _check_gateways(self) -> None:
+        on_link: dict[str | None, list[Any]] = {}
+        for bridge in self.of_type(Bridge):
+            on_link.setdefault(bridge.netns, []).extend(bridge.addresses)
+        for veth in self.of_type(VethPair):
+            on_link.setdefault(veth.netns, []).extend(veth.addresses)
+            on_link.setdefault(veth.peer_netns, []).extend(veth.peer_addresses)
+        for address in self.of_type(Address):
+            on_link.setdefault(address.netns, []).extend(address.addresses)
+        for route in self.of_type(Route):
+            if route.via is None or route.onlink:
+                continue
+            networks = [a.network for a in on_link.get(route.netns, ())]
+            if route.netns is None and not networks:
+                continue  # the host may have addresses of its own
+            if not any(route.via in net for net in networks):
+                raise ValidationError(
+                    "Route.via",
+                    str(route.via),
+                    f"is not on a subnet of {route.netns or 'the host'} "
+                    f"(its subnets: {sorted(map(str, networks)) or 'none'}); use onlink=True if meant",
+                )
+
+    # -- life cycle ----------------------------------------------------------
+    @property
+    def is_up(self) -> bool:
+        return self._journal is not None
+
+    def _executor(self, executor: Executor | None = None) -> Executor:
+        return executor or self.executor or current()
+
+    def up(self, executor: Executor | None = None) -> Self:
+        """Create everything, in order; on failure undo it all and re-raise."""
+        if self._journal is not None:
+            raise ValidationError("Topology", self, "is already up")
+        executor = self._executor(executor)
+        journal = Journal(executor)
+        resources = self.ordered()
+        with signals.terminate_cleanly():  # SIGTERM half-way: rolled back, not left half-made
+            try:
+                # what is there already and says adopt=True is used as it is (one look each)
+                self._adopted = [r for r in resources if r.adopts(executor)]
+                self._look_for_interfaces(executor)
+                journal.apply_all([r for r in resources if not r.adopted])  # rolls back by itself
+                self._journal = journal
+            except BaseException as error:
+                self._journal = None
+                self._let_go()
+                if not journal.units:  # rolled back already (a failed run)
+                    raise
+                # a SIGTERM landing after the run, before the topology knew it was up
+                journal.fail(error)
+            if self.wait:
+                try:
+                    self.wait_ready(timeout=self.wait_timeout, executor=executor)
+                except BaseException as error:
+                    self._journal = None
+                    self._let_go()
+                    journal.fail(error)
+        return self
+
+    def _look_for_interfaces(self, executor: Executor) -> None:
+        """Warn about interfaces firewall rules name that neither exist nor are made here."""
+        made: dict[str | None, set[str]] = {}
+        for bridge in self.of_type(Bridge):
+            made.setdefault(bridge.netns, set()).add(bridge.name)
+        for veth in self.of_type(VethPair):
+            for name, netns in veth.ends:
+                made.setdefault(netns, set()).add(name)
+        new = {ns.name for ns in self.of_type(Namespace) if not ns.adopted}
+        rules = [r for r in self.of_type(Firewall) if not r.adopted]
+        look_for_interfaces(executor, rules, made=made, new_namespaces=new)
+
+    def down(self) -> None:
+        """Undo everything ``up()`` did, in reverse order (a no-op when down)."""
+        # held back from here: a SIGTERM between taking the journal and undoing it left all
+        with signals.shielded():
+            journal, self._journal = self._journal, None
+            try:
+                if journal is not None:
+                    journal.close()
+            finally:
+                self._let_go()
+
+    def _let_go(self) -> None:
+        """Forget the adopted resources (they are never deleted)."""
+        for resource in self._adopted:
+            resource.delete()  # an adopted resource's delete only forgets it
+        self._adopted = []
+
+    def __enter__(self) -> Self:
+        # while the block runs, SIGTERM unwinds it (and so tears down): see netns_kit.signals
+        self._guard.enter()
+        try:
+            return self.up()
+        except BaseException:
+            try:
+                self.down()  # a SIGTERM between up() returning and the block: no __exit__ then
+            finally:
+                self._guard.exit()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.down()
+        except BaseException:
+            if self._journal is not None:  # a signal landed before down() could hold it back
+                self.down()
+            raise
+        finally:
+            self._guard.exit()
+
+    def plan(self, *, owner: Owner | None = None) -> Recorder:
+        """A dry-run of ``up()``: a :class:`Recorder` holding the commands.
+
+        ``topo.plan().script()`` is the set-up script and
+        ``topo.plan().teardown_script()`` the tear-down script. The tags in
+        it name ``owner`` (default: ``dry-run``).
+        """
+        recorder = Recorder(owner=owner)
+        Journal(recorder).apply_all(self.ordered())
+        return recorder
+
+    # -- readiness -------------------------------------------------------------
+    def wait_ready(self, timeout: float = 10.0, executor: Executor | None = None) -> None:
+        """Block until the links this topology made are up and no address is tentative."""
+        executor = self._executor(executor)
+        if executor.dry_run:
+            return
+        expected: dict[str | None, set[str]] = {}
+        for veth in self.of_type(VethPair):
+            if veth.up:
+                expected.setdefault(veth.netns, set()).add(veth.name)
+                expected.setdefault(veth.peer_netns, set()).add(veth.peer)
+        for bridge in self.of_type(Bridge):
+            expected.setdefault(bridge.netns, set())
+        deadline = time.monotonic() + timeout
+        pending = dict(expected)
+        while pending:
+            for netns, names in list(pending.items()):
+                result = executor.run(query("ip", "-j", "addr", "show", netns=netns), check=False)
+                if result.ok and _ready(result.json(), names):
+                    del pending[netns]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                where = ", ".join(n or "the host" for n in pending)
+                raise TimeoutError(f"links not ready after {timeout:g} s in: {where}")
+            time.sleep(0.01)
+
+
+def _ready(links: list[dict[str, Any]], names: set[str]) -> bool:
+    seen = {link["ifname"]: link for link in links}
+    for name in names:
+        link = seen.get(name)
+        if link is None or link.get("operstate") not in ("UP", "UNKNOWN"):
+            return False
+    # link-local IPv6 addresses stay tentative for a while (DAD); they carry no test traffic
+    return not any(
+        info.get("tentative") and not str(info.get("local", "")).startswith("fe80:")
+        for link in links
+        for info in link.get("addr_info", ())
+    )
+
+
+def _no_duplicates(field: str, values: list[str]) -> None:
+    for value, count in Counter(values).items():
+        if count > 1:
+            raise ValidationError(field, value, f"appears {count} times in one topology; names must be unique")
+
+
+@attrs.frozen
+class _Placed:
+    """An address on an interface (``dev``), given in ``field``."""
+
+    dev: str
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+    field: str
+
+    @property
+    def subnet(self) -> bool:
+        """Whether it makes a subnet others can overlap: a host address (/32, /128) makes
+        none, and link-local subnets (169.254/16, fe80::/64) are each link's own."""
+        net = self.address.network
+        return net.prefixlen < net.max_prefixlen and not net.is_link_local
+
+
+def _no_overlaps(placed: dict[str | None, list[_Placed]]) -> None:
+    """Two interfaces of one namespace on overlapping subnets are refused (which would a
+    packet to the overlap leave by? the kernel picks one route, the other interface goes
+    deaf), and so is one address twice on one interface (``ip addr add`` fails half-way)."""
+    for netns, addresses in placed.items():
+        where = netns or "the host"
+        seen: list[_Placed] = []
+        for new in addresses:
+            for old in seen:
+                if old.address.version != new.address.version:
+                    continue
+                if old.dev == new.dev:
+                    if old.address.ip == new.address.ip:
+                        rule = f"is on {new.dev} in {where} already (as {old.address}); an interface holds it once"
+                        raise ValidationError(new.field, str(new.address), rule)
+                elif old.subnet and new.subnet and old.address.network.overlaps(new.address.network):
+                    rule = (
+                        f"overlaps {old.address.network} of {old.dev} in {where}; two interfaces of one "
+                        "namespace need subnets that do not overlap (a host address, /32 or /128, may go anywhere)"
+                    )
+                    raise ValidationError(new.field, str(new.address), rule)
+            seen.append(new)
