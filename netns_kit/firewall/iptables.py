@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 import re
-import shlex
 from collections.abc import Sequence
 
 import attrs
 
+from netns_kit import iptables_save
 from netns_kit.command import Command, change, query
 from netns_kit.errors import CommandError, classify
 from netns_kit.executors.base import Executor
@@ -174,22 +174,14 @@ def shadowing_rules(save_text: str) -> tuple[str, ...]:
     """Lines of ``iptables-save`` output (or of ``-S`` after a ``*TABLE`` line) that drop
     or reject traffic in chains we use."""
     found: list[str] = []
-    table = ""
-    for raw in save_text.splitlines():
-        line = raw.strip()
-        if line.startswith("*"):
-            table = line[1:]
-            continue
-        chains = _SHADOW_CHAINS.get(table, ())
-        if line.startswith((":", "-P ")):
-            chain, policy = shlex.split(line.lstrip(":").removeprefix("-P "))[:2]
-            if chain in chains and policy == "DROP":
-                found.append(f"{table} {chain} policy DROP")
-        elif line.startswith("-A "):
-            parts = shlex.split(line)
-            target = parts[parts.index("-j") + 1] if "-j" in parts else ""
-            if parts[1] in chains and target in ("DROP", "REJECT"):
-                found.append(f"{table}: {line}")
+    for table in iptables_save.parse(save_text):
+        chains = _SHADOW_CHAINS.get(table.name, ())
+        found += [f"{table.name} {c.name} policy DROP" for c in table.chains if c.name in chains and c.policy == "DROP"]
+        found += [
+            f"{table.name}: {rule.line}"
+            for rule in table.rules
+            if rule.chain in chains and rule.option("-j") in ("DROP", "REJECT")
+        ]
     return tuple(found)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from netns_kit import iptables_save
 from netns_kit.command import Command, change, query
 from netns_kit.errors import CommandError
 from netns_kit.executors.base import Executor
@@ -317,31 +317,14 @@ def read_firewall(executor: Executor, tool: str, netns: str | None) -> Firewall:
 
 
 def parse_save(text: str, firewall: Firewall) -> None:
-    table = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("*"):
-            table = line[1:]
-        elif line.startswith(":"):
-            name, policy = _words(line[1:])[:2]
-            if policy == "-":  # user chains have no policy
-                firewall.chains.append(Chain(firewall.tool, firewall.netns, table, name))
-        elif line.startswith("-A "):
-            words = _words(line)
-            firewall.rules.append(Rule(firewall.tool, firewall.netns, table, words[1], tuple(words[2:])))
-
-
-#: a word of a line whose only quoting is double quotes without backslashes
-_WORD = re.compile(r'(?:"[^"]*"|[^\s"])+')
-
-
-def _words(line: str) -> list[str]:
-    """``shlex.split(line)``, 20 times faster for the lines ``iptables-save`` writes
-    (W(200): 2,000 rules, their comments in double quotes); any other quoting
-    (single quotes, backslashes) goes to :func:`shlex.split` itself."""
-    if "'" in line or "\\" in line or line.count('"') % 2:
-        return shlex.split(line)
-    return [word.replace('"', "") for word in _WORD.findall(line)]
+    """Add the user chains and the rules of ``TOOL-save`` text to ``firewall``."""
+    for table in iptables_save.parse(text):
+        firewall.chains += [
+            Chain(firewall.tool, firewall.netns, table.name, chain.name) for chain in table.chains if not chain.builtin
+        ]
+        firewall.rules += [
+            Rule(firewall.tool, firewall.netns, table.name, rule.chain, rule.spec) for rule in table.rules
+        ]
 
 
 def read_ledgers(executor: Executor) -> list[LedgerFile]:

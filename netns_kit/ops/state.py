@@ -15,6 +15,7 @@ import re
 import shlex
 from typing import Any
 
+from netns_kit import iptables_save
 from netns_kit.command import query
 from netns_kit.executors.base import Executor, current
 from netns_kit.owner import TAG_PREFIX
@@ -82,29 +83,17 @@ def iptables_rules(text: str) -> dict[str, list[str]]:
 
     Counters and comments are dropped, owner ids in tags masked, and a table
     holding only built-in chains with ACCEPT policies (created lazily by the
-    kernel when anything looks at it) counts as absent. Lines are parsed
-    with :func:`shlex.split`, never ``str.split``.
+    kernel when anything looks at it) counts as absent. The text is read by
+    :func:`netns_kit.iptables_save.parse` (``shlex`` words, never ``str.split``).
     """
     tables: dict[str, list[str]] = {}
-    table: list[str] | None = None
-    name = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    for table in iptables_save.parse(text):
+        if not table.committed:
             continue
-        if line.startswith("*"):
-            name, table = line[1:], []
-        elif line == "COMMIT":
-            assert table is not None
-            if any(not (ln.startswith(":") and ln.endswith(" ACCEPT")) for ln in table):
-                tables[name] = table
-            table = None
-        elif table is not None:
-            if line.startswith(":"):
-                chain, policy = shlex.split(line)[:2]
-                table.append(f"{chain} {policy}")
-            else:
-                table.append(shlex.join(_untag(part) or part for part in shlex.split(line)))
+        if table.rules or any(chain.policy != "ACCEPT" for chain in table.chains):
+            tables[table.name] = [f":{chain.name} {chain.policy or '-'}" for chain in table.chains] + [
+                shlex.join(_untag(word) or word for word in rule.argv) for rule in table.rules
+            ]
     return tables
 
 

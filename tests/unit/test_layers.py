@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             {
                 "command",
                 "errors",
+                "iptables_save",
                 "owner",
                 "validate",
                 "units",
