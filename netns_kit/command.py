@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from netns_kit import shape
+
 
 def _argv(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
@@ -61,12 +63,17 @@ class Command:
     stdin: str | None = attrs.field(default=None, validator=_stdin_text)
 
     @property
+    def program(self) -> str:
+        """The program run (``ip``, ``iptables``...); :mod:`netns_kit.shape` reads the rest."""
+        return shape.program(self.argv)
+
+    @property
     def full_argv(self) -> tuple[str, ...]:
         """The argv as run: ``ip -n NS ...`` for ip and tc, ``ip netns exec NS ...`` for the rest."""
         if self.netns is None:
             return self.argv
-        if self.argv[0] in _NETNS_AWARE:
-            return (self.argv[0], "-n", self.netns, *self.argv[1:])
+        if self.program in _NETNS_AWARE:
+            return (self.program, "-n", self.netns, *shape.arguments(self.argv))
         return ("ip", "netns", "exec", self.netns, *self.argv)
 
     @property

@@ -26,6 +26,8 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from netns_kit import shape
+
 
 class NetnsKitError(Exception):
     """Base class of every error netns_kit raises on purpose."""
@@ -115,7 +117,7 @@ class PermissionDeniedError(CommandError):
 class BinaryNotFoundError(CommandError):
     """A program netns_kit runs is not installed: found neither on ``PATH`` nor in
     ``/usr/sbin``, ``/sbin``, ``/usr/local/sbin`` (:mod:`netns_kit.executors.binaries`).
-    Nothing ran. ``binary`` names the program (``argv[0]``, or the one ``nsenter``,
+    Nothing ran. ``binary`` names the program (the argv's program, or the one ``nsenter``,
     ``unshare``, ``env`` or ``ip netns exec`` could not start)."""
 
     def __init__(
@@ -129,7 +131,7 @@ class BinaryNotFoundError(CommandError):
         binary: str = "",
     ) -> None:
         super().__init__(argv, returncode, stdout, stderr, hint)
-        self.binary = binary or (argv[0] if argv else "")
+        self.binary = binary or shape.program(argv)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (*super().__reduce__(), {"binary": self.binary})
@@ -258,7 +260,7 @@ TABLE: tuple[
 def classify(argv: Sequence[str], returncode: int, stdout: str = "", stderr: str = "") -> CommandError:
     """Return the most precise :class:`CommandError` for a failed process."""
     if returncode == 127 and not stderr.strip():
-        return BinaryNotFoundError(argv, returncode, stdout, stderr, _missing_hint(argv[0]))
+        return BinaryNotFoundError(argv, returncode, stdout, stderr, _missing_hint(shape.program(argv)))
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else f"signal {-returncode}"
         killed = f"killed by {name} (Ctrl-C, a timeout, a kill): it may or may not have taken effect"
@@ -289,9 +291,9 @@ def not_started(argv: Sequence[str], returncode: int, stdout: str = "", stderr: 
     if not isinstance(error, BinaryNotFoundError) or not stderr.strip():
         return None
     named = error.binary.rsplit("/", 1)[-1]
-    return error if any(word.rsplit("/", 1)[-1] == named for word in argv[1:]) else None
+    return error if any(word.rsplit("/", 1)[-1] == named for word in shape.arguments(argv)) else None
 
 
 def binary_not_found(argv: Sequence[str]) -> BinaryNotFoundError:
     """The error for a program that could not be started at all."""
-    return BinaryNotFoundError(argv, 127, "", "", _missing_hint(argv[0]))
+    return BinaryNotFoundError(argv, 127, "", "", _missing_hint(shape.program(argv)))

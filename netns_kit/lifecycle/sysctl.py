@@ -670,7 +670,7 @@ def release(claims: list[Path], undo: Sequence[Command]) -> list[Command]:
                 write(executor, shared.key, original, shared.netns)
 
             shared.drop([f for f, _ in mine], restore)
-    return restores + [c for c in undo if c.argv[0] != "sysctl"]
+    return restores + [c for c in undo if c.program != "sysctl"]
 
 
 # -- cleanup of owners that are gone (or named) -----------------------------------------------

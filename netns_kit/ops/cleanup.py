@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from netns_kit import signals
+from netns_kit import shape, signals
 from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors.base import Executor, current
@@ -310,19 +310,19 @@ class _Cleanup:
     def _ledger_step(self, lf: inv.LedgerFile, entry: Entry, taken: bool) -> _Step | None:
         owner = lf.owner
         command = entry.command
-        argv = command.argv
-        if argv[0] in inv.FIREWALL_TOOLS or argv[0].startswith(inv.FIREWALL_TOOLS):
-            tool = "ip6tables" if argv[0].startswith("ip6tables") else "iptables"
+        family = shape.firewall_family(command.argv)
+        if family is not None:
+            tool = "ip6tables" if family == 6 else "iptables"
             self.ledger_firewalls.add((tool, command.netns))
-            if "-N" in argv:
-                table = argv[argv.index("-t") + 1] if "-t" in argv else "filter"
-                self.ledger_chains.add((tool, command.netns, table, argv[argv.index("-N") + 1]))
+            fw = shape.iptables(command.argv)
+            if fw is not None and fw.verb == "-N" and fw.chain is not None:
+                self.ledger_chains.add((tool, command.netns, fw.table, fw.chain))
             return None  # rules carry the tag: the tag scan removes them
         if _created_by(command) or not command.undo:
             return None  # namespaces and links: decided by tag and ledger above
         if command.netns in self.doomed_netns:
             return None  # goes with its namespace
-        if not taken and argv[0] == "sysctl" and entry.state in _MAYBE:
+        if not taken and command.program == "sysctl" and entry.state in _MAYBE:
             # the plan only sets a value the sysctl did not have: if it holds that value
             # now, the change ran (the restore checks, and respects live claims)
             return self._sysctl_step(owner, command)
@@ -331,7 +331,7 @@ class _Cleanup:
                 # the changes after it never started (commands run in order)
                 self.report.kept.append(f"{command.line}: was in flight when {owner.id} died and may not have run")
             return None
-        if argv[0] == "sysctl":
+        if command.program == "sysctl":
             return self._sysctl_step(owner, command)
         undo = [u.tolerant() for u in command.undo]
         return _Step("; ".join(u.line for u in undo), self._runner(undo), owner, undo)
@@ -340,10 +340,10 @@ class _Cleanup:
         """Restore a sysctl to the value it had before this owner's FIRST change of it,
         if it still holds the value of the owner's LAST change (the newest entry is met
         first: older changes of the same key are folded into it)."""
-        assignment = next((a for a in command.argv[1:] if "=" in a), None)
-        if assignment is None:
+        written = shape.sysctl(command.argv)
+        if written is None or written.value is None:
             return None
-        key, _, value = assignment.partition("=")
+        key, value = written.key, written.value
         place = (owner, command.netns, key)
         if place in self.sysctls_seen:
             return None
@@ -375,12 +375,13 @@ class _Cleanup:
         owner, netns, key = place
         for lf in sorted((lf for lf in self.files if lf.owner == owner), key=lambda lf: lf.started):
             for entry in lf.entries:
-                argv = entry.command.argv
+                written = shape.sysctl(entry.command.argv)
                 if (
                     entry.seq in self.taken[id(lf)]
-                    and argv[0] == "sysctl"
+                    and written is not None
+                    and written.key == key
+                    and written.value is not None
                     and entry.command.netns == netns
-                    and any(a.startswith(key + "=") for a in argv)
                     and entry.command.undo
                 ):
                     return entry.command.undo[0]
@@ -634,9 +635,11 @@ def _seen(command: Command, owner: Owner, scan: inv.Inventory) -> bool:
 
 
 def _tagging_target(command: Command, owner: Owner) -> tuple[str, str | None] | None:
-    argv = command.argv
-    if argv[:4] == ("ip", "link", "set", "dev") and "alias" in argv and owner.tag in argv:
-        return argv[4], command.netns
+    ip = shape.ip(command.argv)
+    if ip is None or (ip.object, ip.verb) != ("link", "set") or ip.options or ip.args[:1] != ("dev",):
+        return None
+    if "alias" in ip.args and owner.tag in ip.args and ip.device is not None:
+        return ip.device, command.netns
     return None
 
 

@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "command",
                 "errors",
                 "iptables_save",
+                "shape",
                 "owner",
                 "validate",
                 "units",

@@ -1,0 +1,160 @@
+"""The shapes of the argv tuples netns_kit builds, read in one place (``argv[N]`` lives here only).
+
+Code that needs to know what a command does (which program, the namespace it
+runs in, the ip object and verb, the iptables table, verb and chain, the
+sysctl key) asks here instead of indexing ``argv[N]``::
+
+    >>> fw = iptables(("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE"))
+    >>> fw.table, fw.verb, fw.chain, fw.spec, fw.family
+    ('nat', '-A', 'POSTROUTING', ('-j', 'MASQUERADE'), 4)
+    >>> ip(("ip", "-6", "link", "set", "dev", "v0", "up")).device
+    'v0'
+    >>> sysctl(("sysctl", "-q", "-w", "net.ipv4.ip_forward=1"))
+    Sysctl(key='net.ipv4.ip_forward', value='1')
+    >>> in_netns(("ip", "netns", "exec", "ns1", "iptables-save"))
+    ('ns1', ('iptables-save',))
+
+Each reader returns ``None`` for an argv of another program or shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+#: iptables programs, each with its -legacy/-nft/-save/-restore variants
+FIREWALL_TOOLS = ("iptables", "ip6tables")
+
+#: the iptables commands (short and long) that take a chain (optional for the last six)
+_IPTABLES_VERBS = {
+    "-A": "-A", "--append": "-A", "-C": "-C", "--check": "-C", "-D": "-D", "--delete": "-D",
+    "-I": "-I", "--insert": "-I", "-R": "-R", "--replace": "-R", "-N": "-N", "--new-chain": "-N",
+    "-P": "-P", "--policy": "-P", "-E": "-E", "--rename-chain": "-E",
+    "-F": "-F", "--flush": "-F", "-X": "-X", "--delete-chain": "-X", "-Z": "-Z", "--zero": "-Z",
+    "-S": "-S", "--list-rules": "-S", "-L": "-L", "--list": "-L",
+}  # fmt: skip
+_CHAIN_OPTIONAL = frozenset({"-F", "-X", "-Z", "-S", "-L"})
+#: ip's options that take a value (``ip -n NS``, ``ip -b FILE``...)
+_IP_VALUED = frozenset({"-n", "-netns", "--netns", "-b", "-batch", "--batch", "-f", "-family", "-rc", "-l", "-loops"})
+
+
+def program(argv: Sequence[str]) -> str:
+    """The program run (``""`` for an empty argv)."""
+    return argv[0] if argv else ""
+
+
+def arguments(argv: Sequence[str]) -> tuple[str, ...]:
+    """Every word after the program."""
+    return tuple(argv[1:])
+
+
+def firewall_family(argv: Sequence[str]) -> int | None:
+    """4 or 6 for an iptables or ip6tables program (any variant: ``-save``, ``-nft``...)."""
+    name = program(argv).rsplit("/", 1)[-1]
+    if name.startswith("ip6tables"):
+        return 6
+    return 4 if name.startswith("iptables") else None
+
+
+def in_netns(full_argv: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """The namespace a full argv runs in and the argv it runs there:
+    ``ip netns exec NS ARGV...`` and ``ip|tc -n NS ARGS...`` name one; anything else runs in place."""
+    words = tuple(full_argv)
+    if len(words) >= 5 and words[:3] == ("ip", "netns", "exec"):
+        return words[3], words[4:]
+    if len(words) >= 3 and words[0] in ("ip", "tc") and words[1] in ("-n", "-netns", "--netns"):
+        return words[2], (words[0], *words[3:])
+    return None, words
+
+
+@attrs.frozen
+class Iptables:
+    """``TOOL [-w] [-t TABLE] VERB [CHAIN] SPEC...`` (table ``filter`` when not named)."""
+
+    tool: str
+    table: str
+    #: the short form: ``-A``, ``-D``, ``-N``, ``-F``, ``-X``...
+    verb: str
+    chain: str | None
+    #: the words after the chain (a rule's match and target; a policy)
+    spec: tuple[str, ...]
+
+    @property
+    def family(self) -> int:
+        return 6 if self.tool.rsplit("/", 1)[-1].startswith("ip6tables") else 4
+
+
+def iptables(argv: Sequence[str]) -> Iptables | None:
+    """The table, verb and chain of an iptables/ip6tables command; None for others."""
+    if firewall_family(argv) is None:
+        return None
+    table = "filter"
+    words = tuple(argv)
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word in ("-t", "--table") and i + 1 < len(words):
+            table, i = words[i + 1], i + 2
+        elif word.startswith("--table="):
+            table, i = word.partition("=")[2], i + 1
+        elif word in _IPTABLES_VERBS:
+            verb = _IPTABLES_VERBS[word]
+            rest = words[i + 1 :]
+            if not rest or (verb in _CHAIN_OPTIONAL and rest[0].startswith("-")):
+                return Iptables(words[0], table, verb, None, rest)
+            return Iptables(words[0], table, verb, rest[0], rest[1:])
+        else:
+            i += 1
+    return None
+
+
+@attrs.frozen
+class Ip:
+    """``ip [OPTIONS] OBJECT [VERB [ARGS...]]``."""
+
+    options: tuple[str, ...]
+    object: str
+    verb: str | None
+    args: tuple[str, ...]
+
+    @property
+    def device(self) -> str | None:
+        """The value after ``dev`` (``ip link set dev v0 up``, ``ip addr add A dev v0``)."""
+        for key, value in zip(self.args, self.args[1:], strict=False):
+            if key == "dev":
+                return value
+        return None
+
+
+def ip(argv: Sequence[str]) -> Ip | None:
+    """The object, verb and arguments of an ``ip`` command; None for others."""
+    if program(argv) != "ip":
+        return None
+    words = tuple(argv)
+    i = 1
+    while i < len(words) and words[i].startswith("-"):
+        i += 2 if words[i] in _IP_VALUED else 1
+    if i >= len(words):
+        return None
+    verb = words[i + 1] if i + 1 < len(words) else None
+    return Ip(words[1:i], words[i], verb, words[i + 2 :])
+
+
+@attrs.frozen
+class Sysctl:
+    """A sysctl read (``sysctl -n KEY``: ``value`` None) or write (``sysctl -q -w KEY=VALUE``)."""
+
+    key: str
+    value: str | None
+
+
+def sysctl(argv: Sequence[str]) -> Sysctl | None:
+    """The key (and the value written) of a ``sysctl`` command; None for others."""
+    if program(argv) != "sysctl":
+        return None
+    for word in argv[1:]:
+        if not word.startswith("-"):
+            key, sep, value = word.partition("=")
+            return Sysctl(key, value if sep else None)
+    return None
