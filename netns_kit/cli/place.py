@@ -34,8 +34,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
+from netns_kit.executors import holder
 from netns_kit.executors.base import Executor
 from netns_kit.executors.local import ShExecutor
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.lifecycle.ledger import created_by
+from netns_kit.ops import inventory
 from netns_kit.owner import Owner
 
 if TYPE_CHECKING:
@@ -96,7 +100,6 @@ def place(
     which is said on ``out``.
     """
     if args.sandbox:
-        from netns_kit.executors import holder
 
         def stopped(pid: int) -> None:
             if out is not None:
@@ -114,8 +117,6 @@ def place(
 
 def open_executor(args: argparse.Namespace, owner: Owner | None) -> Executor:
     """The executor of ``--attach PID``, or of this machine."""
-    from netns_kit.executors.sandbox import Sandbox
-
     if args.attach is not None:
         sandbox = Sandbox.attach(args.attach)
         if owner is not None:
@@ -129,9 +130,6 @@ def elsewhere(here: Place, owner: Owner | None = None) -> str | None:
     ``owner``'s objects), the sentence that says so and how to reach it; else None."""
     if here.option:
         return None
-    from netns_kit.executors import holder
-    from netns_kit.ops import inventory
-
     sandbox = holder.find()
     if sandbox is None:
         return None
@@ -190,8 +188,6 @@ def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) ->
     from a file of the same name that is gone (moved, renamed directory), or one named
     ``cli.NAME`` by an older netns_kit (before owners named the file). One line each,
     with the command that removes it."""
-    from netns_kit.ops import inventory
-
     if loaded.path is None:
         return []
     found: list[str] = []
@@ -212,9 +208,6 @@ def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) ->
 def clash(here: Place, loaded: TopologyFile) -> str | None:
     """After ``up`` failed on a name that is taken: which of the file's names are taken,
     by whom (the file it came from), and what to do; None when none is."""
-    from netns_kit.lifecycle.ledger import created_by
-    from netns_kit.ops import inventory
-
     with quiet():
         planned = loaded.topology.plan().commands
     adopting = {getattr(r, "name", None) for r in loaded.topology.resources if getattr(r, "adopt", False)}

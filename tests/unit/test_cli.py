@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit import cli
-from netns_kit.cli import commands
+from netns_kit.cli import build, records
 from netns_kit.cli import place as cliplace
 from netns_kit.cli.output import Progress, Removals
 from netns_kit.ops import cleanup as leftovers
@@ -240,7 +240,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeHost]
 
     monkeypatch.setattr(cliplace, "open_executor", open_executor)
     # the fake world shows no objects: what an `up` made counts as there (not gone)
-    monkeypatch.setattr(commands, "_gone", lambda *args, **kwargs: False, raising=False)
+    monkeypatch.setattr(records, "gone", lambda *args, **kwargs: False)
     return made
 
 
@@ -344,7 +344,7 @@ def test_up_of_a_file_without_resources_starts_nothing(
 ) -> None:
     empty = tmp_path / "empty.toml"
     empty.write_text('[topology]\nname = "empty"\n')
-    monkeypatch.setattr(commands, "place", lambda *a, **k: pytest.fail("nothing should start"))
+    monkeypatch.setattr(build, "place", lambda *a, **k: pytest.fail("nothing should start"))
     code, out, _ = run(capsys, "up", "--sandbox", str(empty))
     assert code == cli.EXIT_OK
     assert out == f"up: empty: nothing to do: {empty} describes no resources\n"
@@ -460,19 +460,19 @@ def test_a_ledger_is_gone_only_when_what_it_made_with_its_tag_is_all_gone(tmp_pa
         return inventory.Inventory(ledgers=[made], **objects)  # type: ignore[arg-type]
 
     add_ns = change("ip", "netns", "add", "red")
-    assert commands._gone(here, owner, found(add_ns))
-    assert not commands._gone(here, owner, found(add_ns, namespaces={"red": owner.tag}))
-    assert commands._gone(here, owner, found(add_ns, namespaces={"red": None}))  # not ours: someone else's now
+    assert records.gone(here, owner, found(add_ns))
+    assert not records.gone(here, owner, found(add_ns, namespaces={"red": owner.tag}))
+    assert records.gone(here, owner, found(add_ns, namespaces={"red": None}))  # not ours: someone else's now
     link = inventory.Link("br0", None, "bridge", owner.tag)
-    assert not commands._gone(here, owner, found(add_ns, links=[link]))
+    assert not records.gone(here, owner, found(add_ns, links=[link]))
     # a ledger that made nothing carrying its tag proves nothing: never gone
-    assert not commands._gone(here, owner, found(change("ip", "route", "add", "default", "via", "10.0.0.1")))
+    assert not records.gone(here, owner, found(change("ip", "route", "add", "default", "via", "10.0.0.1")))
     # a claim on a shared switch is still there: not gone
     claim = tmp_path / "sysctl" / "-host-" / "net.ipv4.ip_forward"
     claim.mkdir(parents=True)
     (claim / "claim.cli.lab.7-1").write_text("1")
     (claim / "prior").write_text("0")
-    assert not commands._gone(here, owner, found(add_ns))
+    assert not records.gone(here, owner, found(add_ns))
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("firewall", frozenset({"firewall"})),
     ("resources", frozenset({"resources"})),
     ("ops, topology", frozenset({"ops", "topology"})),
-    ("entry points", frozenset({"cli", "testing", "pytest_plugin", "demo"})),
+    ("entry points", frozenset({"cli", "testing", "pytest_plugin", "demo", "__main__"})),
 )
 
 #: Peers in one layer that must not import each other.
@@ -59,31 +59,6 @@ LAZY_OK = frozenset({"netns_kit"})
 KNOWN: frozenset[str] = frozenset(
     {
         "upward import (batching -> executors) netns_kit.batching.batch:47 -> netns_kit.executors.base",
-        "function-level import netns_kit.cli.commands:104 -> netns_kit.ops.cleanup",
-        "function-level import netns_kit.cli.commands:124 -> netns_kit.lifecycle.sysctl",
-        "function-level import netns_kit.cli.commands:125 -> netns_kit.lifecycle.ledger",
-        "function-level import netns_kit.cli.commands:126 -> netns_kit.ops.inventory",
-        "function-level import netns_kit.cli.commands:143 -> netns_kit.ops.cleanup",
-        "function-level import netns_kit.cli.commands:170 -> netns_kit.topology.tomlfile",
-        "function-level import netns_kit.cli.commands:203 -> netns_kit.signals",
-        "function-level import netns_kit.cli.commands:213 -> netns_kit.ops.cleanup",
-        "function-level import netns_kit.cli.commands:239 -> netns_kit.executors.holder",
-        "function-level import netns_kit.cli.commands:240 -> netns_kit.ops.inventory",
-        "function-level import netns_kit.cli.commands:321 -> netns_kit.ops.doctor",
-        "function-level import netns_kit.cli.commands:338 -> netns_kit.demo",
-        "function-level import netns_kit.cli.commands:45 -> netns_kit.topology.picture",
-        "function-level import netns_kit.cli.commands:46 -> netns_kit.topology.tomlfile",
-        "function-level import netns_kit.cli.commands:62 -> netns_kit.topology.tomlfile",
-        "function-level import netns_kit.cli.commands:75 -> netns_kit.ops.inventory",
-        "function-level import netns_kit.cli.place:117 -> netns_kit.executors.sandbox",
-        "function-level import netns_kit.cli.place:132 -> netns_kit.executors.holder",
-        "function-level import netns_kit.cli.place:133 -> netns_kit.ops.inventory",
-        "function-level import netns_kit.cli.place:193 -> netns_kit.ops.inventory",
-        "function-level import netns_kit.cli.place:215 -> netns_kit.lifecycle.ledger",
-        "function-level import netns_kit.cli.place:216 -> netns_kit.ops.inventory",
-        "function-level import netns_kit.cli.place:99 -> netns_kit.executors.holder",
-        "function-level import netns_kit.cli:150 -> netns_kit.cli.commands",
-        "function-level import netns_kit.cli:187 -> netns_kit.cli.commands",
         "function-level import netns_kit.executors.base:152 -> netns_kit.batching.batch",
         "function-level import netns_kit.executors.base:221 -> netns_kit.executors.local",
         "function-level import netns_kit.executors.base:253 -> netns_kit.errors",
@@ -145,7 +120,6 @@ KNOWN: frozenset[str] = frozenset(
         "function-level import netns_kit.topology.tomlfile:53 -> netns_kit.resources.namespace",
         "function-level import netns_kit.topology.tomlfile:54 -> netns_kit.resources.partition",
         "function-level import netns_kit.topology.tomlfile:55 -> netns_kit.resources.route",
-        "imports the package root netns_kit.cli:32 -> netns_kit",
         "imports the package root netns_kit.executors.recorder:27 -> netns_kit",
         "upward import (executors -> lifecycle) netns_kit.executors.recorder:31 -> netns_kit.lifecycle.sysctl",
         "upward import (executors -> ops, topology) netns_kit.executors.holder:289 -> netns_kit.ops.inventory",
@@ -287,7 +261,6 @@ KNOWN_CIRCLES: frozenset[str] = frozenset(
         "netns_kit.batching.batch -> netns_kit.executors.base -> netns_kit.batching.batch",
         "netns_kit.executors.base -> netns_kit.executors.local -> netns_kit.executors.base",
         "netns_kit.executors.base -> netns_kit.executors.local -> netns_kit.executors.process -> netns_kit.executors.base",  # noqa: E501
-        "netns_kit.cli -> netns_kit.cli.commands -> netns_kit.cli",
         "netns_kit.lifecycle.resource -> netns_kit.lifecycle.journal -> netns_kit.lifecycle.resource",
         "netns_kit.lifecycle.journal -> netns_kit.lifecycle.teardown -> netns_kit.lifecycle.journal",
         "netns_kit.lifecycle.resource -> netns_kit.lifecycle.journal -> netns_kit.lifecycle.teardown -> netns_kit.resources.namespace -> netns_kit.lifecycle.resource",  # noqa: E501

@@ -1,0 +1,102 @@
+"""What ``netns-kit --json`` prints: one object per command, ``{"schema":
+"netns_kit.COMMAND/1", ...}``, made of data (objects with fields), never of the lines
+the command prints for people. The schemas are documented in ``docs/guides/json.rst``;
+a new field keeps the version, a field removed or changed in meaning bumps it."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
+
+import attrs
+
+from netns_kit.cli.place import Place
+from netns_kit.command import Command
+from netns_kit.ops.inventory import Inventory, Link, Rule
+from netns_kit.owner import Owner
+
+#: the version every schema of this netns_kit has
+VERSION = 1
+
+
+def schema(kind: str) -> str:
+    return f"netns_kit.{kind}/{VERSION}"
+
+
+def emit(out: TextIO, kind: str, payload: Mapping[str, Any]) -> None:
+    """Print ``payload`` as the JSON document of ``kind``, in one write."""
+    out.write(json.dumps({"schema": schema(kind), **payload}, indent=2) + "\n")
+
+
+def where(here: Place) -> dict[str, Any]:
+    """``{"kind": "machine"}`` or ``{"kind": "sandbox", "holder_pid": 4242}``."""
+    if not here.option:
+        return {"kind": "machine", "holder_pid": None}
+    return {"kind": "sandbox", "holder_pid": int(here.where.rsplit(" ", 1)[-1])}
+
+
+def when(timestamp: float) -> str | None:
+    """An epoch time as ISO 8601 in UTC (None for 0: not known)."""
+    if not timestamp:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def link(item: Link) -> dict[str, Any]:
+    return {"name": item.name, "netns": item.netns, "kind": item.kind, "peer_netns": item.peer_netns}
+
+
+def rule(item: Rule) -> dict[str, Any]:
+    return {
+        "tool": item.tool,
+        "netns": item.netns,
+        "table": item.table,
+        "chain": item.chain,
+        "spec": list(item.spec),
+        "target": item.target,
+    }
+
+
+def command(item: Command) -> dict[str, Any]:
+    return {"argv": list(item.argv), "netns": item.netns, "line": item.line, "mutating": item.mutating}
+
+
+def objects(found: Inventory, owners: Iterable[Owner]) -> dict[str, Any]:
+    """The namespaces, links and rules ``found`` carries the tags of ``owners``."""
+    tags = {owner.tag for owner in owners}
+    return {
+        "namespaces": sorted(name for name, alias in found.namespaces.items() if alias in tags),
+        "links": [link(item) for item in found.links if item.alias in tags],
+        "rules": [rule(item) for item in found.rules if item.comment in tags],
+    }
+
+
+def value(item: Any) -> Any:
+    """A field of a resource as JSON: numbers, strings, booleans and lists as they are;
+    addresses, networks and other values as their text."""
+    if item is None or isinstance(item, (bool, int, float, str)):
+        return item
+    if isinstance(item, (list, tuple, set, frozenset)):
+        return [value(x) for x in item]
+    if isinstance(item, Mapping):
+        return {str(k): value(v) for k, v in item.items()}
+    if attrs.has(type(item)):
+        return {f.name: value(getattr(item, f.name)) for f in attrs.fields(type(item))}
+    if isinstance(item, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+        return item.with_prefixlen
+    return str(item)
+
+
+def resource(table: str, index: int, item: Any, keys: Iterable[str]) -> dict[str, Any]:
+    """One entry of a topology file: its table, place in it, class, and the value of
+    each key the entry takes (``keys``: what the file may set, after the checks)."""
+    return {
+        "table": table,
+        "index": index,
+        "kind": type(item).__name__,
+        "fields": {k: value(getattr(item, k)) for k in keys},
+    }
