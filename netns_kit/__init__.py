@@ -32,9 +32,11 @@ if TYPE_CHECKING:
         NotFoundError,
         PermissionDeniedError,
         SandboxError,
-        TimeoutError,
         UnsupportedError,
         ValidationError,
+    )
+    from netns_kit.errors import (
+        NetnsKitTimeoutError as TimeoutError,
     )
     from netns_kit.executors.base import Executor, current, use
     from netns_kit.executors.local import ShExecutor

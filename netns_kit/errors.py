@@ -5,7 +5,8 @@
     NetnsKitError
     ├── ValidationError          (also a ValueError) bad input, raised before any command
     ├── SandboxError             the sandbox could not start (user namespaces refused, ...)
-    ├── TimeoutError             a wait with a deadline ran out
+    ├── NetnsKitTimeoutError     a wait with a deadline ran out (also the builtin
+    │                            TimeoutError; public as ``netns_kit.TimeoutError``)
     ├── UnsupportedError         this kernel lacks a feature asked for (the netem qdisc, ...)
     └── CommandError             a command exited with a code it does not accept
         ├── NotFoundError        no such device / namespace / rule / chain
@@ -20,6 +21,7 @@ code, using :data:`TABLE` and nothing else.
 
 from __future__ import annotations
 
+import builtins
 import re
 import shlex
 import signal
@@ -51,8 +53,13 @@ class SandboxError(NetnsKitError):
     """The sandbox could not be started or reached."""
 
 
-class TimeoutError(NetnsKitError):
-    """A wait with a deadline ran out."""
+class NetnsKitTimeoutError(NetnsKitError, builtins.TimeoutError):
+    """A wait with a deadline ran out.
+
+    Public as ``netns_kit.TimeoutError`` (and ``netns_kit.errors.TimeoutError``);
+    named so here that it does not shadow the builtin it also is: an
+    ``except TimeoutError`` catches it.
+    """
 
 
 class UnsupportedError(NetnsKitError):
@@ -297,3 +304,10 @@ def not_started(argv: Sequence[str], returncode: int, stdout: str = "", stderr: 
 def binary_not_found(argv: Sequence[str]) -> BinaryNotFoundError:
     """The error for a program that could not be started at all."""
     return BinaryNotFoundError(argv, 127, "", "", _missing_hint(shape.program(argv)))
+
+
+def __getattr__(name: str) -> type[NetnsKitTimeoutError]:
+    # ``netns_kit.errors.TimeoutError``, as before, without shadowing the builtin in this module
+    if name == "TimeoutError":
+        return NetnsKitTimeoutError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

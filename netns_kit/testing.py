@@ -29,7 +29,7 @@ from typing import Any, Self, TypeVar, cast
 
 import attrs
 
-from netns_kit.errors import SandboxError, TimeoutError, ValidationError
+from netns_kit.errors import NetnsKitTimeoutError, SandboxError, ValidationError
 from netns_kit.executors import sandbox as _sandbox
 from netns_kit.executors.base import Executor, current
 from netns_kit.executors.recorder import Recorder
@@ -110,7 +110,7 @@ def wait_reachable(where: _Place, address: str, *, port: int | None = None, time
     while not where.run(argv, check=False).ok:
         if time.monotonic() >= deadline:
             place = where._where() or "the host"
-            raise TimeoutError(
+            raise NetnsKitTimeoutError(
                 f"nothing accepted TCP connections on {address} port {port} from {place} within {timeout:g} s"
             )
         time.sleep(0.02)

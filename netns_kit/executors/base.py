@@ -249,12 +249,12 @@ def wait_until(
     interval: float = 0.005,
     max_interval: float = 0.1,
 ) -> None:
-    """Poll ``predicate`` until it holds; raise :class:`~netns_kit.errors.TimeoutError`."""
-    from netns_kit.errors import TimeoutError
+    """Poll ``predicate`` until it holds; raise :class:`~netns_kit.errors.NetnsKitTimeoutError`."""
+    from netns_kit.errors import NetnsKitTimeoutError
 
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"gave up after {timeout:g} s waiting for {what}")
+            raise NetnsKitTimeoutError(f"gave up after {timeout:g} s waiting for {what}")
         time.sleep(interval)
         interval = min(interval * 2, max_interval)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from netns_kit.command import Command, query
-from netns_kit.errors import NetnsKitError, TimeoutError, ValidationError
+from netns_kit.errors import NetnsKitError, NetnsKitTimeoutError, ValidationError
 
 if TYPE_CHECKING:
     from netns_kit.executors.base import Executor
@@ -192,7 +192,7 @@ class Process:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.is_alive():
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"process {self.pid} still running after {timeout} s")
+                raise NetnsKitTimeoutError(f"process {self.pid} still running after {timeout} s")
             time.sleep(0.005)
         self._collect()
         code = self.returncode
@@ -205,7 +205,7 @@ class Process:
         Polls ``ss -Hltn`` (``-Hlun`` with ``udp``) in the process's namespace:
         a listening TCP socket accepts connections from then on. Raises
         :class:`NetnsKitError` with the process's output when it exits first,
-        :class:`TimeoutError` after ``timeout`` seconds.
+        :class:`~netns_kit.TimeoutError` after ``timeout`` seconds.
         """
         from netns_kit.validate import port as valid_port
 
@@ -227,7 +227,7 @@ class Process:
                 )
             if time.monotonic() >= deadline:
                 where = f"namespace {netns}" if netns else "the host"
-                raise TimeoutError(f"nothing listened on port {port} in {where} within {timeout:g} s")
+                raise NetnsKitTimeoutError(f"nothing listened on port {port} in {where} within {timeout:g} s")
             time.sleep(interval)
             interval = min(interval * 2, 0.1)
 

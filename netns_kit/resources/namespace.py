@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from netns_kit.command import Command, Result, change, query
-from netns_kit.errors import NetnsKitError, TimeoutError
+from netns_kit.errors import NetnsKitError, NetnsKitTimeoutError
 from netns_kit.executors.base import Executor, current
 from netns_kit.executors.process import Process, with_env
 from netns_kit.lifecycle.resource import Resource
@@ -124,7 +124,7 @@ class _Place:
         return self.run(argv, check=False).ok
 
     def wait_reachable(self, address: str, *, timeout: float = 5.0) -> None:
-        """Block until ``address`` answers a ping from here (raises :class:`TimeoutError`).
+        """Block until ``address`` answers a ping from here (raises :class:`~netns_kit.TimeoutError`).
 
         A fresh link does not always pass the first packet: wait with a
         deadline instead of asserting on a single ping.
@@ -135,7 +135,7 @@ class _Place:
         while not self.ping(address, timeout=0.5):
             if time.monotonic() >= deadline:
                 where = self._where() or "the host"
-                raise TimeoutError(f"{address} did not answer a ping from {where} within {timeout:g} s")
+                raise NetnsKitTimeoutError(f"{address} did not answer a ping from {where} within {timeout:g} s")
             time.sleep(0.02)
 
 

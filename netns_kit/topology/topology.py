@@ -23,7 +23,7 @@ import attrs
 
 from netns_kit import signals
 from netns_kit.command import query
-from netns_kit.errors import TimeoutError, ValidationError
+from netns_kit.errors import NetnsKitTimeoutError, ValidationError
 from netns_kit.executors.base import Executor, current
 from netns_kit.executors.recorder import Recorder
 from netns_kit.firewall.base import Firewall, look_for_interfaces
@@ -315,7 +315,7 @@ class Topology:
                 return
             if time.monotonic() >= deadline:
                 where = ", ".join(n or "the host" for n in pending)
-                raise TimeoutError(f"links not ready after {timeout:g} s in: {where}")
+                raise NetnsKitTimeoutError(f"links not ready after {timeout:g} s in: {where}")
             time.sleep(0.01)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import pickle
 
 import pytest
 
+import netns_kit
+from netns_kit import errors
 from netns_kit.errors import (
     AlreadyExistsError,
     BinaryNotFoundError,
@@ -131,3 +134,16 @@ def test_errors_survive_pickling_for_xdist_and_multiprocessing() -> None:
     copy = pickle.loads(pickle.dumps(missing))
     assert type(copy) is BinaryNotFoundError
     assert (copy.binary, copy.hint) == ("tc", missing.hint)
+
+
+def test_the_timeout_error_does_not_shadow_the_builtin_and_is_one() -> None:
+    assert "TimeoutError" not in vars(errors)  # the module's own name is NetnsKitTimeoutError
+    assert netns_kit.TimeoutError is errors.NetnsKitTimeoutError is errors.TimeoutError
+    error = netns_kit.TimeoutError("gave up after 1 s waiting for x")
+    assert isinstance(error, builtins.TimeoutError)
+    assert isinstance(error, netns_kit.NetnsKitError)
+    assert str(error) == "gave up after 1 s waiting for x"
+    with pytest.raises(builtins.TimeoutError, match="waiting for x"):
+        raise error
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is errors.NetnsKitTimeoutError and again.args == error.args
