@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "errors",
                 "iptables_save",
                 "shape",
+                "sysctl_keys",
                 "owner",
                 "validate",
                 "units",
