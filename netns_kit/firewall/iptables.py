@@ -26,7 +26,7 @@ import attrs
 
 from netns_kit import iptables_save
 from netns_kit.command import Command, change, query
-from netns_kit.errors import CommandError, classify
+from netns_kit.errors import CommandError, ValidationError, classify
 from netns_kit.executors.base import Executor
 
 log = logging.getLogger("netns_kit")
@@ -100,8 +100,6 @@ class Chain:
 
 def comment(field: str, tag: str) -> str:
     """The tag as an iptables comment: printable, no quotes, and short enough for the kernel."""
-    from netns_kit.errors import ValidationError
-
     if len(tag.encode()) > COMMENT_MAX:
         raise ValidationError(field, tag, f"is {len(tag.encode())} bytes; an iptables comment holds {COMMENT_MAX}")
     if not re.fullmatch(r"[A-Za-z0-9_.:-]+", tag):
