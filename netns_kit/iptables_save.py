@@ -189,5 +189,5 @@ def positions(saved: str | tuple[Table, ...], table_name: str, chain: str) -> di
     where: dict[str, int] = {}
     chain_found = found.chain(chain) if found else None
     for rule in chain_found.rules if chain_found else ():
-        where.setdefault(rule.argv[-1], rule.position)
+        where.setdefault(rule.spec[-1] if rule.spec else rule.chain, rule.position)
     return where
