@@ -26,10 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
 from netns_kit.command import Command, change
+from netns_kit.errors import ValidationError
 from netns_kit.firewall.iptables import Chain
 from netns_kit.owner import Owner
 
@@ -103,8 +105,9 @@ def chain_names(chain: Chain, split: bool) -> list[tuple[str, tuple[str, ...], t
     return out
 
 
-def translate(words: Sequence[str], version: int, *, inet: bool = True) -> str:
-    """The nft expression for iptables matches and target (``-s X -o Y -j MASQUERADE``)."""
+def translate(words: Sequence[str], version: int, *, inet: bool = True, mark: str | None = None) -> str:
+    """The nft expression for iptables matches and target (``-s X -o Y -j MASQUERADE``);
+    with ``mark`` (an nft expression), an ACCEPT also sets the packet's mark to it."""
     ip = "ip6" if version == 6 else "ip"
     out: list[str] = []
     proto: str | None = None
@@ -169,6 +172,8 @@ def translate(words: Sequence[str], version: int, *, inet: bool = True) -> str:
             out.append(f"numgen random mod {RESOLUTION} < {share}")
         elif word == "-j":
             out.append(_target(words[i + 1 :], ip, inet))
+            if mark is not None and out[-1] == "accept":
+                out[-1] = f"meta mark set {mark} accept"
             break
         else:
             raise Untranslatable(f"no nft translation for {word!r} in {' '.join(words)!r}")
@@ -217,6 +222,26 @@ class Transaction:
         return change("nft", "-f", "-", netns=netns, stdin=self.text, undo=back)
 
 
+def _mark(value: str) -> str | None:
+    """``"0x1/0x1"`` (or ``"0x1"``) as the nft expression setting those bits of the mark, or None."""
+    bits, _, mask = value.partition("/")
+    try:
+        number, width = int(bits, 0), int(mask or "0xffffffff", 0)
+    except ValueError:
+        return None
+    if not (0 <= number <= 0xFFFFFFFF and 0 < width <= 0xFFFFFFFF) or number & ~width:
+        return None
+    if width == 0xFFFFFFFF:
+        return f"{number:#x}"
+    keep = ~width & 0xFFFFFFFF
+    return f"meta mark & {keep:#x} | {number:#x}" if number else f"meta mark & {keep:#x}"
+
+
+def _valid_mark(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or _mark(value) is None):
+        raise ValidationError("Table.accept_mark", value, "must be VALUE/MASK of 32 bits, VALUE within MASK (0x1/0x1)")
+
+
 @attrs.frozen
 class Table:
     """The owner's table(s): ``inet NAME``, or ``ip NAME`` + ``ip6 NAME`` when ``split``."""
@@ -226,10 +251,13 @@ class Table:
     #: made with ``flags owner`` by an ``nft -i`` holder (:mod:`netns_kit.firewall.nftowner`): every
     #: ``add table`` must say so (the kernel refuses one that would drop the flag)
     owned: bool = False
+    #: ``VALUE/MASK`` (``"0x1/0x1"``): what another table's forward chain accepts (Docker 29's
+    #: ``--bridge-accept-fwmark``): our forward accepts set it, from a chain at ``filter - 1``
+    accept_mark: str | None = attrs.field(default=None, validator=_valid_mark)
 
     @classmethod
-    def of(cls, owner: Owner, *, split: bool = False, owned: bool = False) -> Table:
-        return cls(table_name(owner), split, owned)
+    def of(cls, owner: Owner, *, split: bool = False, owned: bool = False, accept_mark: str | None = None) -> Table:
+        return cls(table_name(owner), split, owned, accept_mark)
 
     def create(self, family: str) -> str:
         """``add table FAMILY NAME`` (with its flags): nothing happens when it is there."""
@@ -248,11 +276,14 @@ class Table:
             family = families(chain.version, self.split)
             where = f"{family} {self.name}"
             for name, hook_matches, (kind, hook, priority) in chain_names(chain, self.split):
+                mark = _mark(self.accept_mark) if self.accept_mark and hook == "forward" else None
+                at = "filter - 1" if mark else priority  # before the others' filter chains: they see the mark
                 lines.append(
-                    f"add chain {where} {name} {{ type {kind} hook {hook} priority {priority}; policy accept; }}"
+                    f"add chain {where} {name} {{ type {kind} hook {hook} priority {at}; policy accept; }}"
                 )
                 for rule in chain.rules:
-                    expr = translate((*hook_matches, *rule.matches, *rule.target), chain.version, inet=not self.split)
+                    words = (*hook_matches, *rule.matches, *rule.target)
+                    expr = translate(words, chain.version, inet=not self.split, mark=mark)
                     lines.append(f'add rule {where} {name} {expr} comment "{tag}"')
         return Transaction(tuple(lines))
 

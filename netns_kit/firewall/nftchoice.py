@@ -123,13 +123,22 @@ def _fix(blocking: list[Drop]) -> str:
     )
 
 
-def choose(probe: Probe, requested: str = "auto", *, needs: Collection[str] = ("nat", "forward")) -> Choice:
+def choose(
+    probe: Probe,
+    requested: str = "auto",
+    *,
+    needs: Collection[str] = ("nat", "forward"),
+    accept_mark: str | None = None,
+) -> Choice:
     """Pick the backend for ``requested`` on a machine that has what ``probe`` says.
 
     ``needs``: what the resources ask for: ``"forward"`` (their traffic crosses
     the forward hook), ``"nat"``, and kernel features by :data:`FEATURES` key
     (``"masquerade"``, ``"fib"`` for port forwards, ``"numgen"`` for the loss
-    fallback, ``"queue"`` for the userspace emulator).
+    fallback, ``"queue"`` for the userspace emulator). ``accept_mark``: the mark
+    another table's forward chain accepts (Docker 29's ``--bridge-accept-fwmark``),
+    which the nft backend's forward accepts set (:attr:`~netns_kit.firewall.nft.Table.accept_mark`):
+    then only nft gets past that table's drop.
     """
     if requested not in BACKENDS:
         raise ValueError(f"firewall backend {requested!r}: must be one of {', '.join(BACKENDS)}")
@@ -146,11 +155,15 @@ def choose(probe: Probe, requested: str = "auto", *, needs: Collection[str] = ("
         who = "no backend can" if backend == "auto" else f"{backend} cannot"
         return Choice(None, f"{who} work here: {why}", split, warnings)
 
+    if blocked_all and accept_mark and requested != "iptables" and not nft_missing and not blocked_nft:
+        tables = ", ".join(sorted({f"{d.table} chain {d.chain}" for d in blocked_all}))
+        trust = f"relies on {tables} accepting packets marked {accept_mark}"
+        return Choice("nft", f"its forward accepts set mark {accept_mark}", split, (*warnings, trust))
     if blocked_all:
         return refuse(requested, _fix(blocked_all))
     if requested == "iptables":
         return (
-            refuse("iptables", ", ".join(ipt_missing))
+            refuse("iptables", "missing " + ", ".join(ipt_missing))
             if ipt_missing
             else Choice("iptables", "asked for", split, warnings)
         )

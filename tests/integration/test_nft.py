@@ -220,3 +220,39 @@ def test_sigkill_of_the_holder_itself_deletes_the_table(sb: Sandbox) -> None:
         wait_until(lambda: _tables(sb) == [], timeout=5, what=f"the kernel to delete {table.name}")
     finally:
         holder.close()
+
+
+DOCKER_LIKE = (
+    "table ip decoy-docker {\n"
+    "  chain filter-FORWARD {\n"
+    "    type filter hook forward priority filter; policy drop;\n"
+    '    meta mark & 0x1 == 0x1 accept comment "bridge-accept-fwmark"\n'
+    "  }\n"
+    "}\n"
+)
+
+
+def test_a_docker_like_forward_drop_stops_our_accepts_unless_they_carry_its_accept_mark(
+    sb: Sandbox, world: Topology
+) -> None:
+    red, outside = world["red"], world[scenarios.OUTSIDE]
+    serve(outside, 9000, "outside")
+    sb.run(Command(("nft", "-f", "-"), stdin=DOCKER_LIKE))
+    try:
+        choice = nftchoice.choose(nftchoice.probe(sb))
+        assert choice.backend is None and "ip decoy-docker chain filter-FORWARD: policy drop" in choice.reason
+        plain = nft.Table.of(sb.owner)
+        sb.run(plain.plan(NAT.chains(), sb.owner.tag))
+        try:  # an accept in our table does not override the other table's drop
+            assert_unanswered(red, OUT, 9000, control=lambda: request(Host(), OUT, 9000) is not None)
+        finally:
+            sb.run(plain.delete().command())
+        assert nftchoice.choose(nftchoice.probe(sb), accept_mark="0x1/0x1").backend == "nft"
+        marked = nft.Table.of(sb.owner, accept_mark="0x1/0x1")
+        sb.run(marked.plan(NAT.chains(), sb.owner.tag))
+        try:
+            assert request(red, OUT, 9000) == f"outside {HOST_OUT} hello"
+        finally:
+            sb.run(marked.delete().command())
+    finally:
+        sb.run(Command(("nft", "delete", "table", "ip", "decoy-docker")))

@@ -219,3 +219,38 @@ def test_transaction_one_line_for_an_interactive_session() -> None:
     assert transaction.one_line == "add table inet t ; add chain inet t c"
     assert transaction.text == "add table inet t\nadd chain inet t c\n"
     assert (transaction + nft.Transaction(("delete table inet t",))).lines[-1] == "delete table inet t"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0x1/0x1", "meta mark & 0xfffffffe | 0x1"),
+        ("0x10/0xf0", "meta mark & 0xffffff0f | 0x10"),
+        ("0x0/0x1", "meta mark & 0xfffffffe"),
+        ("0x5", "0x5"),
+        ("7/0xff", "meta mark & 0xffffff00 | 0x7"),
+        ("0x3/0x1", None),  # bits outside the mask
+        ("0x1/0", None),
+        ("mark", None),
+        ("0x100000000", None),
+    ],
+)
+def test_accept_mark_sets_only_the_bits_of_its_mask(value: str, expected: str | None) -> None:
+    assert nft._mark(value) == expected
+
+
+def test_with_an_accept_mark_forward_accepts_mark_their_packets_before_the_others_filter_chains() -> None:
+    table = nft.Table.of(Owner("42.7"), accept_mark="0x1/0x1")
+    forward = PortForward(8080, "192.168.1.1", 80, bridge="v-net-0", name="web")
+    lines = table.add(forward.chains(), TAG).lines
+    assert lines[5:] == (
+        "add chain inet netns_kit_42.7 NK-PF-web-FWD { type filter hook forward priority filter - 1; policy accept; }",
+        'add rule inet netns_kit_42.7 NK-PF-web-FWD ip daddr 192.168.1.1 oifname "v-net-0" tcp dport 80 ct status dnat '
+        'meta mark set meta mark & 0xfffffffe | 0x1 accept comment "netns_kit:dry-run"',
+        'add rule inet netns_kit_42.7 NK-PF-web-FWD ip saddr 192.168.1.1 iifname "v-net-0" tcp sport 80 '
+        'ct state related,established meta mark set meta mark & 0xfffffffe | 0x1 accept comment "netns_kit:dry-run"',
+    )
+    # the NAT chains are as without the mark
+    assert lines[:5] == nft.Table.of(Owner("42.7")).add(forward.chains(), TAG).lines[:5]
+    with pytest.raises(ValueError):
+        nft.Table.of(Owner("42.7"), accept_mark="0x3/0x1")

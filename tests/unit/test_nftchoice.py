@@ -108,3 +108,14 @@ def test_no_iptables_and_iptables_nft_forward_policy_drop_is_refused_naming_the_
     assert choice.reason.startswith(
         "no backend can work here: missing the iptables binary; nft table ip filter chain FORWARD: policy drop. "
     )
+
+
+def test_with_an_accept_mark_nft_gets_past_a_docker_policy_drop_and_says_on_what_it_relies() -> None:
+    probe = attrs.evolve(FRESH, drops=(DOCKER_POLICY, DOCKER_RULE))
+    choice = choose(probe, accept_mark="0x1/0x1")
+    assert (choice.backend, choice.reason) == ("nft", "its forward accepts set mark 0x1/0x1")
+    assert choice.warnings[-1] == "relies on ip docker-bridges chain filter-FORWARD accepting packets marked 0x1/0x1"
+    # iptables cannot set the mark before Docker's chain: still refused
+    assert choose(probe, "iptables", accept_mark="0x1/0x1").backend is None
+    # nor can nft get past iptables' FORWARD policy DROP with it
+    assert choose(attrs.evolve(probe, drops=(DOCKER_POLICY, IPT_POLICY)), accept_mark="0x1").backend is None
