@@ -14,6 +14,9 @@ chain) makes every delete known up front: ``flush chain`` + ``delete chain``,
 no rule handle to read back first, so a dry-run's teardown script and an undo
 journal work as they do with iptables. Teardown of an owner is ``delete
 table``. A transaction is all or nothing: one bad line and nothing changes.
+The price: a hook holds at most 1024 base chains per namespace (the kernel's
+MAX_HOOK_COUNT, shared with other tables; "Argument list too long" beyond), so
+one namespace takes about a thousand port forwards, not more.
 
 Families: ``inet`` (one table for IPv4 and IPv6; kernel 5.2 for its NAT) or,
 where the kernel lacks it, ``ip`` and ``ip6`` tables of the same name
