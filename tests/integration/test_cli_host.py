@@ -124,7 +124,7 @@ def test_up_status_down_on_the_machine_itself(machine: Machine) -> None:
     status = machine.cli("status", "--json")
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
-    assert data["where"] == "on this machine"
+    assert data["where"] == {"kind": "machine", "holder_pid": None}
     (owner,) = data["owners"]
     assert (owner["owner"], owner["state"], owner["namespaces"]) == ("cli.docker0", "named", ["c1", "c2"])
     assert owner["file"] == str(Path(DOCKER0).resolve())

@@ -54,7 +54,10 @@ def test_up_status_cleanup_down_through_a_kept_sandbox(state_dir: Path) -> None:
     assert set(owners) == {"cli.seed001-pipe", "cli.seed002-ns1-host"}
     assert owners["cli.seed001-pipe"]["state"] == "named"
     assert owners["cli.seed001-pipe"]["namespaces"] == ["blue", "red"]
-    assert owners["cli.seed002-ns1-host"]["links"] == ["veth-host (veth in the host)", "veth-ns1 (veth in ns1)"]
+    assert owners["cli.seed002-ns1-host"]["links"] == [
+        {"name": "veth-host", "netns": None, "kind": "veth", "peer_netns": "ns1"},
+        {"name": "veth-ns1", "netns": "ns1", "kind": "veth", "peer_netns": None},
+    ]
 
     # the commands that made them are gone, but a named owner is never "gone": cleanup keeps them
     clean = netns_kit("cleanup", "--sandbox", state_dir=state_dir)
