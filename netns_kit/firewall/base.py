@@ -9,7 +9,7 @@ import hashlib
 import logging
 import weakref
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import attrs
 
@@ -18,11 +18,9 @@ from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
 from netns_kit.firewall import iptables
 from netns_kit.lifecycle import sysctl
+from netns_kit.lifecycle.interfaces import Interfaces, Whole
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.validate import field_name, to_name, valid_bool, valid_optional_netns
-
-if TYPE_CHECKING:
-    from netns_kit.topology.topology import Topology
 
 log = logging.getLogger("netns_kit")
 
@@ -156,11 +154,11 @@ class Firewall(Resource):
         if backend.shadowing:
             log.warning("%s", backend.hint())
 
-    def check_topology(self, topology: Topology) -> None:
-        """Checks against the rest of ``topology`` (called by :meth:`Topology.check`)."""
-        index = TopologyIndex.of(topology)
+    def check_topology(self, topology: Whole) -> None:
+        """No two firewalls make the same chains; ``bridge`` is a bridge ``topology`` makes."""
+        chains = chains_of(topology)
         for name in (c.name for c in self.chains()):
-            other = next((f for f in index.chains.get((self.netns, name), ()) if f is not self), None)
+            other = next((f for f in chains.get((self.netns, name), ()) if f is not self), None)
             if other is not None:
                 raise ValidationError(
                     f"{type(self).__name__}.name",
@@ -170,7 +168,7 @@ class Firewall(Resource):
                 )
         bridge = getattr(self, "bridge", None)
         if bridge is not None:
-            bridges = index.bridges.get(self.netns, set())
+            bridges = Interfaces.of(topology).bridges.get(self.netns, set())
             if bridge not in bridges:
                 raise ValidationError(
                     f"{type(self).__name__}.bridge",
@@ -239,62 +237,23 @@ def _links(executor: Executor, netns: str | None) -> set[str] | None:
     return {str(link.get("ifname", "")) for link in result.json()}
 
 
-@attrs.define
-class TopologyIndex:
-    """What the firewall checks look up in a topology, gathered once per
-    :meth:`Topology.check` (so checking N port forwards is O(N), not O(N²))."""
-
-    #: (netns, chain name) -> the firewalls making that chain
-    chains: dict[tuple[str | None, str], list[Firewall]] = attrs.field(factory=dict)
-    #: netns -> bridge names
-    bridges: dict[str | None, set[str]] = attrs.field(factory=dict)
-    #: every address put on an interface -> the namespace it lives in
-    addresses: dict[Any, str | None] = attrs.field(factory=dict)
-    #: netns -> {veth end name: its bridge}
-    ports: dict[str | None, dict[str, str | None]] = attrs.field(factory=dict)
-
-    @classmethod
-    def of(cls, topology: Topology) -> TopologyIndex:
-        """The index of ``topology`` as it is now (resources are only ever appended)."""
-        key = (len(topology.resources), id(topology.resources[-1]) if topology.resources else None)
-        cached = _indexes.get(topology)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        index = cls.build(topology)
-        _indexes[topology] = (key, index)
-        return index
-
-    @classmethod
-    def build(cls, topology: Topology) -> TopologyIndex:
-        from netns_kit.resources.link import Bridge, VethPair
-
-        index = cls(addresses=addresses_of(topology))
-        for firewall in topology.of_type(Firewall):
+def chains_of(topology: Whole) -> dict[tuple[str | None, str], list[Firewall]]:
+    """(netns, chain name) -> the firewalls of ``topology`` making that chain, gathered once per
+    change of ``topology`` (so checking N port forwards is O(N), not O(N²))."""
+    resources = topology.resources
+    key = (len(resources), id(resources[-1]) if resources else None)
+    cached = _chains.get(topology)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    chains: dict[tuple[str | None, str], list[Firewall]] = {}
+    for firewall in resources:
+        if isinstance(firewall, Firewall):
             for chain in firewall.chains():
-                index.chains.setdefault((firewall.netns, chain.name), []).append(firewall)
-        for bridge in topology.of_type(Bridge):
-            index.bridges.setdefault(bridge.netns, set()).add(bridge.name)
-        for veth in topology.of_type(VethPair):
-            index.ports.setdefault(veth.netns, {})[veth.name] = veth.bridge
-        return index
+                chains.setdefault((firewall.netns, chain.name), []).append(firewall)
+    _chains[topology] = (key, chains)
+    return chains
 
 
-_indexes: weakref.WeakKeyDictionary[Topology, tuple[tuple[int, int | None], TopologyIndex]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def addresses_of(topology: Topology) -> dict[Any, str | None]:
-    """Every address the topology puts on an interface, and the namespace it lives in."""
-    from netns_kit.resources.link import Bridge, VethPair
-    from netns_kit.resources.route import Address
-
-    found: dict[Any, str | None] = {}
-    for bridge in topology.of_type(Bridge):
-        found.update((a.ip, bridge.netns) for a in bridge.addresses)
-    for veth in topology.of_type(VethPair):
-        found.update((a.ip, veth.netns) for a in veth.addresses)
-        found.update((a.ip, veth.peer_netns) for a in veth.peer_addresses)
-    for address in topology.of_type(Address):
-        found.update((a.ip, address.netns) for a in address.addresses)
-    return found
+_chains: weakref.WeakKeyDictionary[
+    Whole, tuple[tuple[int, int | None], dict[tuple[str | None, str], list[Firewall]]]
+] = weakref.WeakKeyDictionary()

@@ -13,6 +13,8 @@ of DROP without changing the policy.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import attrs
 
 from netns_kit.command import Command
@@ -39,6 +41,7 @@ class NatRule(Firewall):
     """
 
     KIND = "NAT"
+    rank: ClassVar[int] = 5
 
     source: IPNetwork = attrs.field(converter=to_network, validator=valid_network)
     out_interface: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_ifname)

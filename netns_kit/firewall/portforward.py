@@ -21,16 +21,17 @@ Two opt-ins, off by default because each widens what can reach what:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from netns_kit.command import Command, change, query
 from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
-from netns_kit.firewall.base import Firewall, TopologyIndex
+from netns_kit.firewall.base import Firewall
 from netns_kit.firewall.iptables import LOOPBACK, Chain, Hook, Rule
 from netns_kit.lifecycle import sysctl
+from netns_kit.lifecycle.interfaces import Interfaces, Whole
 from netns_kit.validate import (
     IPAddress,
     parse_address,
@@ -72,6 +73,7 @@ class PortForward(Firewall):
     """
 
     KIND = "PF"
+    rank: ClassVar[int] = 6
 
     port: int = attrs.field(validator=valid_port)
     to: IPAddress = attrs.field(converter=to_address, validator=_valid_to)
@@ -183,9 +185,11 @@ class PortForward(Firewall):
         links = result.json() if result.ok else []
         return any(link.get("linkinfo", {}).get("info_slave_data", {}).get("hairpin") for link in links)
 
-    def check_topology(self, topology: Any) -> None:
+    def check_topology(self, topology: Whole) -> None:
+        """Also: ``to`` is an address the topology gives an interface; ``bridge_port`` one
+        of its veth ends (on ``bridge``, when given)."""
         super().check_topology(topology)
-        index = TopologyIndex.of(topology)
+        index = Interfaces.of(topology)
         if self.to not in index.addresses:
             raise ValidationError(
                 "PortForward.to",

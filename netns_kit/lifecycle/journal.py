@@ -11,19 +11,15 @@ import bisect
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-import attrs
 
 from netns_kit import signals
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import CommandError, NetnsKitError
 from netns_kit.executors.base import Executor
+from netns_kit.lifecycle import teardown
 from netns_kit.lifecycle.ledger import Ledger, created_by
 from netns_kit.lifecycle.overlay import PlannedSysctls
-
-if TYPE_CHECKING:
-    from netns_kit.lifecycle.resource import Resource
+from netns_kit.lifecycle.undoable import Undoable, Unit
 
 log = logging.getLogger("netns_kit")
 
@@ -46,15 +42,6 @@ def taken(error: BaseException, count: int) -> tuple[set[int], set[int], int | N
     return set(completed), inflight, failed
 
 
-@attrs.define
-class Unit:
-    """What one resource did: the commands that took effect, in order."""
-
-    resource: Resource
-    done: list[tuple[Command, int]] = attrs.field(factory=list)
-    complete: bool = False
-
-
 def _record(unit: Unit, command: Command, seq: int) -> None:
     """Note that ``command`` (sequence number ``seq``) of ``unit`` took effect: in plan
     order (steps finish in any order; the undo reverses the plan), once only."""
@@ -75,11 +62,11 @@ class Journal:
     def __len__(self) -> int:
         return len(self.units)
 
-    def apply(self, resource: Resource) -> list[Result]:
+    def apply(self, resource: Undoable) -> list[Result]:
         """Plan ``resource`` and run its commands; on failure undo all of this journal."""
         return self.apply_all([resource])
 
-    def apply_all(self, resources: Sequence[Resource]) -> list[Result]:
+    def apply_all(self, resources: Sequence[Undoable]) -> list[Result]:
         """Apply several resources; their commands may be batched by the executor."""
         units = [Unit(r) for r in resources]
         plans = self._plan(resources, self.executor)  # may raise: nothing ran then
@@ -161,7 +148,7 @@ class Journal:
         return absent
 
     @staticmethod
-    def _plan(resources: Sequence[Resource], executor: Executor) -> list[list[Command]]:
+    def _plan(resources: Sequence[Undoable], executor: Executor) -> list[list[Command]]:
         """Plan each resource, seeing the sysctls the ones before it will set."""
         view = PlannedSysctls(executor)
         plans: list[list[Command]] = []
@@ -192,8 +179,6 @@ class Journal:
         """Undo every unit in reverse order; return the errors met (and keep going)."""
         errors: list[Exception] = []
         with signals.shielded():  # one SIGTERM or Ctrl-C waits until the undo is complete
-            from netns_kit.lifecycle import teardown
-
             fast = teardown.rollback(self)  # all at once, when it can
             if fast is not None:
                 return fast

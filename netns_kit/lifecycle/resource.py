@@ -9,16 +9,20 @@ their executor does (the ``executor=`` field, else :func:`netns_kit.use`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, ClassVar, Self
 
 import attrs
 
 from netns_kit import signals
 from netns_kit.command import Command
 from netns_kit.executors.base import Executor, current
+from netns_kit.lifecycle import sysctl
+from netns_kit.lifecycle.interfaces import Interface, Whole
+from netns_kit.lifecycle.journal import Journal
+from netns_kit.lifecycle.undoable import Undoable
 
-if TYPE_CHECKING:
-    from netns_kit.lifecycle.journal import Journal
+#: :attr:`Resource.rank` of a kind that declares none: after every built-in kind
+RANK_LAST = 100
 
 
 @attrs.define
@@ -37,7 +41,29 @@ class _State:
 
 @attrs.frozen(kw_only=True)
 class Resource:
-    """Base class. Subclasses add their fields and implement :meth:`plan`."""
+    """Base class. Subclasses add their fields and implement :meth:`plan`.
+
+    What a subclass may declare, beyond its plan:
+
+    * :attr:`rank`: where it comes in a topology's creation order;
+    * :meth:`interfaces`: the interfaces it makes or puts addresses on (the
+      topology's checks, the firewall's checks and the picture read them);
+    * :meth:`check_topology`: its checks against the rest of a topology;
+    * :attr:`holds_others` with :meth:`held_name`, :meth:`delete_whole` and
+      :meth:`empty`: deleting it deletes all that lives inside it (a namespace),
+      which a whole teardown uses to go fast.
+    """
+
+    #: creation order in a topology, lowest first (equal ranks: in the order given). The
+    #: built-in kinds: Namespace 0, Bridge 1, VethPair 2, Address 3, Route 4, NatRule 5,
+    #: PortForward 6; any other kind defaults to :data:`RANK_LAST` (after all of them)
+    rank: ClassVar[int] = RANK_LAST
+
+    #: deleting it deletes everything inside it (its processes, links, routes, rules):
+    #: a whole teardown (netns_kit.lifecycle.teardown) stops what runs inside (:meth:`empty`),
+    #: deletes it at once (:meth:`delete_whole`) and leaves out every resource whose
+    #: :meth:`vanishes_with` says it goes along with :meth:`held_name`
+    holds_others: ClassVar[bool] = False
 
     #: run through this executor instead of the one in effect (:func:`netns_kit.use`)
     executor: Executor | None = attrs.field(default=None, eq=False, repr=False)
@@ -59,7 +85,30 @@ class Resource:
         if undo:
             executor.run_all(undo)
 
+    # -- what it declares to a topology ------------------------------------
+    def interfaces(self) -> tuple[Interface, ...]:
+        """The interfaces it makes, or puts addresses on (none by default)."""
+        return ()
+
+    def check_topology(self, topology: Whole) -> None:
+        """Raise :class:`~netns_kit.errors.ValidationError` for what cannot work with the rest
+        of ``topology`` (called by :meth:`Topology.check`, after its own checks). Nothing by default."""
+
     # -- fast teardown (netns_kit.lifecycle.teardown) -----------------------------------
+    def held_name(self) -> str:
+        """With :attr:`holds_others`: the name the resources inside it give as their place
+        (a namespace's name), which :meth:`vanishes_with` is asked about."""
+        raise NotImplementedError
+
+    def delete_whole(self) -> list[Command]:
+        """With :attr:`holds_others`: the commands deleting it with all inside it, idempotent."""
+        raise NotImplementedError
+
+    @classmethod
+    def empty(cls, executor: Executor, holders: Sequence[Undoable]) -> None:
+        """With :attr:`holds_others`: before a whole teardown deletes ``holders`` (resources of
+        this class), stop what runs inside them, all at once. Nothing by default."""
+
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         """None, or: deleting the namespaces ``doomed`` takes this resource along, and
         these ``(netns, device)`` elsewhere go too, once the kernel gets to them."""
@@ -95,8 +144,6 @@ class Resource:
 
     def create(self, executor: Executor | None = None) -> Self:
         """Create it; a failure half-way undoes what was done and re-raises."""
-        from netns_kit.lifecycle.journal import Journal
-
         executor = self._executor(executor)
         if self.adopts(executor):
             return self
@@ -124,9 +171,7 @@ class Resource:
                 self._state.journals.pop().close()
             return
         executor = self._executor(executor)
-        from netns_kit.lifecycle.sysctl import planning_undo
-
-        with planning_undo():  # a plan looked at for its undo changes nothing (no sysctl set)
+        with sysctl.planning_undo():  # a plan looked at for its undo changes nothing (no sysctl set)
             done = self.plan(executor)
         self.undo(executor, done, complete=True)
 

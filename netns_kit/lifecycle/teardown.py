@@ -25,16 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
 
 from netns_kit.batching.batch import is_delete
 from netns_kit.command import Command, query
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors.base import Executor, wait_until
-from netns_kit.resources.namespace import Namespace, stop_processes
-
-if TYPE_CHECKING:
-    from netns_kit.lifecycle.journal import Journal
+from netns_kit.lifecycle.undoable import Undoable, Undoing
 
 log = logging.getLogger("netns_kit")
 
@@ -45,14 +41,15 @@ _OUTSIDE_RTNL = frozenset({"iptables", "ip6tables", "iptables-restore", "ip6tabl
 GONE_TIMEOUT = 10.0
 
 
-def rollback(journal: Journal) -> list[Exception] | None:
+def rollback(journal: Undoing) -> list[Exception] | None:
     """Undo all of ``journal`` at once; None when it cannot (nothing was done then)."""
     executor = journal.executor
     units = journal.units
     if not executor.batch or len(units) < 2:
         return None
-    doomed = [u.resource for u in units if isinstance(u.resource, Namespace) and u.done]
-    names = frozenset(ns.name for ns in doomed)
+    # what holds others (namespaces): deleting it takes along what lives in it
+    doomed = [u.resource for u in units if u.resource.holds_others and u.done]
+    names = frozenset(holder.held_name() for holder in doomed)
     ids = {id(ns) for ns in doomed}
     if not names:
         return None
@@ -84,7 +81,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
         for u in command.undo
     }
     # in the order they were made: the kernel unmounts those first twice as fast
-    delete = [Command(("ip", "netns", "del", ns.name), missing_ok=True) for ns in doomed]
+    delete = [command for holder in doomed for command in holder.delete_whole()]
     errors: list[Exception] = []
 
     def delete_and_wait(after: list[Command]) -> None:
@@ -96,7 +93,7 @@ def rollback(journal: Journal) -> list[Exception] | None:
             errors.append(error)
 
     try:
-        stop_processes(executor, doomed)
+        _empty(executor, doomed)
         _run_side_by_side(executor, undo, delete_and_wait, appended, quiet)
     except NetnsKitError as error:
         log.debug("fast teardown failed (%s): undoing one resource at a time", error)
@@ -106,6 +103,15 @@ def rollback(journal: Journal) -> list[Exception] | None:
         journal.ledger.close(empty=not errors)
     units.clear()
     return errors
+
+
+def _empty(executor: Executor, holders: Sequence[Undoable]) -> None:
+    """Stop what runs inside ``holders``: each class's all at once (one look at ``/proc``)."""
+    by_class: dict[type[Undoable], list[Undoable]] = {}
+    for holder in holders:
+        by_class.setdefault(type(holder), []).append(holder)
+    for cls, group in by_class.items():
+        cls.empty(executor, group)
 
 
 def _run_side_by_side(

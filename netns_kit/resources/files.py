@@ -24,10 +24,9 @@ import attrs
 from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors.base import Executor
+from netns_kit.lifecycle.interfaces import Interfaces
 from netns_kit.lifecycle.resource import Resource
-from netns_kit.resources.link import Bridge, VethPair
 from netns_kit.resources.namespace import Namespace
-from netns_kit.resources.route import Address
 from netns_kit.validate import IPAddress, check_name, parse_address, to_name, valid_netns
 
 ETC_NETNS = "/etc/netns"
@@ -129,22 +128,14 @@ def _address(field: str, value: Any) -> IPAddress:
 
 
 def addresses_by_namespace(resources: Iterable[Any]) -> dict[str, list[IPAddress]]:
-    """The addresses each namespace gets from ``resources`` (veths, bridges, ``Address``), in order.
+    """The addresses each namespace gets from ``resources`` (the interfaces they declare:
+    veths, bridges, ``Address``), in order.
 
     Works on a :class:`~netns_kit.topology.topology.Topology` (it iterates over its
     resources) without reading anything from the system.
     """
-    found: dict[str, list[IPAddress]] = {}
-    for resource in resources:
-        pairs: list[tuple[str | None, Iterable[Any]]] = []
-        if isinstance(resource, VethPair):
-            pairs = [(resource.netns, resource.addresses), (resource.peer_netns, resource.peer_addresses)]
-        elif isinstance(resource, Bridge | Address):
-            pairs = [(resource.netns, resource.addresses)]
-        for netns, addresses in pairs:
-            if netns is not None:
-                found.setdefault(netns, []).extend(a.ip for a in addresses)
-    return found
+    index = Interfaces.build(r for r in resources if isinstance(r, Resource))
+    return {netns: [a.ip for _, a in on] for netns, on in index.by_namespace.items() if netns is not None}
 
 
 def hosts_files(resources: Iterable[Any], *, extra: Mapping[str, Iterable[Any]] | None = None) -> list[NetnsFile]:

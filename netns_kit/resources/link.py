@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from netns_kit.command import Command, change, query
 from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
+from netns_kit.lifecycle.interfaces import Interface
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.validate import (
     IPInterface,
     distinct_addresses,
+    ifname,
     to_interfaces,
     to_name,
     valid_addrgenmode,
@@ -89,6 +91,8 @@ class VethPair(Resource):
     the kernel's softirq time). Deleting either end removes both.
     """
 
+    rank: ClassVar[int] = 2
+
     name: str = attrs.field(validator=valid_ifname)
     peer: str = attrs.field(validator=valid_ifname)
     netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
@@ -115,6 +119,29 @@ class VethPair(Resource):
     def ends(self) -> tuple[tuple[str, str | None], tuple[str, str | None]]:
         """``((name, netns), (peer, peer_netns))``."""
         return (self.name, self.netns), (self.peer, self.peer_netns)
+
+    def interfaces(self) -> tuple[Interface, ...]:
+        """Its two ends: ``name`` (put on ``bridge`` when given) and ``peer``."""
+        return (
+            Interface(
+                self.name,
+                self.netns,
+                self.addresses,
+                kind="veth",
+                master=self.bridge,
+                peer=(self.peer, self.peer_netns),
+                addresses_field="VethPair.addresses",
+                master_field="VethPair.bridge",
+            ),
+            Interface(
+                self.peer,
+                self.peer_netns,
+                self.peer_addresses,
+                kind="veth",
+                peer=(self.name, self.netns),
+                addresses_field="VethPair.peer_addresses",
+            ),
+        )
 
     def _creator(self) -> tuple[str, str | None, str, str | None]:
         """Create from the host side when one end is on the host (the host has no name)."""
@@ -156,6 +183,8 @@ class Bridge(Resource):
     ``addrgenmode`` as for :class:`VethPair` (the bridge's own link-local address).
     """
 
+    rank: ClassVar[int] = 1
+
     name: str = attrs.field(validator=valid_ifname)
     netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
     addresses: tuple[IPInterface, ...] = attrs.field(default=(), converter=to_interfaces, validator=valid_interfaces)
@@ -168,6 +197,9 @@ class Bridge(Resource):
 
     def __attrs_post_init__(self) -> None:
         distinct_addresses("Bridge.addresses", self.addresses)
+
+    def interfaces(self) -> tuple[Interface, ...]:
+        return (Interface(self.name, self.netns, self.addresses, kind="bridge", addresses_field="Bridge.addresses"),)
 
     def plan(self, executor: Executor) -> list[Command]:
         add = ["ip", "link", "add", "name", self.name, "type", "bridge"]
@@ -222,6 +254,4 @@ class Bridge(Resource):
 
 
 def valid_port_name(port: Any) -> str:
-    from netns_kit.validate import ifname
-
     return ifname("Bridge.port", to_name(port))

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -15,6 +15,7 @@ from netns_kit.errors import NetnsKitError, NetnsKitTimeoutError
 from netns_kit.executors.base import Executor, current
 from netns_kit.executors.process import Process, with_env
 from netns_kit.lifecycle.resource import Resource
+from netns_kit.lifecycle.undoable import Undoable
 from netns_kit.validate import to_name, valid_netns
 
 log = logging.getLogger("netns_kit")
@@ -166,6 +167,9 @@ class Namespace(_Place, Resource):
     the namespace.
     """
 
+    rank: ClassVar[int] = 0
+    holds_others: ClassVar[bool] = True
+
     name: str = attrs.field(converter=to_name, validator=valid_netns)
 
     def _where(self) -> str | None:
@@ -197,6 +201,17 @@ class Namespace(_Place, Resource):
             [change("ip", "link", "del", "dev", name, netns=self.name, missing_ok=True) for name in names]
             + [Command(("ip", "netns", "del", self.name), missing_ok=True)]
         )
+
+    def held_name(self) -> str:
+        return self.name
+
+    def delete_whole(self) -> list[Command]:
+        return [Command(("ip", "netns", "del", self.name), missing_ok=True)]
+
+    @classmethod
+    def empty(cls, executor: Executor, holders: Sequence[Undoable]) -> None:
+        """Stop the processes in all of ``holders`` (one look at them all)."""
+        stop_processes(executor, [holder for holder in holders if isinstance(holder, Namespace)])
 
     def pids(self, executor: Executor | None = None) -> list[int]:
         """PIDs of the processes in this namespace."""

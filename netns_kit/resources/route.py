@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from netns_kit.command import Command, change, query
 from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
+from netns_kit.lifecycle.interfaces import Interface
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.resources.link import address_commands
 from netns_kit.validate import (
@@ -56,6 +57,8 @@ class Route(Resource):
     ``ip netns exec red ip route add default via 192.168.1.254``. Use
     ``"default6"`` (or an IPv6 ``via``) for the IPv6 default route.
     """
+
+    rank: ClassVar[int] = 4
 
     destination: str | IPNetwork = attrs.field(converter=_to_destination, validator=_valid_destination)
     via: IPAddress | None = attrs.field(default=None, converter=to_address, validator=valid_optional_address)
@@ -125,10 +128,20 @@ class Route(Resource):
 class Address(Resource):
     """Addresses on an existing interface (``ip addr add``), removed again on delete."""
 
+    rank: ClassVar[int] = 3
+
     dev: str = attrs.field(validator=valid_ifname)
     addresses: tuple[IPInterface, ...] = attrs.field(converter=to_interfaces, validator=valid_interfaces)
     netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
     nodad: bool = attrs.field(default=True, validator=valid_bool)
+
+    def interfaces(self) -> tuple[Interface, ...]:
+        """The interface it puts addresses on (made elsewhere)."""
+        return (
+            Interface(
+                self.dev, self.netns, self.addresses, kind="existing", made=False, addresses_field="Address.addresses"
+            ),
+        )
 
     def plan(self, executor: Executor) -> list[Command]:
         return [

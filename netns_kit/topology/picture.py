@@ -16,10 +16,10 @@ import attrs
 
 from netns_kit.firewall.nat import NatRule
 from netns_kit.firewall.portforward import PortForward
+from netns_kit.lifecycle.interfaces import Interface, Interfaces
 from netns_kit.lifecycle.resource import Resource
-from netns_kit.resources.link import Bridge, VethPair
 from netns_kit.resources.namespace import Namespace
-from netns_kit.resources.route import Address, Route
+from netns_kit.resources.route import Route
 from netns_kit.topology.topology import Topology
 
 HOST = "host"
@@ -67,31 +67,19 @@ def picture(topology: Topology) -> Picture:
     """The picture of ``topology``, in creation order."""
     pic = Picture()
     resources = topology.ordered()
-    addresses = pic.addresses = _addresses(resources)
+    held = Interfaces.build(resources).held
+    addresses = pic.addresses = {key: [str(a) for a in on] for key, on in held.items()}
     for resource in resources:
-        if isinstance(resource, Namespace):
+        interfaces = resource.interfaces()
+        if interfaces:
+            _interfaces(pic, interfaces)
+        elif isinstance(resource, Namespace):
             if resource.name not in pic.places:
                 pic.places.append(resource.name)
-        elif isinstance(resource, Bridge):
-            label = _label(resource.name, addresses.get((resource.name, resource.netns), ()), "bridge")
-            pic.node(label, resource.netns, "bridge", (resource.name, resource.netns))
-        elif isinstance(resource, VethPair):
-            ends = []
-            for name, netns in resource.ends:
-                label = _label(name, addresses.get((name, netns), ()), "veth")
-                ends.append(pic.node(label, netns, "interface", (name, netns)))
-            pic.edges.append(Edge(ends[0], ends[1], "veth pair"))
-            bridge = pic.find((resource.bridge, resource.netns)) if resource.bridge else None
-            if bridge is not None:
-                pic.edges.append(Edge(ends[0], bridge, "port", "dashed"))
         elif isinstance(resource, Route):
             via = f" via {resource.via}" if resource.via is not None else ""
             dev = f" dev {resource.dev}" if resource.dev else ""
             pic.notes.setdefault(resource.netns, []).append(f"route {resource.destination}{via}{dev}")
-        elif isinstance(resource, Address):
-            if pic.find((resource.dev, resource.netns)) is None:
-                label = _label(resource.dev, [str(a) for a in resource.addresses], "existing")
-                pic.node(label, resource.netns, "interface", (resource.dev, resource.netns))
         elif isinstance(resource, NatRule):
             _nat(pic, resource)
         elif isinstance(resource, PortForward):
@@ -99,6 +87,30 @@ def picture(topology: Topology) -> Picture:
         else:
             _other(pic, resource)
     return pic
+
+
+def _interfaces(pic: Picture, interfaces: tuple[Interface, ...]) -> None:
+    """The interfaces of one resource (a bridge, a veth pair's ends, an existing one given
+    addresses), the cables between them and their bridge ports."""
+    for interface in interfaces:
+        if interface.made:
+            label = _label(interface.name, pic.addresses.get(interface.key, ()), interface.kind)
+            pic.node(label, interface.netns, "bridge" if interface.kind == "bridge" else "interface", interface.key)
+        elif pic.find(interface.key) is None:  # addresses on one made elsewhere: drawn once
+            label = _label(interface.name, [str(a) for a in interface.addresses], interface.kind)
+            pic.node(label, interface.netns, "interface", interface.key)
+    cables: set[frozenset[tuple[str, str | None]]] = set()
+    for interface in interfaces:
+        node = pic.find(interface.key)
+        peer = pic.find(interface.peer) if interface.peer else None
+        if node is not None and peer is not None and interface.peer is not None:
+            cable = frozenset((interface.key, interface.peer))
+            if cable not in cables:
+                cables.add(cable)
+                pic.edges.append(Edge(node, peer, f"{interface.kind} pair"))
+        bridge = pic.find((interface.master, interface.netns)) if interface.master else None
+        if node is not None and bridge is not None:
+            pic.edges.append(Edge(node, bridge, "port", "dashed"))
 
 
 def _addresses_in(pic: Picture, netns: str | None) -> dict[tuple[str, str | None], list[str]]:
@@ -157,19 +169,6 @@ def _value(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value))
     return str(value)
-
-
-def _addresses(resources: Iterable[Resource]) -> dict[tuple[str, str | None], list[str]]:
-    found: dict[tuple[str, str | None], list[str]] = {}
-    for resource in resources:
-        if isinstance(resource, Bridge):
-            found.setdefault((resource.name, resource.netns), []).extend(map(str, resource.addresses))
-        elif isinstance(resource, VethPair):
-            found.setdefault((resource.name, resource.netns), []).extend(map(str, resource.addresses))
-            found.setdefault((resource.peer, resource.peer_netns), []).extend(map(str, resource.peer_addresses))
-        elif isinstance(resource, Address):
-            found.setdefault((resource.dev, resource.netns), []).extend(map(str, resource.addresses))
-    return found
 
 
 def _label(name: str, addresses: Iterable[str], kind: str) -> str:

@@ -13,13 +13,10 @@ re-raises the original error (cleanup errors attached, never masking it).
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Self, TypeVar
-
-import attrs
 
 from netns_kit import signals
 from netns_kit.command import query
@@ -27,32 +24,19 @@ from netns_kit.errors import NetnsKitTimeoutError, ValidationError
 from netns_kit.executors.base import Executor, current
 from netns_kit.executors.recorder import Recorder
 from netns_kit.firewall.base import Firewall, look_for_interfaces
+from netns_kit.lifecycle.interfaces import Interfaces
 from netns_kit.lifecycle.journal import Journal
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.owner import Owner
 from netns_kit.resources.link import Bridge, VethPair
 from netns_kit.resources.namespace import Namespace
-from netns_kit.resources.route import Address, Route
+from netns_kit.topology import checks
 
 R = TypeVar("R", bound=Resource)
 
-#: creation order by kind; resources of other kinds come last, in the order given
-_RANK: dict[str, int] = {
-    "Namespace": 0,
-    "Bridge": 1,
-    "VethPair": 2,
-    "Address": 3,
-    "Route": 4,
-    "NatRule": 5,
-    "PortForward": 6,
-}
-
 
 def _rank(resource: Resource) -> int:
-    for cls in type(resource).__mro__:
-        if cls.__name__ in _RANK:
-            return _RANK[cls.__name__]
-    return len(_RANK)
+    return resource.rank
 
 
 class Topology:
@@ -109,87 +93,14 @@ class Topology:
     __getitem__ = namespace
 
     def ordered(self) -> list[Resource]:
-        """Resources in creation order: namespaces, bridges, veths, addresses, routes, NAT, forwards."""
+        """Resources in creation order: by :attr:`Resource.rank <netns_kit.lifecycle.resource.Resource.rank>`
+        (namespaces, bridges, veths, addresses, routes, NAT, forwards, the rest), else as given."""
         return sorted(self.resources, key=_rank)
 
     # -- checks done before anything runs --------------------------------------
     def check(self) -> None:
-        """Raise :class:`ValidationError` for what cannot work as a whole."""
-        namespaces = [ns.name for ns in self.of_type(Namespace)]
-        _no_duplicates("Namespace.name", namespaces)
-        links: list[tuple[str | None, str]] = []
-        for bridge in self.of_type(Bridge):
-            links.append((bridge.netns, bridge.name))
-        for veth in self.of_type(VethPair):
-            links += [(veth.netns, veth.name), (veth.peer_netns, veth.peer)]
-        _no_duplicates("interface name", [f"{name} (in {ns or 'the host'})" for ns, name in links])
-        known = set(namespaces)
-        for resource in self.resources:
-            for attr in ("netns", "peer_netns"):
-                value = getattr(resource, attr, None)
-                if value is not None and value not in known and not getattr(resource, "adopt", False):
-                    raise ValidationError(
-                        f"{type(resource).__name__}.{attr}",
-                        value,
-                        f"is not a namespace of this topology (have: {sorted(known) or 'none'}); "
-                        "add Namespace(name, adopt=True) to use one made elsewhere",
-                    )
-        bridges = {(b.netns, b.name): b for b in self.of_type(Bridge)}
-        for veth in self.of_type(VethPair):
-            if veth.bridge is not None and (veth.netns, veth.bridge) not in bridges:
-                raise ValidationError(
-                    "VethPair.bridge",
-                    veth.bridge,
-                    f"is not a bridge of this topology in {veth.netns or 'the host'}",
-                )
-        _no_overlaps(self._addresses_by_namespace())
-        self._check_gateways()
-        for resource in self.resources:
-            check = getattr(resource, "check_topology", None)
-            if check is not None:
-                check(self)
-
-    def _addresses_by_namespace(self) -> dict[str | None, list[_Placed]]:
-        """Every address the topology puts on an interface, by namespace, in the order given."""
-        placed: dict[str | None, list[_Placed]] = {}
-        for resource in self.resources:
-            if isinstance(resource, Bridge):
-                ends = [(resource.netns, resource.name, resource.addresses, "Bridge.addresses")]
-            elif isinstance(resource, VethPair):
-                ends = [
-                    (resource.netns, resource.name, resource.addresses, "VethPair.addresses"),
-                    (resource.peer_netns, resource.peer, resource.peer_addresses, "VethPair.peer_addresses"),
-                ]
-            elif isinstance(resource, Address):
-                ends = [(resource.netns, resource.dev, resource.addresses, "Address.addresses")]
-            else:
-                continue
-            for netns, dev, addresses, field in ends:
-                placed.setdefault(netns, []).extend(_Placed(dev, a, field) for a in addresses)
-        return placed
-
-    def _check_gateways(self) -> None:
-        on_link: dict[str | None, list[Any]] = {}
-        for bridge in self.of_type(Bridge):
-            on_link.setdefault(bridge.netns, []).extend(bridge.addresses)
-        for veth in self.of_type(VethPair):
-            on_link.setdefault(veth.netns, []).extend(veth.addresses)
-            on_link.setdefault(veth.peer_netns, []).extend(veth.peer_addresses)
-        for address in self.of_type(Address):
-            on_link.setdefault(address.netns, []).extend(address.addresses)
-        for route in self.of_type(Route):
-            if route.via is None or route.onlink:
-                continue
-            networks = [a.network for a in on_link.get(route.netns, ())]
-            if route.netns is None and not networks:
-                continue  # the host may have addresses of its own
-            if not any(route.via in net for net in networks):
-                raise ValidationError(
-                    "Route.via",
-                    str(route.via),
-                    f"is not on a subnet of {route.netns or 'the host'} "
-                    f"(its subnets: {sorted(map(str, networks)) or 'none'}); use onlink=True if meant",
-                )
+        """Raise :class:`ValidationError` for what cannot work as a whole (:mod:`netns_kit.topology.checks`)."""
+        checks.check(self, self.resources)
 
     # -- life cycle ----------------------------------------------------------
     @property
@@ -231,12 +142,7 @@ class Topology:
 
     def _look_for_interfaces(self, executor: Executor) -> None:
         """Warn about interfaces firewall rules name that neither exist nor are made here."""
-        made: dict[str | None, set[str]] = {}
-        for bridge in self.of_type(Bridge):
-            made.setdefault(bridge.netns, set()).add(bridge.name)
-        for veth in self.of_type(VethPair):
-            for name, netns in veth.ends:
-                made.setdefault(netns, set()).add(name)
+        made = Interfaces.of(self).made
         new = {ns.name for ns in self.of_type(Namespace) if not ns.adopted}
         rules = [r for r in self.of_type(Firewall) if not r.adopted]
         look_for_interfaces(executor, rules, made=made, new_namespaces=new)
@@ -331,49 +237,3 @@ def _ready(links: list[dict[str, Any]], names: set[str]) -> bool:
         for link in links
         for info in link.get("addr_info", ())
     )
-
-
-def _no_duplicates(field: str, values: list[str]) -> None:
-    for value, count in Counter(values).items():
-        if count > 1:
-            raise ValidationError(field, value, f"appears {count} times in one topology; names must be unique")
-
-
-@attrs.frozen
-class _Placed:
-    """An address on an interface (``dev``), given in ``field``."""
-
-    dev: str
-    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-    field: str
-
-    @property
-    def subnet(self) -> bool:
-        """Whether it makes a subnet others can overlap: a host address (/32, /128) makes
-        none, and link-local subnets (169.254/16, fe80::/64) are each link's own."""
-        net = self.address.network
-        return net.prefixlen < net.max_prefixlen and not net.is_link_local
-
-
-def _no_overlaps(placed: dict[str | None, list[_Placed]]) -> None:
-    """Two interfaces of one namespace on overlapping subnets are refused (which would a
-    packet to the overlap leave by? the kernel picks one route, the other interface goes
-    deaf), and so is one address twice on one interface (``ip addr add`` fails half-way)."""
-    for netns, addresses in placed.items():
-        where = netns or "the host"
-        seen: list[_Placed] = []
-        for new in addresses:
-            for old in seen:
-                if old.address.version != new.address.version:
-                    continue
-                if old.dev == new.dev:
-                    if old.address.ip == new.address.ip:
-                        rule = f"is on {new.dev} in {where} already (as {old.address}); an interface holds it once"
-                        raise ValidationError(new.field, str(new.address), rule)
-                elif old.subnet and new.subnet and old.address.network.overlaps(new.address.network):
-                    rule = (
-                        f"overlaps {old.address.network} of {old.dev} in {where}; two interfaces of one "
-                        "namespace need subnets that do not overlap (a host address, /32 or /128, may go anywhere)"
-                    )
-                    raise ValidationError(new.field, str(new.address), rule)
-            seen.append(new)

@@ -80,13 +80,7 @@ KNOWN: frozenset[str] = frozenset(
         "function-level import netns_kit.executors.sandbox:326 -> netns_kit.executors.spawn",
         "function-level import netns_kit.executors.sandbox:385 -> netns_kit.executors.binaries",
         "function-level import netns_kit.executors.sandbox:473 -> netns_kit.executors.binaries",
-        "function-level import netns_kit.firewall.base:269 -> netns_kit.resources.link",
-        "function-level import netns_kit.firewall.base:289 -> netns_kit.resources.link",
-        "function-level import netns_kit.firewall.base:290 -> netns_kit.resources.route",
         "function-level import netns_kit.firewall.iptables:114 -> netns_kit.batching.batch",
-        "function-level import netns_kit.lifecycle.journal:195 -> netns_kit.lifecycle.teardown",
-        "function-level import netns_kit.lifecycle.resource:127 -> netns_kit.lifecycle.sysctl",
-        "function-level import netns_kit.lifecycle.resource:98 -> netns_kit.lifecycle.journal",
         "function-level import netns_kit.linkemu.cli:107 -> netns_kit.linkemu.nfq",
         "function-level import netns_kit.linkemu.cli:248 -> netns_kit.linkemu.probe",
         "function-level import netns_kit.linkemu.cli:254 -> netns_kit.linkemu.orphans",
@@ -105,24 +99,9 @@ KNOWN: frozenset[str] = frozenset(
         "function-level import netns_kit.pytest_plugin:236 -> netns_kit.testing",
         "function-level import netns_kit.pytest_plugin:244 -> netns_kit.testing",
         "function-level import netns_kit.pytest_plugin:266 -> netns_kit.testing",
-        "function-level import netns_kit.resources.link:225 -> netns_kit.validate",
-        "function-level import netns_kit.topology.tomlfile:197 -> netns_kit.topology.topology",
-        "function-level import netns_kit.topology.tomlfile:48 -> netns_kit.firewall.nat",
-        "function-level import netns_kit.topology.tomlfile:49 -> netns_kit.firewall.portforward",
-        "function-level import netns_kit.topology.tomlfile:50 -> netns_kit.resources.files",
-        "function-level import netns_kit.topology.tomlfile:51 -> netns_kit.resources.link",
-        "function-level import netns_kit.topology.tomlfile:52 -> netns_kit.resources.link_impairment",
-        "function-level import netns_kit.topology.tomlfile:53 -> netns_kit.resources.namespace",
-        "function-level import netns_kit.topology.tomlfile:54 -> netns_kit.resources.partition",
-        "function-level import netns_kit.topology.tomlfile:55 -> netns_kit.resources.route",
         "imports the package root netns_kit.executors.recorder:27 -> netns_kit",
         "upward import (executors -> lifecycle) netns_kit.executors.recorder:31 -> netns_kit.lifecycle.sysctl",
         "upward import (executors -> ops, topology) netns_kit.executors.holder:289 -> netns_kit.ops.inventory",
-        "upward import (firewall -> ops, topology) netns_kit.firewall.base:25 -> netns_kit.topology.topology",
-        "upward import (firewall -> resources) netns_kit.firewall.base:269 -> netns_kit.resources.link",
-        "upward import (firewall -> resources) netns_kit.firewall.base:289 -> netns_kit.resources.link",
-        "upward import (firewall -> resources) netns_kit.firewall.base:290 -> netns_kit.resources.route",
-        "upward import (lifecycle -> resources) netns_kit.lifecycle.teardown:34 -> netns_kit.resources.namespace",
     }
 )
 
@@ -253,13 +232,9 @@ def test_no_upward_import_no_lazy_import() -> None:
 #: Circles still being removed (same rule as KNOWN).
 KNOWN_CIRCLES: frozenset[str] = frozenset(
     {
-        "netns_kit.batching.batch -> netns_kit.executors.base -> netns_kit.batching.batch",
+        "netns_kit.executors.base -> netns_kit.batching.batch -> netns_kit.executors.base",
         "netns_kit.executors.base -> netns_kit.executors.local -> netns_kit.executors.base",
         "netns_kit.executors.base -> netns_kit.executors.local -> netns_kit.executors.process -> netns_kit.executors.base",  # noqa: E501
-        "netns_kit.lifecycle.resource -> netns_kit.lifecycle.journal -> netns_kit.lifecycle.resource",
-        "netns_kit.lifecycle.journal -> netns_kit.lifecycle.teardown -> netns_kit.lifecycle.journal",
-        "netns_kit.lifecycle.resource -> netns_kit.lifecycle.journal -> netns_kit.lifecycle.teardown -> netns_kit.resources.namespace -> netns_kit.lifecycle.resource",  # noqa: E501
-        "netns_kit.firewall.base -> netns_kit.topology.topology -> netns_kit.firewall.base",
     }
 )
 

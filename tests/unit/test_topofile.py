@@ -10,7 +10,8 @@ import pytest
 
 from netns_kit import Command, LinkImpairment, Namespace, Resource, VethPair, change
 from netns_kit.executors.base import Executor
-from netns_kit.topology import scenarios
+from netns_kit.topology import scenarios, tomlread
+from netns_kit.topology import tables as tables_module
 from netns_kit.topology import tomlfile as topofile
 from netns_kit.topology.tomlfile import TopologyFileError, loads
 
@@ -236,7 +237,7 @@ def test_a_binary_file_is_refused_as_not_text() -> None:
 
 
 def test_a_huge_file_is_refused_before_it_is_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(topofile, "MAX_BYTES", 100)
+    monkeypatch.setattr(tomlread, "MAX_BYTES", 100)
     path = tmp_path / "big.toml"
     path.write_text("# x\n" * 30)
     with pytest.raises(TopologyFileError, match=r"big.toml: \(file\): is larger than 100 bytes"):
@@ -296,9 +297,9 @@ def test_head_refuses_what_load_refuses_about_the_file_and_its_topology_table(tm
         topofile.head("/bin/ls")
 
 
-def test_the_builtin_tables_come_first_and_one_registered_before_stays(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(topofile, "_builtins_in", False)  # as in a process that has loaded no file yet
-    monkeypatch.setattr(topofile, "TABLES", {})
+def test_the_builtin_tables_come_first_and_one_registered_comes_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(topofile, "TABLES", dict(topofile.TABLES))  # the same dict in every module
+    monkeypatch.setattr(tables_module, "TABLES", topofile.TABLES)
     topofile.register("hosts", Namespace)
     tables = topofile.tables()
     assert tables is topofile.TABLES
