@@ -14,14 +14,15 @@ sysctl key) asks here instead of indexing ``argv[N]``::
     >>> in_netns(("ip", "netns", "exec", "ns1", "iptables-save"))
     ('ns1', ('iptables-save',))
 
-Each reader returns ``None`` for an argv of another program or shape.
+Each reader returns ``None`` for an argv of another program or shape. The
+shapes are named tuples (no attrs: :mod:`netns_kit.errors` reads the program
+here, and stays cheap to import).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import attrs
+from typing import NamedTuple
 
 #: iptables programs, each with its -legacy/-nft/-save/-restore variants
 FIREWALL_TOOLS = ("iptables", "ip6tables")
@@ -68,8 +69,7 @@ def in_netns(full_argv: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     return None, words
 
 
-@attrs.frozen
-class Iptables:
+class Iptables(NamedTuple):
     """``TOOL [-w] [-t TABLE] VERB [CHAIN] SPEC...`` (table ``filter`` when not named)."""
 
     tool: str
@@ -109,8 +109,7 @@ def iptables(argv: Sequence[str]) -> Iptables | None:
     return None
 
 
-@attrs.frozen
-class Ip:
+class Ip(NamedTuple):
     """``ip [OPTIONS] OBJECT [VERB [ARGS...]]``."""
 
     options: tuple[str, ...]
@@ -141,8 +140,7 @@ def ip(argv: Sequence[str]) -> Ip | None:
     return Ip(words[1:i], words[i], verb, words[i + 2 :])
 
 
-@attrs.frozen
-class Sysctl:
+class Sysctl(NamedTuple):
     """A sysctl read (``sysctl -n KEY``: ``value`` None) or write (``sysctl -q -w KEY=VALUE``)."""
 
     key: str
