@@ -99,7 +99,8 @@ def _down_all(args: argparse.Namespace, here: Place, out: TextIO) -> int:
             print(f"down: {hint}", file=out)
         return EXIT_OK
     sources = {owner: origin(here.executor, owner) for owner in owners}
-    print(f"down --all: {len(owners)} topologies up {here.where}:", file=out)
+    count = "1 topology is" if len(owners) == 1 else f"{len(owners)} topologies are"
+    print(f"down --all: {count} up {here.where}:", file=out)
     for owner in owners:
         print(f"  {owner.id}" + (f"  from {sources[owner]}" if sources[owner] else ""), file=out)
     if not args.yes and sys.stdin.isatty() and not _confirmed(f"take {'it' if len(owners) == 1 else 'them all'} down?"):

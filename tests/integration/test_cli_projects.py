@@ -151,7 +151,7 @@ def on_a_terminal(state_dir: Path, argv: list[str], answer: bytes) -> tuple[int,
 def test_down_all_asks_on_a_terminal(state_dir: Path, projects: tuple[Path, int]) -> None:
     code, said = on_a_terminal(state_dir, ["down", "--sandbox", "--all"], b"n\n")
     assert code == 0, said
-    assert "down --all: 2 topologies up in sandbox holder" in said and "take them all down? [y/N]" in said
+    assert "down --all: 2 topologies are up in sandbox holder" in said and "take them all down? [y/N]" in said
     assert "down: nothing done" in said
     assert len(document(state_dir, "ls", "--sandbox")["topologies"]) == 2
     code, said = on_a_terminal(state_dir, ["down", "--sandbox", "--all"], b"y\n")
