@@ -123,7 +123,8 @@ class Ruleset:
         return [rule for rule in self.rules if rule.comment == tag]
 
 
-#: nft 1.0.6 prints the flags of an owned table from freed memory (fixed in 1.0.7): any bytes,
+#: nft 1.0.6 prints an owned table's flags from past the end of its one-entry name table
+#: ("json: fix use after free in table_flags_json()", 2023-11: nft 1.1.0, and 1.0.6.1): any bytes,
 #: sometimes the end of the output; they are dropped (a table's flags are not read from JSON)
 _FLAGS = re.compile(r'("table": \{[^{}]*?"handle": \d+), "flags": .*?\}\}(?=, \{"|\]\})', re.S)
 
