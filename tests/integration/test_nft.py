@@ -18,6 +18,7 @@ from netns_kit import Host, NatRule, PortForward, Topology
 from netns_kit.command import Command, query
 from netns_kit.errors import CommandError
 from netns_kit.executors.base import wait_until
+from netns_kit.executors.recorder import Recorder
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft, nftchoice, nftread
 from netns_kit.firewall.nftowner import OwnerHolder
@@ -256,3 +257,34 @@ def test_a_docker_like_forward_drop_stops_our_accepts_unless_they_carry_its_acce
             sb.run(marked.delete().command())
     finally:
         sb.run(Command(("nft", "delete", "table", "ip", "decoy-docker")))
+
+
+def test_the_printed_script_makes_the_same_nft_state_and_its_teardown_takes_it_away(
+    sb: Sandbox, fresh_sandbox: Sandbox
+) -> None:
+    """Dry-run fidelity for the nft transactions: the here-documents survive /bin/sh."""
+    chains = [
+        *NAT.chains(),
+        *FORWARDS["tcp"].chains(),
+        *PortForward(
+            8080, RED, 80, protocol="udp", bridge="v-net-0", bridge_port="veth-red", localhost=True, hairpin=True
+        ).chains(),
+    ]
+    recorder = Recorder(owner=sb.owner)
+    table = nft.Table.of(sb.owner)
+    recorder.run(table.plan(chains, sb.owner.tag))
+
+    def ruleset(box: Sandbox) -> str:
+        return box.run(query("nft", "-s", "list", "ruleset")).stdout
+
+    sb.run(table.plan(chains, sb.owner.tag))
+    try:
+        fresh_sandbox.run_script(recorder.script())
+        assert ruleset(fresh_sandbox) == ruleset(sb)
+        assert ruleset(sb).count('comment "netns_kit:') == sum(len(c.rules) for c in chains) > 0
+        fresh_sandbox.run_script(recorder.teardown_script())
+        assert ruleset(fresh_sandbox) == f"table inet {table.name} {{\n}}\n"  # what the owner's delete takes
+        fresh_sandbox.run(table.delete().command())
+        assert ruleset(fresh_sandbox) == ""
+    finally:
+        sb.run(table.delete().command())
