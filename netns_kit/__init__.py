@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 # The names below are imported on first use (PEP 562), so `import netns_kit` and
 # loading the pytest plugin cost almost nothing until netns_kit is really used.
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from netns_kit.version import __version__ as __version__
 
 if TYPE_CHECKING:
     from netns_kit.command import Command, Result, change, query

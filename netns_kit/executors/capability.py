@@ -16,7 +16,7 @@ import attrs
 
 from netns_kit.command import Command, query
 from netns_kit.errors import BinaryNotFoundError, UnsupportedError
-from netns_kit.executors.base import Executor
+from netns_kit.executors.hook import Executor
 
 #: what the probe runs (through the executor, so inside a sandbox when there is one)
 NETEM_PROBE: Command = query(
@@ -37,7 +37,7 @@ _netem: weakref.WeakKeyDictionary[Executor, Probe] = weakref.WeakKeyDictionary()
 
 def netem(executor: Executor) -> Probe:
     """Whether the netem qdisc works behind ``executor`` (probed once, then remembered)."""
-    executor = getattr(executor, "inner", executor)  # a planning view answers for what it wraps
+    executor = executor.underlying  # a planning view answers for what it wraps
     probe = _netem.get(executor)
     if probe is None:
         try:

@@ -23,15 +23,24 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 
-from netns_kit.command import Command, query
+from netns_kit.command import Command, Result, query
 from netns_kit.errors import NetnsKitError, NetnsKitTimeoutError, ValidationError
+from netns_kit.executors import procfs, spawn
+from netns_kit.owner import proc_stat
+from netns_kit.validate import port as valid_port
 
-if TYPE_CHECKING:
-    from netns_kit.executors.base import Executor
+
+class Runs(Protocol):
+    """What a process needs of the executor that started it: to run a query where it runs."""
+
+    def run(
+        self, command: Command, *, check: bool = True, input: str | None = None, timeout: float | None = None
+    ) -> Result: ...
+
 
 log = logging.getLogger("netns_kit")
 
@@ -80,7 +89,7 @@ class Process:
         running: Any,
         *,
         command: Command | None = None,
-        executor: Executor | None = None,
+        executor: Runs | None = None,
         outputs: tuple[Target, Target] = (None, None),
     ) -> None:
         self.argv = tuple(argv)
@@ -106,23 +115,13 @@ class Process:
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
         command: Command | None = None,
-        executor: Executor | None = None,
+        executor: Runs | None = None,
     ) -> Process:
         """Start ``argv`` in a new session (``env`` is the complete environment).
 
         Its programs run by absolute path (:func:`netns_kit.executors.binaries.resolve`):
         found on ``PATH`` or where distributions install them; :attr:`argv`
         keeps them as given."""
-        import sh
-
-        from netns_kit.errors import binary_not_found
-        from netns_kit.executors.binaries import resolve
-
-        started = resolve(argv, path=env.get("PATH") if env is not None else None)
-        try:
-            program = sh.Command(started[0])
-        except sh.CommandNotFound:
-            raise binary_not_found(argv) from None
         kwargs: dict[str, Any] = {
             "_bg": True,
             "_bg_exc": False,
@@ -142,7 +141,7 @@ class Process:
             kwargs["_env"] = dict(env)
         if cwd is not None:
             kwargs["_cwd"] = str(cwd)
-        running = program(*started[1:], **kwargs)
+        running = spawn.start(argv, runner="sh", path=env.get("PATH") if env is not None else None, **kwargs)
         return cls(argv, running, command=command, executor=executor, outputs=(stdout, stderr))
 
     # -- state ---------------------------------------------------------------
@@ -207,8 +206,6 @@ class Process:
         :class:`NetnsKitError` with the process's output when it exits first,
         :class:`~netns_kit.TimeoutError` after ``timeout`` seconds.
         """
-        from netns_kit.validate import port as valid_port
-
         valid_port("port", port)
         if self.executor is None:
             raise NetnsKitError("wait_port needs a process started through an executor (Namespace.popen)")
@@ -281,11 +278,8 @@ class Process:
 
 def _group_runs(pgid: int) -> bool:
     """True if a process of group ``pgid`` runs (one look at ``/proc``; zombies do not count)."""
-    from netns_kit.executors.spawn import pids
-    from netns_kit.owner import proc_stat
-
     group = str(pgid)
-    for pid in pids():
+    for pid in procfs.pids():
         fields = proc_stat(pid)  # state ppid pgrp ...
         if fields is not None and fields[2] == group and fields[0] not in ("Z", "X"):
             return True

@@ -6,7 +6,7 @@ A :class:`Recorder` records every mutating command, answers queries itself
 the :class:`~netns_kit.command.Command` values the real executors receive.
 
 A printed script cannot know the machine it will run on. So a switch of the
-whole host (``ip_forward``: :data:`netns_kit.lifecycle.sysctl.SWITCHES`) is not set to a
+whole host (``ip_forward``: :data:`netns_kit.sysctl_keys.SWITCHES`) is not set to a
 constant and back: the set-up script claims it as the library does, under the
 same lock (``flock`` on ``/run/netns_kit``), keeping the value found before the
 first claim in ``/run/netns_kit/sysctl/<netns or -host->/<key>/prior`` next to
@@ -24,12 +24,13 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from netns_kit import __version__
+from netns_kit import sysctl_keys
+from netns_kit.batching.outcome import Outcome
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import NetnsKitError
-from netns_kit.executors.base import Executor
-from netns_kit.lifecycle import sysctl
+from netns_kit.executors.hook import Executor, OnDone, in_order
 from netns_kit.owner import Owner
+from netns_kit.version import __version__
 
 if TYPE_CHECKING:
     from netns_kit.executors.process import Process
@@ -60,7 +61,18 @@ class Recorder(Executor):
     def __repr__(self) -> str:
         return f"Recorder({len(self.commands)} commands)"
 
-    def _run_command(self, command: Command, *, input: str | None, timeout: float | None) -> Result:
+    def handle(
+        self,
+        commands: Sequence[Command],
+        *,
+        input: str | None = None,
+        timeout: float | None = None,
+        on_done: OnDone | None = None,
+    ) -> Outcome:
+        """One command after the other: a mutating one recorded, a query answered."""
+        return in_order(commands, self._answer, input=input, timeout=timeout, on_done=on_done, check_deletes=True)
+
+    def _answer(self, command: Command, input: str | None, timeout: float | None) -> Result:
         answer = self.handler(command) if self.handler else None
         if answer is None:
             answer = self._default_answer(command)
@@ -132,7 +144,7 @@ def shared_switch(command: Command) -> bool:
     return (
         len(argv) == 4
         and argv[:3] == ("sysctl", "-q", "-w")
-        and argv[3].partition("=")[0] in sysctl.SWITCHES
+        and argv[3].partition("=")[0] in sysctl_keys.SWITCHES
         and bool(command.undo)
     )
 
@@ -140,7 +152,7 @@ def shared_switch(command: Command) -> bool:
 def _where(command: Command) -> tuple[str, str, str, str]:
     """(key, value set, the claims directory of the key, the directory of its place)."""
     key, _, value = command.argv[3].partition("=")
-    place = f"{SCRIPT_STATE_DIR}/{sysctl.CLAIMS_DIR}/{command.netns or sysctl.HOST}"
+    place = f"{SCRIPT_STATE_DIR}/{sysctl_keys.CLAIMS_DIR}/{command.netns or sysctl_keys.HOST}"
     return key, value, f"{place}/{key.replace('/', ',')}", place
 
 
@@ -189,7 +201,7 @@ def release_switch(command: Command, owner: Owner) -> str:
             "        esac",
             '        rm "$d/prior"',
             "    fi",
-            f'    rmdir "$d" {shlex.quote(place)} {SCRIPT_STATE_DIR}/{sysctl.CLAIMS_DIR} 2>/dev/null || true',
+            f'    rmdir "$d" {shlex.quote(place)} {SCRIPT_STATE_DIR}/{sysctl_keys.CLAIMS_DIR} 2>/dev/null || true',
             "    exec 9<&-",
             "fi",
         ]

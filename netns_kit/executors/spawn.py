@@ -1,29 +1,73 @@
-"""Starting a process and waiting for it, fast; and finding the processes in namespaces.
+"""The one function that starts a process (:func:`start`), and running one to its end (:func:`run`).
 
-This is the one place where netns_kit starts a process it waits for.
-``subprocess`` (vfork + exec on Linux) costs ~0.9 ms per process here, the
-``sh`` package ~6.8 ms (it sets up threads and a pty per call); with a few
-hundred ``ip -batch`` processes per topology that difference is most of the
-time (see CHANGELOG.md). ``ShExecutor(runner="sh")`` keeps the old way.
-Two more things keep each process cheap: its stdin, stdout and stderr are
-in-memory files, not pipes (no select loop while it runs), and a process
-for a namespace is started inside it by a thread that entered it
-(:func:`start_inside`), not through ``nsenter``.
+Every process netns_kit starts is started by :func:`start`: the commands an
+executor runs and waits for (:func:`run`), background processes
+(:class:`~netns_kit.executors.process.Process`) and the sandbox's holder. It
+finds the programs where distributions install them
+(:func:`netns_kit.executors.binaries.resolve`) and says so when one is not
+installed. ``subprocess`` (vfork + exec on Linux) costs ~0.9 ms per process
+here, the ``sh`` package ~6.8 ms (it sets up threads and a pty per call); with
+a few hundred ``ip -batch`` processes per topology that difference is most of
+the time. ``runner="sh"`` (``ShExecutor(runner="sh")``) keeps the old way,
+through the same door. Two more things keep each process cheap: its stdin,
+stdout and stderr are in-memory files, not pipes (no select loop while it
+runs), and a process for a namespace is started inside it by a thread that
+entered it (:func:`start_inside`), not through ``nsenter``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import importlib
 import os
+import signal
 import subprocess
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from netns_kit.errors import CommandError, binary_not_found
 from netns_kit.executors import binaries
+
+#: how a process is started: ``subprocess`` (the default) or the ``sh`` package
+RUNNERS = ("subprocess", "sh")
+
+
+@functools.cache
+def _sh() -> Any:
+    """The ``sh`` package, loaded on its first use: importing it costs ~85 ms (threads,
+    ptys, asyncio), which a CLI command or a test that starts no background process
+    and uses the default runner never pays."""
+    return importlib.import_module("sh")
+
+
+def start(argv: Sequence[str], *, runner: str = "subprocess", path: str | None = None, **options: Any) -> Any:
+    """Start ``argv`` (never through a shell) and return the running process: a
+    :class:`subprocess.Popen` given ``options``, or with ``runner="sh"`` an ``sh``
+    running command given ``options`` (``_bg=True`` ...).
+
+    The programs run by absolute path, found on ``path`` (default ``PATH``) or
+    where distributions install them (:func:`netns_kit.executors.binaries.resolve`):
+    the first word and the program each wrapper in it runs. One that is found
+    nowhere raises :class:`~netns_kit.errors.BinaryNotFoundError` naming ``argv``
+    as given (nothing was started).
+    """
+    started = binaries.resolve(argv, path=path)
+    if runner == "sh":
+        sh = _sh()
+        try:
+            program = sh.Command(started[0])
+        except sh.CommandNotFound:
+            raise binary_not_found(argv) from None
+        return program(*started[1:], **options)
+    try:
+        return subprocess.Popen(list(started), **options)
+    except FileNotFoundError:
+        raise binary_not_found(argv) from None
 
 
 def run(
@@ -33,6 +77,7 @@ def run(
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
     netns: Path | None = None,
+    runner: str = "subprocess",
 ) -> tuple[int, str, str]:
     """Run ``argv`` (never through a shell); return (exit code, stdout, stderr).
 
@@ -53,28 +98,31 @@ def run(
     :class:`NotEntered` when it cannot be entered (nothing was started).
 
     The programs run by absolute path, found on ``PATH`` (``env``'s when given)
-    or where distributions install them (:func:`netns_kit.executors.binaries.resolve`):
-    the first word and the program each wrapper in it runs. Errors show ``argv``
-    as given.
+    (see :func:`start`). Errors show ``argv`` as given. ``runner="sh"`` runs it
+    with the ``sh`` package instead (not inside a namespace).
     """
-    started = binaries.resolve(argv, path=env.get("PATH") if env is not None else None)
+    path = env.get("PATH") if env is not None else None
+    if runner == "sh":
+        if netns is not None:
+            raise ValueError("only the subprocess runner starts a process inside a namespace")
+        return _run_sh(argv, input=input, timeout=timeout, env=env, path=path)
     files = [_scratch("stdin", input)] if input is not None else []
     try:
         stdout, stderr = _scratch("stdout"), _scratch("stderr")
         files += [stdout, stderr]
 
-        def start() -> subprocess.Popen[bytes]:
+        def begin() -> subprocess.Popen[bytes]:
             stdin = files[0] if input is not None else subprocess.DEVNULL
-            return subprocess.Popen(list(started), stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=0)
+            popen: subprocess.Popen[bytes] = start(
+                argv, path=path, stdin=stdin, stdout=stdout, stderr=stderr, env=env, process_group=0
+            )
+            return popen
 
-        try:
-            if netns is not None:
-                process = start_inside(netns, start)
-            else:
-                _come_back()
-                process = start()
-        except FileNotFoundError:  # the binary (NotEntered is an OSError of its own class)
-            raise binary_not_found(argv) from None
+        if netns is not None:
+            process = start_inside(netns, begin)
+        else:
+            _come_back()
+            process = begin()
         try:
             returncode = process.wait(timeout)
         except subprocess.TimeoutExpired as exc:
@@ -99,8 +147,6 @@ def _scratch(name: str, text: str | None = None) -> int:
     try:
         fd = os.memfd_create(f"netns_kit-{name}", os.MFD_CLOEXEC)
     except OSError:  # no memfd (seccomp, an old kernel): an unlinked temporary file
-        import tempfile
-
         with tempfile.TemporaryFile() as unnamed:
             fd = os.dup(unnamed.fileno())
     if text:
@@ -227,8 +273,6 @@ def _setns(fd: int) -> None:
     if setns is not None:
         setns(fd, _CLONE_NEWNET)
         return
-    import ctypes
-
     if _libc().setns(fd, _CLONE_NEWNET) != 0:
         number = ctypes.get_errno()
         raise OSError(number, os.strerror(number))
@@ -236,54 +280,62 @@ def _setns(fd: int) -> None:
 
 @functools.cache
 def _libc() -> Any:
-    import ctypes
-
     return ctypes.CDLL(None, use_errno=True)
 
 
-def netns_pids(paths: Mapping[str, Path], proc: Path = Path("/proc")) -> dict[str, list[int]]:
-    """The processes in each named namespace, by ONE scan of ``/proc``.
-
-    ``paths`` maps a name to its namespace file (``/run/netns/NAME``, or the
-    same seen from outside a sandbox); a process is in it when its
-    ``/proc/PID/ns/net`` is the same inode. Names whose file is gone are left out.
-    """
-    wanted: dict[tuple[int, int], str] = {}
-    for name, path in paths.items():
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        wanted[(st.st_dev, st.st_ino)] = name
-    found: dict[str, list[int]] = {name: [] for name in wanted.values()}
-    if not wanted:
-        return found
-    me = os.getpid()
-    for pid in pids(proc):
-        if pid == me:
-            continue
-        try:
-            st = os.stat(proc / str(pid) / "ns" / "net")
-        except OSError:
-            continue  # gone meanwhile, or not ours to look at
-        owner = wanted.get((st.st_dev, st.st_ino))
-        if owner is not None:
-            found[owner].append(pid)
-    return found
-
-
-def devices(process: Path) -> set[str] | None:
-    """The network devices of the namespace ``process`` (``/proc/PID``) is in, from
-    its ``net/dev``; None when that cannot be read."""
+def _run_sh(
+    argv: Sequence[str], *, input: str | None, timeout: float | None, env: Mapping[str, str] | None, path: str | None
+) -> tuple[int, str, str]:
+    """:func:`run` with the ``sh`` package (``ShExecutor(runner="sh")``)."""
+    kwargs: dict[str, Any] = {
+        # a command killed by a signal (negative code) is a failure classified by the caller
+        "_ok_code": range(-64, 256),
+        "_bg": True,
+        "_bg_exc": False,
+        # a process group of its own: Ctrl-C in a terminal reaches this process only,
+        # which lets a command in flight finish instead of killing it half-way
+        "_new_group": True,
+        "_tty_out": False,
+        "_tty_in": False,
+    }
+    if input is not None:
+        kwargs["_in"] = input
+    if timeout is not None:
+        kwargs["_timeout"] = timeout
+    if env is not None:
+        kwargs["_env"] = dict(env)
+    # sh forks and runs Python in the child until the exec: a Ctrl-C or SIGTERM landing
+    # there would raise in a copy of this program; held back until the child has its
+    # own process group (see _default_signals)
+    kwargs["_preexec_fn"] = _default_signals
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
     try:
-        text = (process / "net" / "dev").read_text()
-    except OSError:
-        return None
-    return {line.split(":", 1)[0].strip() for line in text.splitlines()[2:] if ":" in line}
+        done = start(argv, runner="sh", path=path, **kwargs)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    try:
+        done.wait()
+    except _sh().TimeoutException as exc:
+        raise CommandError(argv, -9, "", "", f"timed out after {timeout} s") from exc
+    except BaseException:
+        # interrupted here (SIGTERM, Ctrl-C): let the command finish first, so that
+        # an undo never runs before the change it undoes has landed
+        with contextlib.suppress(Exception):
+            done.wait(timeout=10)
+        raise
+    return done.exit_code, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
 
 
-def pids(proc: Path = Path("/proc")) -> Iterable[int]:
-    """Every process id under ``proc``, as it is listed (a process may be gone by the time it is read)."""
-    for entry in os.scandir(proc):
-        if entry.name.isdigit():
-            yield int(entry.name)
+#: the signals that stop a program (Ctrl-C, kill)
+_STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+def _default_signals() -> None:
+    """In a forked child, once in its own process group, before its exec: one held back
+    while it was still in ours was meant for us (we got it too), so it is dropped; then
+    the default action for SIGINT and SIGTERM, as any exec'd program has."""
+    for signum in _STOPPING:
+        signal.signal(signum, signal.SIG_IGN)  # a pending one is discarded on unblock
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+    for signum in _STOPPING:
+        signal.signal(signum, signal.SIG_DFL)

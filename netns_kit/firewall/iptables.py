@@ -108,22 +108,11 @@ def comment(field: str, tag: str) -> str:
 
 
 def checked_undo(executor: Executor, undo: Sequence[Command]) -> None:
-    """Run ``undo`` idempotently: a ``-D`` only after ``-C`` finds the rule; a missing
-    chain or sysctl counts as done. A batching executor tries them all in one
-    ``iptables-restore`` first and checks each ``-D`` only when that fails."""
-    from netns_kit.batching.batch import is_delete, rule_exists
-
-    if executor.batch:
-        executor.run_all([command.tolerant() for command in undo])
-        return
-    todo: list[Command] = []
-    for command in undo:
-        if is_delete(command) and not rule_exists(executor, command):
-            log.debug("nothing to delete (no such rule): %s", command.line)
-            continue
-        todo.append(command.tolerant())
-    if todo:
-        executor.run_all(todo)
+    """Run ``undo`` idempotently (``missing_ok``): a rule, chain or sysctl already gone
+    counts as done. The executor decides how a rule deletion is checked: one that runs a
+    process per command runs a ``-D`` only after ``-C`` finds the rule; a batching one
+    tries them all in one ``iptables-restore`` and checks each ``-D`` only when that fails."""
+    executor.run_all([command.tolerant() for command in undo])
 
 
 # -- the backend -----------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from netns_kit import signals
+from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import CommandError, NetnsKitError
 from netns_kit.executors.base import Executor
@@ -24,22 +25,19 @@ from netns_kit.lifecycle.undoable import Undoable, Unit
 log = logging.getLogger("netns_kit")
 
 
-def taken(error: BaseException, count: int) -> tuple[set[int], set[int], int | None]:
-    """What a failed ``run_all`` of ``count`` commands did: (positions that took effect,
-    positions that may have, the position that failed)."""
-    completed = getattr(error, "completed_indexes", None)
+def taken(error: BaseException, progress: Progress | None) -> tuple[set[int], set[int], int | None]:
+    """What a failed run did: (positions that took effect, positions that may have, the
+    position that failed), from its ``progress`` (None: the error came after the run)."""
+    if progress is None:
+        return set(), set(), None
     # a command killed by a signal (negative exit code) may have taken effect
     killed = isinstance(error, CommandError) and error.returncode < 0
-    if completed is None:  # an executor that only sets ``completed``: a prefix
-        n = len(getattr(error, "completed", ()))
-        interrupted = (killed or not isinstance(error, CommandError)) and n < count
-        return set(range(n)), {n} if interrupted else set(), None if interrupted or n >= count else n
-    inflight = set(getattr(error, "inflight_indexes", ()))
-    failed = getattr(error, "failed_index", None)
+    inflight = set(progress.inflight)
+    failed = progress.failed
     if killed and failed is not None:
         inflight.add(failed)
         failed = None
-    return set(completed), inflight, failed
+    return set(progress.completed), inflight, failed
 
 
 def _record(unit: Unit, command: Command, seq: int) -> None:
@@ -89,8 +87,12 @@ class Journal:
             if self.ledger and new:
                 self.ledger.mark([(seqs[i], "ok") for i in new])
 
+        outcome: Outcome | None = None
         try:
-            results = self.executor.run_all(commands, on_done=progress)
+            outcome = self.executor.attempt(commands, on_done=progress)
+            if outcome.error is not None:
+                raise outcome.error
+            results = [outcome.results[i] for i in range(len(commands))]
             progress(range(len(commands)))
             for unit in units:
                 unit.complete = True
@@ -100,7 +102,8 @@ class Journal:
             # (missing_ok). A batching executor may have run commands out of plan order:
             # the sets need not be prefixes. What was reported done counts too: all of
             # it when a SIGTERM landed after the run, in the bookkeeping above.
-            done, inflight, failed = taken(error, len(flat))
+            ran = outcome.progress if outcome is not None and error is outcome.error else None
+            done, inflight, failed = taken(error, ran)
             done |= marked
             inflight -= done
             for i in sorted(done | inflight):

@@ -12,12 +12,13 @@ plans nothing; the first one's undo restores the value from before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result
-from netns_kit.executors.base import Executor
+from netns_kit.executors.base import Executor, OnDone
 from netns_kit.executors.process import Process
 
 log = logging.getLogger("netns_kit")
@@ -25,13 +26,12 @@ log = logging.getLogger("netns_kit")
 
 class PlannedSysctls(Executor):
     """An executor for planning: ``sysctl -n KEY`` answered from the sysctls planned so
-    far (:meth:`learn`); everything else goes to ``inner``."""
+    far (:meth:`learn`); everything else goes to ``inner`` (its :attr:`underlying`)."""
 
     def __init__(self, inner: Executor) -> None:
         super().__init__(inner.owner)
         self.inner = inner
         self.dry_run = inner.dry_run
-        self.batch = inner.batch
         self._planned: dict[tuple[str | None, str], str] = {}
 
     def __repr__(self) -> str:
@@ -44,26 +44,28 @@ class PlannedSysctls(Executor):
                 key, _, value = command.argv[3].partition("=")
                 self._planned[(command.netns, key)] = value
 
-    def run(
+    def handle(
         self,
-        command: Command,
+        commands: Sequence[Command],
         *,
-        check: bool = True,
         input: str | None = None,
         timeout: float | None = None,
-    ) -> Result:
-        argv = command.argv
-        if not command.mutating and len(argv) == 3 and argv[:2] == ("sysctl", "-n"):
-            value = self._planned.get((command.netns, argv[2]))
-            if value is not None:
-                log.debug("planned already: %s = %s", argv[2], value)
-                return Result(command, 0, value + "\n", "")
-        return self.inner.run(command, check=check, input=input, timeout=timeout)
+        on_done: OnDone | None = None,
+    ) -> Outcome:
+        """A read of a planned sysctl answered here; anything else handled by ``inner``."""
+        if len(commands) == 1:
+            command = commands[0]
+            argv = command.argv
+            if not command.mutating and len(argv) == 3 and argv[:2] == ("sysctl", "-n"):
+                value = self._planned.get((command.netns, argv[2]))
+                if value is not None:
+                    log.debug("planned already: %s = %s", argv[2], value)
+                    return Outcome({0: Result(command, 0, value + "\n", "")}, Progress((0,)))
+        return self.inner.handle(commands, input=input, timeout=timeout, on_done=on_done)
 
-    def run_all(
-        self, commands: Sequence[Command], *, on_done: Callable[[Sequence[int]], None] | None = None
-    ) -> list[Result]:
-        return self.inner.run_all(commands, on_done=on_done)
+    @property
+    def underlying(self) -> Executor:
+        return self.inner.underlying
 
     def argv_for(self, command: Command) -> tuple[str, ...]:
         return self.inner.argv_for(command)

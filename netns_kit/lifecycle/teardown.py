@@ -16,9 +16,9 @@ to them. So a journal that created namespaces is undone like this:
    deadline, until they are gone, so the same names can be used at once.
 
 It applies only when every resource can say what it would undo without
-running anything (:meth:`~netns_kit.lifecycle.resource.Resource.undo_plan`) and the
-executor batches; otherwise, or if it fails, the journal undoes unit by unit
-as before (every undo is idempotent).
+running anything (:meth:`~netns_kit.lifecycle.resource.Resource.undo_plan`), on a
+real run (a dry-run records the undo resource by resource); otherwise, or if it
+fails, the journal undoes unit by unit as before (every undo is idempotent).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def rollback(journal: Undoing) -> list[Exception] | None:
     """Undo all of ``journal`` at once; None when it cannot (nothing was done then)."""
     executor = journal.executor
     units = journal.units
-    if not executor.batch or len(units) < 2:
-        return None
+    if executor.dry_run or len(units) < 2:
+        return None  # a dry-run records the undo resource by resource, as its script says
     # what holds others (namespaces): deleting it takes along what lives in it
     doomed = [u.resource for u in units if u.resource.holds_others and u.done]
     names = frozenset(holder.held_name() for holder in doomed)
@@ -151,18 +151,15 @@ def _run_side_by_side(
     meanwhile = head_first([c for c in undo if c.argv[0] in _OUTSIDE_RTNL], appended)
     after = [c for c in undo if c.argv[0] != "sysctl" and c.argv[0] not in _OUTSIDE_RTNL]
     executor.run_all(first)
-    if executor.parallel < 2 or not meanwhile:
-        executor.run_all(meanwhile)
+    if not meanwhile:
         delete_and_wait(after)
         return
-    from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(1, thread_name_prefix="netns_kit") as pool:
-        deleting = pool.submit(delete_and_wait, after)
-        try:
-            executor.run_all(meanwhile)
-        finally:
-            deleting.result()
+    def rules() -> None:
+        executor.run_all(meanwhile)
+
+    # the executor runs them at once when it runs several processes at once
+    executor.side_by_side(rules, lambda: delete_and_wait(after))
 
 
 def head_first(commands: list[Command], appended: Collection[tuple[str | None, tuple[str, ...]]]) -> list[Command]:

@@ -30,7 +30,7 @@ _nfqueue: weakref.WeakKeyDictionary[Executor, Probe] = weakref.WeakKeyDictionary
 
 def nfqueue(executor: Executor) -> Probe:
     """Whether NFQUEUE works behind ``executor`` (probed once, then remembered)."""
-    executor = getattr(executor, "inner", executor)
+    executor = executor.underlying
     probe = _nfqueue.get(executor)
     if probe is None:
         try:

@@ -12,7 +12,7 @@ import sys
 import attrs
 
 import netns_kit
-from netns_kit import Command, Resource, change
+from netns_kit import Command, Resource, Result, change
 from netns_kit.executors.base import Executor
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.topology import scenarios
@@ -44,12 +44,13 @@ class KillingSandbox(Sandbox):
     kill_after = 0
     changes = 0
 
-    def run(self, command: Command, **kwargs):  # type: ignore[no-untyped-def]
+    def _run_one(self, command: Command, input: str | None, timeout: float | None) -> Result:
+        # every process of one command (batch=False: each change is one) starts here
         if command.mutating:
             if self.changes == self.kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
             self.changes += 1
-        return super().run(command, **kwargs)
+        return super()._run_one(command, input, timeout)
 
 
 def topology() -> netns_kit.Topology:

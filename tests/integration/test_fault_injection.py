@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import pytest
 
 from netns_kit import Command
+from netns_kit.batching.outcome import Outcome
 from netns_kit.errors import CommandError
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.ops import state
@@ -56,7 +56,7 @@ class FailingAt(Sandbox):
     unclash: Command | None = None
     failed: Command | None = None
     raised: BaseException | None = None
-    in_run_all = False
+    in_handle = False
 
     def _step(self, command: Command) -> Command:
         """Count a change; the k-th is sabotaged (its clash made first)."""
@@ -69,30 +69,24 @@ class FailingAt(Sandbox):
         self.failed = command
         return command
 
-    def run_all(self, commands: Sequence[Command], **kwargs: Any):  # type: ignore[no-untyped-def]
-        commands = [self._step(c) if c.mutating else c for c in commands]
-        self.in_run_all = True
+    def handle(  # type: ignore[no-untyped-def]
+        self, commands: Sequence[Command], *, input=None, timeout=None, on_done=None
+    ) -> Outcome:
+        """Every change is a step: those of a whole topology, and one made on its own (the
+        forwarding switch is written while the topology is planned, under the sysctl lock,
+        netns_kit.lifecycle.sysctl). What this executor runs meanwhile (a clash, the
+        commands a batch replays one by one) is not."""
+        if self.in_handle:
+            return super().handle(commands, input=input, timeout=timeout, on_done=on_done)
+        self.in_handle = True
         try:
-            return super().run_all(commands, **kwargs)
-        except BaseException as error:
-            if self.failed is not None and self.raised is None:
-                self.raised = error
-            raise
+            commands = [self._step(c) if c.mutating else c for c in commands]
+            outcome = super().handle(commands, input=input, timeout=timeout, on_done=on_done)
         finally:
-            self.in_run_all = False
-
-    def run(self, command: Command, **kwargs: Any):  # type: ignore[no-untyped-def,override]
-        """A change made outside ``run_all`` is a step too: the forwarding switch is written
-        while the topology is planned, under the sysctl lock (netns_kit.lifecycle.sysctl)."""
-        if self.in_run_all or not command.mutating:
-            return super().run(command, **kwargs)
-        command = self._step(command)
-        try:
-            return super().run(command, **kwargs)
-        except BaseException as error:
-            if self.failed is not None and self.raised is None:
-                self.raised = error
-            raise
+            self.in_handle = False
+        if outcome.error is not None and self.failed is not None and self.raised is None:
+            self.raised = outcome.error
+        return outcome
 
 
 def test_every_step_has_a_real_failure() -> None:

@@ -35,8 +35,8 @@ from netns_kit.executors.sandbox import Sandbox
 
 
 class KillingSandbox(Sandbox):
-    def run(self, command, **kwargs):
-        result = super().run(command, **kwargs)
+    def _run_one(self, command, input, timeout):
+        result = super()._run_one(command, input, timeout)
         if MODULE in command.argv and "--background" in command.argv:
             print(self.owner.tag, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -54,10 +54,10 @@ class Pausing(Sandbox):
             self.pause()
         self.count += 1
 
-    def run(self, command, **kwargs):  # type: ignore[no-untyped-def]
-        if command.mutating:
+    def _run_one(self, command, input, timeout):  # type: ignore[no-untyped-def]
+        if command.mutating:  # a change run on its own
             self._tick()
-        return super().run(command, **kwargs)
+        return super()._run_one(command, input, timeout)
 
     def _execute_batch(self, process, input):  # type: ignore[no-untyped-def]
         self._tick()

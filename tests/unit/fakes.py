@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from netns_kit import Command, Recorder, Result
@@ -39,16 +38,7 @@ class FakeHost(Recorder):
 
 
 class BatchingHost(FakeHost):
-    """A :class:`FakeHost` that says it batches (and runs one command at a time, in
-    order), so a topology takes the batching executor's ways (the fast teardown)."""
+    """A :class:`FakeHost` that runs one command at a time, in order: as a real run (not a
+    dry-run) it takes the real executors' ways (the fast teardown)."""
 
-    batch = True
     parallel = 1
-
-    def run_all(
-        self, commands: Sequence[Command], *, on_done: Callable[[Sequence[int]], None] | None = None
-    ) -> list[Result]:
-        results = [self.run(command) for command in commands]
-        if on_done is not None:
-            on_done(range(len(commands)))
-        return results

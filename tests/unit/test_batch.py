@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from netns_kit import Bridge, Command, Namespace, Recorder, Topology, VethPair, change
-from netns_kit.batching.batch import deletes_first, restore_input, unparsed_lines
+from netns_kit.batching.batch import deletes_first, listing_needed, restore_input
 from netns_kit.batching.effects import Effects, effects
 from netns_kit.batching.lines import ip_line, ip_word, restore_line, restore_word
+from netns_kit.batching.outcome import Outcome, Progress
+from netns_kit.batching.reading import unparsed_lines
 from netns_kit.batching.schedule import IP_STEP_LINES, _ancestors, order, priorities, schedule
 from netns_kit.errors import AlreadyExistsError, BinaryNotFoundError, CommandError, NotFoundError
-from netns_kit.executors.base import Executor
+from netns_kit.executors.local import ShExecutor
 from netns_kit.topology import scenarios
 
 EXAMPLES = [
@@ -200,13 +202,12 @@ def test_restore_input_groups_a_table_per_block_with_the_commit_line() -> None:
 # -- failures mapped back to the command ------------------------------------------
 
 
-class FakeBinaries(Executor):
+class FakeBinaries(ShExecutor):
     """A batching executor whose ``ip -batch`` / ``iptables-restore`` fail where told."""
 
-    batch = True
-
     def __init__(self, fail: str, stderr: str, *, parse_error: bool | str = False) -> None:
-        super().__init__()
+        super().__init__(parallel=1)
+        self.enter_directly = False  # every process through _execute
         self.fail = re.compile(fail)
         self.stderr = stderr
         self.parse_error = parse_error
@@ -216,7 +217,7 @@ class FakeBinaries(Executor):
     def ledger_dir(self) -> Path | None:
         return None
 
-    def _execute(self, argv, *, input, timeout):  # type: ignore[no-untyped-def]
+    def _execute(self, argv, *, input, timeout, netns=None):  # type: ignore[no-untyped-def]
         if "-batch" in argv:
             for number, line in enumerate(input.splitlines(), start=1):
                 if self.fail.search(line):
@@ -244,23 +245,31 @@ class FakeBinaries(Executor):
         return 0, "", ""
 
 
-def _error(fake: FakeBinaries, commands: Sequence[Command], cls: type[CommandError] = CommandError) -> CommandError:
+def _error(
+    fake: FakeBinaries, commands: Sequence[Command], cls: type[CommandError] = CommandError
+) -> tuple[CommandError, Progress]:
+    """The error ``run_all`` raises, and what ``attempt`` says took effect (the same run again)."""
+    ran = list(fake.ran)
     with pytest.raises(cls) as info:
         fake.run_all(commands)
-    return info.value
+    fake.ran[:] = ran
+    outcome = fake.attempt(commands)
+    assert isinstance(outcome.error, cls) and str(outcome.error) == str(info.value)
+    return info.value, outcome.progress
 
 
 def test_a_failing_batch_line_raises_that_commands_classified_error() -> None:
     fake = FakeBinaries(r"link add name veth-blue", "RTNETLINK answers: File exists")
     commands = scenarios.seed001_bridge().plan().commands
-    error = _error(fake, commands, AlreadyExistsError)
+    error, progress = _error(fake, commands, AlreadyExistsError)
     failed = next(i for i, c in enumerate(commands) if "veth-blue" in c.argv and c.argv[2] == "add")
     assert error.argv == commands[failed].full_argv
-    assert error.failed_index == failed
+    assert progress.failed == failed
     assert error.stderr.strip() == "RTNETLINK answers: File exists"
-    assert error.inflight_indexes == ()
+    assert progress.inflight == ()
     # exactly the lines before it in its batch took effect (the host's batch comes first)
-    assert [c.line.removeprefix("ip ") for c in (commands[i] for i in error.completed_indexes)] == fake.ran
+    assert [c.line.removeprefix("ip ") for c in (commands[i] for i in progress.completed)] == fake.ran
+    assert [r.command for r in error.completed] == [commands[i] for i in progress.completed]
 
 
 def test_a_missing_ok_line_that_finds_nothing_lets_the_rest_of_the_batch_run() -> None:
@@ -274,11 +283,11 @@ def test_a_missing_ok_line_that_finds_nothing_lets_the_rest_of_the_batch_run() -
 def test_a_line_ip_cannot_parse_leaves_the_batch_in_flight() -> None:
     fake = FakeBinaries(r"link set dev veth-blue", "", parse_error=True)
     commands = scenarios.seed001_bridge().plan().commands
-    error = _error(fake, commands)
+    error, progress = _error(fake, commands)
     assert error.argv[-2:] == ("-batch", "-")
-    assert error.failed_index is None
+    assert progress.failed is None
     host = {i for i, c in enumerate(commands) if c.netns is None}
-    assert set(error.inflight_indexes) == host
+    assert set(progress.inflight) == host
     assert any("which lines ran is unknown" in note for note in error.__notes__)
 
 
@@ -296,12 +305,12 @@ def test_a_line_ip_cannot_parse_is_found_by_the_word_ip_quotes() -> None:
     commands, failed = _bad_prefix(scenarios.seed001_bridge().plan().commands, "v-net-0")
     message = f'Error: any valid prefix is expected rather than "{commands[failed].argv[3]}".\n'
     fake = FakeBinaries(re.escape(commands[failed].line.removeprefix("ip ")), "", parse_error=message)
-    error = _error(fake, commands)
+    error, progress = _error(fake, commands)
     assert error.argv == commands[failed].full_argv == ("ip", "addr", "add", "192.168.1.254/33", "dev", "v-net-0")
     assert (error.returncode, error.stderr) == (1, message)
-    assert error.failed_index == failed
-    assert error.inflight_indexes == ()
-    assert [c.line.removeprefix("ip ") for c in (commands[i] for i in error.completed_indexes)] == fake.ran
+    assert progress.failed == failed
+    assert progress.inflight == ()
+    assert [c.line.removeprefix("ip ") for c in (commands[i] for i in progress.completed)] == fake.ran
 
 
 PARSED = [
@@ -338,53 +347,47 @@ def test_a_word_ip_quotes_from_several_lines_narrows_what_may_have_run() -> None
     ]
     message = 'Error: either "dev" is duplicate, or "foo" is a garbage.\n'
     fake = FakeBinaries(r"dev c foo", "", parse_error=message)
-    error = _error(fake, commands)
+    error, progress = _error(fake, commands)
     assert error.argv[-2:] == ("-batch", "-")  # it stopped on line 1 or 3: ip did not say which
-    assert error.failed_index is None
-    assert error.inflight_indexes == (0, 1)  # line 3 did nothing either way, line 4 never ran
-    assert error.completed_indexes == ()
+    assert progress == Progress(completed=(), inflight=(0, 1), failed=None)  # line 3 did nothing either way
     assert any("dev a alias foo" in note and "dev c foo" in note for note in error.__notes__)
 
 
 def test_a_failing_restore_block_is_replayed_one_by_one_for_the_precise_error() -> None:
     fake = FakeBinaries(r"-A NK-PF-\w+-FWD -s", "iptables: Bad rule (does a matching rule exist in that chain?).")
     commands = scenarios.seed001_nat().plan().commands
-    error = _error(fake, commands, NotFoundError)
+    error, progress = _error(fake, commands, NotFoundError)
     assert error.argv[:4] == ("iptables", "-w", "-t", "filter")
     assert error.argv[4:6] == ("-A", error.argv[5]) and "-s" in error.argv
     assert isinstance(error, NotFoundError)
     # the replay ran, one by one, the commands of the failed block before the failing one
-    done = [commands[i] for i in error.completed_indexes]
+    done = [commands[i] for i in progress.completed]
     last = [c for c in done if c.argv[0] == "iptables"][-1]
     assert last.argv[4] == "-A" and last.argv[6] == "-d" and last.argv[3] == "filter"
 
 
 def test_a_missing_binary_means_nothing_of_its_step_ran() -> None:
     class Missing(FakeBinaries):
-        def _execute(self, argv, *, input, timeout):  # type: ignore[no-untyped-def]
+        def _execute(self, argv, *, input, timeout, netns=None):  # type: ignore[no-untyped-def]
             if "-restore" in " ".join(argv):
                 raise BinaryNotFoundError(argv, 127)
             return super()._execute(argv, input=input, timeout=timeout)
 
     fake = Missing(r"^$", "")
-    with pytest.raises(BinaryNotFoundError) as info:
-        fake.run_all(scenarios.seed001_nat().plan().commands)
-    assert info.value.inflight_indexes == ()
+    outcome = fake.attempt(scenarios.seed001_nat().plan().commands)
+    assert isinstance(outcome.error, BinaryNotFoundError)
+    assert outcome.progress.inflight == ()
 
 
 def test_journal_undoes_exactly_what_took_effect_when_it_is_not_a_prefix() -> None:
     # an executor that ran commands 0 and 2 of the plan (netns add, bridge add), then failed on 1
     class OutOfOrder(Recorder):
-        def run_all(self, commands, on_done=None):  # type: ignore[no-untyped-def]
+        def handle(self, commands, *, input=None, timeout=None, on_done=None):  # type: ignore[no-untyped-def]
             if len(commands) == 4:
                 error = AlreadyExistsError(commands[1].full_argv, 2, "", "RTNETLINK answers: File exists")
-                error.completed = ()
-                error.completed_indexes = (0, 2)
-                error.inflight_indexes = ()
-                error.failed_index = 1
                 self.commands += [commands[0], commands[2]]
-                raise error
-            return super().run_all(commands, on_done=on_done)
+                return Outcome({}, Progress(completed=(0, 2), failed=1), error)
+            return super().handle(commands, input=input, timeout=timeout, on_done=on_done)
 
     recorder = OutOfOrder()
     topo = Topology([Namespace("a"), Bridge("x")])
@@ -404,17 +407,17 @@ def test_a_teardown_step_deletes_jumps_first_in_the_order_they_stand() -> None:
 
     saved = "*nat\n:PREROUTING ACCEPT [0:0]\n" + "".join(f"-A PREROUTING -j NK-{k}\n" for k in range(300))
 
-    def listing() -> Recorder:
-        return Recorder(lambda c: saved + "COMMIT\n" if c.argv == ("iptables-save",) else None)
-
-    order = deletes_first(listing(), step, list(range(len(step))))
+    listing = saved + "COMMIT\n"
+    assert listing_needed(step, range(len(step))) == Command(("iptables-save",), mutating=False)
+    order = deletes_first(step, list(range(len(step))), listing)
     assert [step[i] for i in order[:300]] == jumps  # first-made first: found at the top of the chain
     assert [step[i].argv[4] for i in order[300:]] == ["-F", "-X"] * 300
-    # a step that also adds rules, or flushes a chain it deletes from, keeps its order
+    # a step that also adds rules, or flushes a chain it deletes from, keeps its order (no listing)
     adding = [change("iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", "NK-0"), *step]
-    assert deletes_first(listing(), adding, list(range(len(adding)))) == list(range(len(adding)))
+    assert listing_needed(adding, range(len(adding))) is None
+    assert deletes_first(adding, list(range(len(adding))), listing) == list(range(len(adding)))
     flushing = [change("iptables", "-w", "-t", "nat", "-F", "PREROUTING"), *step]
-    assert deletes_first(listing(), flushing, list(range(len(flushing)))) == list(range(len(flushing)))
+    assert deletes_first(flushing, list(range(len(flushing))), listing) == list(range(len(flushing)))
 
 
 def test_an_interruption_while_steps_run_reports_all_that_took_effect(mocker) -> None:  # type: ignore[no-untyped-def]
@@ -433,11 +436,10 @@ def test_an_interruption_while_steps_run_reports_all_that_took_effect(mocker) ->
         return real_wait(*args, **kwargs)
 
     mocker.patch("concurrent.futures.wait", side_effect=wait_then_ctrl_c)
-    with pytest.raises(KeyboardInterrupt) as info:
-        fake.run_all(commands)
-    error = info.value
+    outcome = fake.attempt(commands)
+    assert isinstance(outcome.error, KeyboardInterrupt)
     # every line that ran is reported as done (or in flight); some did not run at all
-    assert len(fake.ran) == len(error.completed_indexes) + len(error.inflight_indexes)
+    assert len(fake.ran) == len(outcome.progress.completed) + len(outcome.progress.inflight)
     assert 0 < len(fake.ran) < len(commands)
 
 

@@ -95,13 +95,13 @@ def test_a_signal_right_after_the_run_still_undoes_everything() -> None:
     from netns_kit.signals import Terminated
 
     class LateSignal(Recorder):
-        # every command ran and was reported; the signal lands as the first run_all returns
+        # every command ran and was reported; the signal lands as the first run returns
         signalled = False
 
-        def run_all(self, commands, *, on_done=None):  # type: ignore[no-untyped-def]
-            results = super().run_all(commands, on_done=on_done)
-            if self.signalled:
-                return results
+        def handle(self, commands, *, input=None, timeout=None, on_done=None):  # type: ignore[no-untyped-def]
+            outcome = super().handle(commands, input=input, timeout=timeout, on_done=on_done)
+            if self.signalled or len(commands) < 2:
+                return outcome
             self.signalled = True
             raise Terminated
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from netns_kit import Bridge, Command, Namespace, NatRule, PortForward, Recorder, Topology, VethPair
-from netns_kit.executors import spawn
+from netns_kit.executors import procfs
 
 
 def _nat_and_forwards(n: int) -> Topology:
@@ -45,5 +45,5 @@ def test_devices_are_read_from_proc_net_dev(tmp_path: Path) -> None:
         "    lo:       0       0    0    0    0     0          0         0        0       0\n"
         "  wh12: 1234       5    0    0    0     0          0         0        0       0\n"
     )
-    assert spawn.devices(tmp_path) == {"lo", "wh12"}
-    assert spawn.devices(tmp_path / "gone") is None
+    assert procfs.devices(tmp_path) == {"lo", "wh12"}
+    assert procfs.devices(tmp_path / "gone") is None

@@ -34,7 +34,7 @@ def test_import_netns_kit_loads_nothing_until_a_name_is_used() -> None:
         "print('netns_kit.topology.topology' in sys.modules, 'sh' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines() == ["['netns_kit']", "True False"]
+    assert result.stdout.splitlines() == ["['netns_kit', 'netns_kit.version']", "True False"]
 
 
 def test_every_public_name_resolves() -> None:

@@ -106,9 +106,9 @@ def test_batching_executor_gets_the_same_commands_as_the_recorder(mocker: Mocker
     mocker.patch.object(netns_kit.ShExecutor, "ledger_dir", new_callable=mocker.PropertyMock, return_value=tmp_path)
     answer = lambda argv, **kw: (0, "0\n" if "sysctl" in argv else "", "")  # noqa: E731 (a fresh kernel)
     mocker.patch.object(real, "_execute", side_effect=answer)
-    run_all, run = real.run_all, real.run
+    attempt, run = real.attempt, real.run
     mocker.patch.object(
-        real, "run_all", side_effect=lambda commands, **kw: (given.extend(commands), run_all(commands, **kw))[1]
+        real, "attempt", side_effect=lambda commands, **kw: (given.extend(commands), attempt(commands, **kw))[1]
     )
     mocker.patch.object(
         real, "run", side_effect=lambda c, **kw: (written.extend([c] if c.mutating else []), run(c, **kw))[1]
