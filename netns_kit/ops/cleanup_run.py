@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from netns_kit.command import change
 from netns_kit.errors import NetnsKitError
@@ -58,17 +57,13 @@ class Removal(Plan):
             self._tell()
             return
         self._run(self.undo_steps)
-        if self.executor.parallel < 2 or not self.firewall_steps + self.chain_steps or not self.netns_steps:
+        if not self.firewall_steps + self.chain_steps or not self.netns_steps:
             self._run_firewall()
             self._run_namespaces()
         else:
-            # nf_tables and x_tables do not take the RTNL lock the namespaces' deletion holds
-            with ThreadPoolExecutor(1, thread_name_prefix="netns_kit") as pool:
-                rules = pool.submit(self._run_firewall)
-                try:
-                    self._run_namespaces()
-                finally:
-                    rules.result()
+            # nf_tables and x_tables do not take the RTNL lock the namespaces' deletion holds:
+            # the executor runs both at once when it runs several processes at once
+            self.executor.side_by_side(self._run_firewall, self._run_namespaces, background="first")
         self._settle_ledgers()
 
     def _run_firewall(self) -> None:
