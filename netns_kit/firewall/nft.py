@@ -281,9 +281,7 @@ class Table:
             for name, hook_matches, (kind, hook, priority) in chain_names(chain, self.split):
                 mark = _mark(self.accept_mark) if self.accept_mark and hook == "forward" else None
                 at = "filter - 1" if mark else priority  # before the others' filter chains: they see the mark
-                lines.append(
-                    f"add chain {where} {name} {{ type {kind} hook {hook} priority {at}; policy accept; }}"
-                )
+                lines.append(f"add chain {where} {name} {{ type {kind} hook {hook} priority {at}; policy accept; }}")
                 for rule in chain.rules:
                     words = (*hook_matches, *rule.matches, *rule.target)
                     expr = translate(words, chain.version, inet=not self.split, mark=mark)
