@@ -105,7 +105,7 @@ def place(
             if out is not None:
                 print(f"sandbox holder {pid} stopped: it holds nothing any more", file=out)
 
-        with holder.session(owner, start=start, on_stop=stopped) as sandbox:
+        with holder.session(owner, start=start, on_stop=stopped, empty=inventory.holds_nothing) as sandbox:
             yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox")
         return
     executor = open_executor(args, owner)

@@ -26,151 +26,34 @@ started by a command that dies before recording it stops by itself
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import json
 import logging
 import os
-import re
 import signal
-import stat
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import attrs
-
-from netns_kit import statedir
 from netns_kit.errors import NetnsKitError, SandboxError
+from netns_kit.executors.holder_record import (
+    RECORD,
+    VERSION,
+    Record,
+    drop_record,
+    read_record,
+    record_path,
+    state_dir,
+    write_record,
+)
 from netns_kit.executors.sandbox import MARKER, Sandbox
 from netns_kit.owner import Owner, proc_stat, start_time
-from netns_kit.statedir import StateDirError
+
+__all__ = ["RECORD", "VERSION", "Record", "find", "read_record", "record_path", "session", "state_dir"]
+
+#: tells whether a sandbox holds nothing (no namespace, link, rule or ledger): the
+#: caller's (:func:`netns_kit.ops.inventory.holds_nothing` looks at everything)
+Empty = Callable[[Sandbox], bool]
 
 log = logging.getLogger("netns_kit")
-
-RECORD = "sandbox.json"
-#: the format of the record; a record of another version is not believed
-VERSION = 1
-
-_TOKEN = re.compile(r"^[0-9a-f]{32}$")
-
-
-def state_dir(*, create: bool = False) -> Path:
-    """Where the CLI keeps its sandbox record (checked, see :mod:`netns_kit.statedir`)."""
-    return statedir.state_dir(create=create)
-
-
-def record_path() -> Path:
-    return state_dir() / RECORD
-
-
-@attrs.frozen
-class Record:
-    """What ``sandbox.json`` says: which holder, and how to know it is that one."""
-
-    pid: int
-    start: str
-    token: str
-    rootless: bool
-
-    @classmethod
-    def parse(cls, text: str) -> Record:
-        """The record in ``text``; ValueError for anything but a whole record of this version."""
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        if data.get("version") != VERSION:
-            raise ValueError(f"version {data.get('version')!r}, not {VERSION}")
-        pid, start, token, rootless = (data.get(key) for key in ("pid", "start", "token", "rootless"))
-        if type(pid) is not int or pid <= 0:
-            raise ValueError(f"pid {pid!r}")
-        if not isinstance(start, str) or not start.isdigit():
-            raise ValueError(f"start {start!r}")
-        if not isinstance(token, str) or not _TOKEN.match(token):
-            raise ValueError("token")
-        if type(rootless) is not bool:
-            raise ValueError(f"rootless {rootless!r}")
-        return cls(pid, start, token, rootless)
-
-    def dumps(self) -> str:
-        data = {"version": VERSION, "pid": self.pid, "start": self.start, "token": self.token}
-        return json.dumps({**data, "rootless": self.rootless}) + "\n"
-
-
-def read_record() -> Record | None:
-    """The record, or None when there is none; a damaged one is dropped (with a warning).
-
-    The file must be a regular file of this user, not writable by others, not a
-    link (:class:`StateDirError` otherwise: someone else put it there).
-    """
-    path = record_path()
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise StateDirError(
-                f"{path} is a symbolic link: netns_kit does not trust it; remove it (rm {path})"
-            ) from None
-        raise SandboxError(f"cannot read the sandbox record {path}: {error.strerror}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            raise StateDirError(
-                f"{path} is not a file of yours that only you can write (uid {info.st_uid}, "
-                f"mode {stat.S_IMODE(info.st_mode):04o}): netns_kit does not trust it; remove it (rm {path})"
-            )
-        data = file.read(4096)
-    try:
-        return Record.parse(data.decode())
-    except (ValueError, UnicodeDecodeError) as error:
-        _drop_damaged(path, data, error)
-        return None
-
-
-def _drop_damaged(path: Path, data: bytes, error: Exception) -> None:
-    pid = re.search(rb'"pid"\s*:\s*(\d+)', data)
-    left = int(pid[1]) if pid else None
-    if left is not None and start_time(left) is not None:
-        log.warning(
-            "the sandbox record %s is damaged (%s): dropped; a sandbox holder may be left "
-            "running as pid %s (check it, stop it with kill %s)",
-            path,
-            error,
-            left,
-            left,
-        )
-    else:
-        log.warning("the sandbox record %s is damaged (%s): dropped", path, error)
-    path.unlink(missing_ok=True)
-
-
-def _write_record(record: Record) -> None:
-    """Write the record atomically (a temporary file of this process, renamed)."""
-    directory = state_dir(create=True)
-    tmp = directory / f".{RECORD}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(record.dumps())
-        tmp.replace(directory / RECORD)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _drop_record(pid: int) -> None:
-    """Remove the record if it still names ``pid``."""
-    path = record_path()
-    try:
-        data = json.loads(path.read_text())
-        named = data.get("pid") if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        named = None
-    if named == pid:
-        path.unlink(missing_ok=True)
 
 
 def find(owner: Owner | None = None) -> Sandbox | None:
@@ -180,13 +63,13 @@ def find(owner: Owner | None = None) -> Sandbox | None:
         return None
     if start_time(record.pid) != record.start:
         log.debug("dropping the record of sandbox holder %s: the process is gone", record.pid)
-        _drop_record(record.pid)
+        drop_record(record.pid)
         return None
     try:
         sandbox = Sandbox.attach(record.pid, rootless=record.rootless, token=record.token)
     except SandboxError as error:
         log.warning("dropping the sandbox record %s: %s", record_path(), error)
-        _drop_record(record.pid)
+        drop_record(record.pid)
         return None
     if owner is not None:
         sandbox.owner = owner
@@ -208,7 +91,7 @@ def _start(owner: Owner | None) -> Sandbox:
     try:
         started = start_time(sandbox.pid)
         assert started is not None, "the holder said it is ready"
-        _write_record(Record(sandbox.pid, started, sandbox.token, sandbox.rootless))
+        write_record(Record(sandbox.pid, started, sandbox.token, sandbox.rootless))
         sandbox.keep()
     except BaseException:
         sandbox.close()
@@ -237,12 +120,14 @@ def session(
     *,
     start: bool = False,
     on_stop: Callable[[int], None] | None = None,
+    empty: Empty,
 ) -> Iterator[Sandbox]:
     """The recorded sandbox for one command (started when ``start`` and none runs).
 
     While the block runs, the holder cannot be stopped by another command. When it
     ends (in any way: done, an error, Ctrl-C), the holder is stopped if it holds
-    nothing and no other command is using it; then ``on_stop(pid)`` is called.
+    nothing (``empty(sandbox)`` says so) and no other command is using it; then
+    ``on_stop(pid)`` is called.
     Without ``start``, no sandbox running raises :class:`SandboxError`.
     """
     with _lifecycle(create=start):
@@ -264,7 +149,7 @@ def session(
     except BaseException:
         # never hides the error on its way out; a second Ctrl-C does stop this
         try:
-            stopped = stop_if_empty(sandbox)
+            stopped = stop_if_empty(sandbox, empty)
         except Exception as error:  # the first error is the one to see
             log.debug("sandbox holder %s not checked: %s", pid, error)
             stopped = False
@@ -272,29 +157,8 @@ def session(
             with contextlib.suppress(Exception):
                 on_stop(pid)
         raise
-    if stop_if_empty(sandbox) and on_stop is not None:
+    if stop_if_empty(sandbox, empty) and on_stop is not None:
         on_stop(pid)
-
-
-def is_empty(sandbox: Sandbox) -> bool:
-    """True when the sandbox holds no namespace, link, rule or ledger.
-
-    The cheapest signs are looked at first, and the first one found answers: a
-    ledger (files, no process), then a namespace (one ``ip netns list``); only a
-    sandbox with neither is scanned whole (its host's links and rules). Every
-    ``--sandbox`` command ends with this check: on a W(200) sandbox the whole scan
-    took 6-14 s, the first sign a few milliseconds.
-    """
-    from netns_kit.command import query
-    from netns_kit.ops import inventory
-
-    if inventory.read_ledgers(sandbox):
-        return False
-    listing = sandbox.run(query("ip", "-j", "netns", "list"), check=False)
-    if listing.ok and listing.json():
-        return False
-    found = inventory.scan(sandbox)
-    return not (found.namespaces or found.links or found.rules or found.ledgers)
 
 
 def stop(sandbox: Sandbox, *, timeout: float = 10.0) -> None:
@@ -311,11 +175,11 @@ def stop(sandbox: Sandbox, *, timeout: float = 10.0) -> None:
         if time.monotonic() >= deadline:
             raise SandboxError(f"sandbox holder {pid} did not stop within {timeout:g} s: kill -9 {pid}")
         time.sleep(0.02)
-    _drop_record(pid)
+    drop_record(pid)
     _close(pid)
 
 
-def stop_if_empty(sandbox: Sandbox) -> bool:
+def stop_if_empty(sandbox: Sandbox, empty: Empty) -> bool:
     """This process is done with the recorded holder: stop it when it holds nothing
     and no other command (of any process) is using it; True if it was stopped. A
     holder already gone has its record dropped (True). Anything else leaves it
@@ -332,14 +196,14 @@ def stop_if_empty(sandbox: Sandbox) -> bool:
             if current is None or current.pid != pid:
                 return False  # not (any more) the recorded holder: not ours to stop
             if start_time(pid) != current.start or _zombie(pid):
-                _drop_record(pid)
+                drop_record(pid)
                 return True
             try:
-                empty = is_empty(sandbox)
+                nothing = empty(sandbox)
             except NetnsKitError as error:
                 log.debug("sandbox holder %s left running: cannot tell what it holds (%s)", pid, error)
                 return False
-            if not empty:
+            if not nothing:
                 return False
             stop(sandbox)
             return True

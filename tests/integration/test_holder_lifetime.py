@@ -30,6 +30,7 @@ from netns_kit import Command
 from netns_kit.errors import SandboxError
 from netns_kit.executors import holder
 from netns_kit.executors.sandbox import Sandbox, verify_holder
+from netns_kit.ops.inventory import holds_nothing
 from netns_kit.owner import proc_stat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,7 +237,7 @@ def recorded() -> int | None:
 
 def test_a_session_that_made_nothing_stops_the_holder_it_started(state: Path) -> None:
     stopped: list[int] = []
-    with holder.session(start=True, on_stop=stopped.append) as sandbox:
+    with holder.session(start=True, on_stop=stopped.append, empty=holds_nothing) as sandbox:
         pid = sandbox.pid
         assert recorded() == pid
     assert stopped == [pid]
@@ -246,7 +247,7 @@ def test_a_session_that_made_nothing_stops_the_holder_it_started(state: Path) ->
 
 
 def test_an_interrupted_session_stops_the_empty_holder_and_lets_the_interrupt_through(state: Path) -> None:
-    with pytest.raises(KeyboardInterrupt), holder.session(start=True) as sandbox:
+    with pytest.raises(KeyboardInterrupt), holder.session(start=True, empty=holds_nothing) as sandbox:
         pid = sandbox.pid
         sandbox.run(Command(("ip", "netns", "add", "half")))
         sandbox.run(Command(("ip", "netns", "del", "half")))  # the rollback
@@ -256,31 +257,32 @@ def test_an_interrupted_session_stops_the_empty_holder_and_lets_the_interrupt_th
 
 
 def test_a_holder_that_holds_something_stays_until_it_is_emptied(state: Path) -> None:
-    with holder.session(start=True) as sandbox:
+    with holder.session(start=True, empty=holds_nothing) as sandbox:
         pid = sandbox.pid
         sandbox.run(Command(("ip", "netns", "add", "kept")))
     assert not gone(pid) and recorded() == pid
-    with holder.session() as again:
+    with holder.session(empty=holds_nothing) as again:
         assert again.pid == pid
         again.run(Command(("ip", "netns", "del", "kept")))
     assert gone(pid)
     assert recorded() is None
-    with pytest.raises(SandboxError, match="no sandbox is running"), holder.session():
+    with pytest.raises(SandboxError, match="no sandbox is running"), holder.session(empty=holds_nothing):
         pass
 
 
 USER = """
     import sys
-    from netns_kit import holder
+    from netns_kit.executors import holder
+    from netns_kit.ops.inventory import holds_nothing
 
-    with holder.session() as sandbox:
+    with holder.session(empty=holds_nothing) as sandbox:
         print(sandbox.pid, flush=True)
         sys.stdin.readline()
 """
 
 
 def test_a_holder_in_use_by_another_command_is_not_stopped(state: Path, started: list[int]) -> None:
-    with holder.session(start=True) as sandbox:
+    with holder.session(start=True, empty=holds_nothing) as sandbox:
         pid = sandbox.pid
         other = child(USER)
         started.append(other.pid)
@@ -298,12 +300,12 @@ def test_a_starter_killed_before_recording_leaves_no_holder(state: Path, started
     """`up --sandbox` SIGKILLed while starting its holder: nothing is left running."""
     code = """
         import json
-        from netns_kit import holder
+        from netns_kit.executors import holder
 
         def record_then_hang(record):
             print(json.dumps({"holder": record.pid}), flush=True)
             input()  # killed here, before the record exists
-        holder._write_record = record_then_hang
+        holder.write_record = record_then_hang
         holder.start()
     """
     starter = child(code)

@@ -17,6 +17,7 @@ from netns_kit.cli import build, records
 from netns_kit.cli import place as cliplace
 from netns_kit.cli.output import Progress, Removals
 from netns_kit.ops import cleanup as leftovers
+from netns_kit.ops import inventory
 from netns_kit.owner import Owner
 from netns_kit.topology import scenarios
 from netns_kit.topology import tomlfile as topofile
@@ -415,19 +416,17 @@ def test_down_points_to_a_topology_up_under_the_owner_of_older_versions(
     assert "netns-kit cleanup --attach 42 --owner cli.net" in out
 
 
-# -- the end of every --sandbox command: is the holder empty? (netns_kit.executors.holder) ----
+# -- the end of every --sandbox command: is the holder empty? (netns_kit.ops.inventory) ----
 def test_the_emptiness_check_stops_at_the_first_sign(tmp_path: Path) -> None:
-    from netns_kit.executors import holder
-
     fake = FakeHost(tmp_path, owner=Owner("cli.x"))
     topofile.load(PIPE).topology.up(fake)  # a ledger: no process needs to run
     fake.queries.clear()
-    assert not holder.is_empty(fake)  # type: ignore[arg-type]
+    assert not inventory.holds_nothing(fake)
     assert fake.queries == []
 
     namespaces = FakeHost(tmp_path / "none", owner=Owner("cli.x"))
     namespaces.handler = lambda c: '[{"name": "red"}]' if c.argv[:3] == ("ip", "-j", "netns") else None
-    assert not holder.is_empty(namespaces)  # type: ignore[arg-type]
+    assert not inventory.holds_nothing(namespaces)
     assert [q.line for q in namespaces.queries] == ["ip -j netns list"]
 
 

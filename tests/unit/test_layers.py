@@ -59,8 +59,6 @@ LAZY_OK = frozenset({"netns_kit"})
 #: but still listed, so the list stays true).
 KNOWN: frozenset[str] = frozenset(
     {
-        "function-level import netns_kit.executors.holder:288 -> netns_kit.command",
-        "function-level import netns_kit.executors.holder:289 -> netns_kit.ops.inventory",
         "function-level import netns_kit.linkemu.cli:107 -> netns_kit.linkemu.nfq",
         "function-level import netns_kit.linkemu.cli:248 -> netns_kit.linkemu.probe",
         "function-level import netns_kit.linkemu.cli:254 -> netns_kit.linkemu.orphans",
@@ -79,7 +77,6 @@ KNOWN: frozenset[str] = frozenset(
         "function-level import netns_kit.pytest_plugin:236 -> netns_kit.testing",
         "function-level import netns_kit.pytest_plugin:244 -> netns_kit.testing",
         "function-level import netns_kit.pytest_plugin:266 -> netns_kit.testing",
-        "upward import (executors -> ops, topology) netns_kit.executors.holder:289 -> netns_kit.ops.inventory",
     }
 )
 
