@@ -40,7 +40,10 @@ def lab(tmp_path: Path) -> Iterator[Path]:
 
 def cli(state_dir: Path, *argv: str, **options: object) -> subprocess.Popen[str]:
     env = dict(os.environ, NETNS_KIT_STATE_DIR=str(state_dir))
-    return subprocess.Popen([sys.executable, "-m", "netns_kit", *argv], env=env, text=True, **options)  # type: ignore[call-overload]
+    process: subprocess.Popen[str] = subprocess.Popen(
+        [sys.executable, "-m", "netns_kit", *argv], env=env, text=True, **options
+    )  # type: ignore[call-overload]
+    return process
 
 
 def holder_pid(state_dir: Path) -> int:
