@@ -100,6 +100,11 @@ class Firewall(Resource):
         """The interfaces its rules match by name (``-o``/``-i``), by field: ``{"NatRule.out_interface": "eth0"}``."""
         return {}
 
+    def named_bridges(self) -> dict[str, str]:
+        """The bridges its rules name, by field (``{"NatRule.bridge": "br0"}``): a topology holding
+        this resource must make them (:meth:`check_topology`)."""
+        return {}
+
     def create(self, executor: Executor | None = None) -> Self:
         """Create it (a real run first says when an interface it names is not there)."""
         look_for_interfaces(self._executor(executor), [self])
@@ -166,12 +171,11 @@ class Firewall(Resource):
                     f"gives the same chains as another {type(other).__name__} in {self.netns or 'the host'}; "
                     "two rules need different specs or names",
                 )
-        bridge = getattr(self, "bridge", None)
-        if bridge is not None:
+        for field, bridge in self.named_bridges().items():
             bridges = Interfaces.of(topology).bridges.get(self.netns, set())
             if bridge not in bridges:
                 raise ValidationError(
-                    f"{type(self).__name__}.bridge",
+                    field,
                     bridge,
                     f"is not a bridge of this topology in {self.netns or 'the host'} (have: {sorted(bridges)})",
                 )

@@ -86,6 +86,9 @@ class NatRule(Firewall):
             chains.append(Chain(self.version, "filter", self.chain("FWD"), rules, (Hook("FORWARD", first=True),)))
         return chains
 
+    def named_bridges(self) -> dict[str, str]:
+        return {"NatRule.bridge": self.bridge} if self.bridge else {}
+
     def named_interfaces(self) -> dict[str, str]:
         return {"NatRule.out_interface": self.out_interface} if self.out_interface else {}
 

@@ -160,6 +160,9 @@ class PortForward(Firewall):
             chains.append(Chain(v, "raw", self.chain("RAW"), (guard,), (Hook("PREROUTING", first=True),)))
         return chains
 
+    def named_bridges(self) -> dict[str, str]:
+        return {"PortForward.bridge": self.bridge} if self.bridge else {}
+
     def named_interfaces(self) -> dict[str, str]:
         return {"PortForward.in_interface": self.in_interface} if self.in_interface else {}
 

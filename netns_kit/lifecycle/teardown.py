@@ -19,6 +19,11 @@ It applies only when every resource can say what it would undo without
 running anything (:meth:`~netns_kit.lifecycle.resource.Resource.undo_plan`), on a
 real run (a dry-run records the undo resource by resource); otherwise, or if it
 fails, the journal undoes unit by unit as before (every undo is idempotent).
+
+Nothing here names a resource kind: a namespace is a resource that declares it
+holds others (:attr:`~netns_kit.lifecycle.resource.Resource.holds_others`, with
+``held_name``, ``delete_whole`` and ``empty``), and every other resource says
+whether it goes along (``vanishes_with``).
 """
 
 from __future__ import annotations
