@@ -32,13 +32,34 @@ import os
 import select
 import subprocess
 import time
+import weakref
 
 from netns_kit.command import query
 from netns_kit.errors import CommandError, classify
+from netns_kit.executors import spawn
 from netns_kit.executors.base import Executor
 from netns_kit.firewall.nft import Table, Transaction
 
 _MARK = "netns-kit-sync-"
+
+
+def _forked() -> None:
+    """In a child made by fork() without exec: the holders are the parent's. The child's copy
+    of each pipe becomes /dev/null, so that the table still goes when the PARENT dies."""
+    for holder in list(_HOLDERS):
+        process, holder._process = holder._process, None
+        if process is not None and process.stdin is not None:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                os.dup2(devnull, process.stdin.fileno(), inheritable=False)
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+    _HOLDERS.clear()
+
+
+_HOLDERS: weakref.WeakSet[OwnerHolder] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_forked)
 
 
 class OwnerHolder:
@@ -76,9 +97,11 @@ class OwnerHolder:
 
     def start(self) -> OwnerHolder:
         """Start ``nft -i`` and create the owned table(s) through it."""
-        self._process = subprocess.Popen(
+        # spawn.start finds nft where distributions put it (a login user's PATH has no /usr/sbin)
+        self._process = spawn.start(
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0
         )
+        _HOLDERS.add(self)
         lines = tuple(self.table.create(family) for family in self.table.families)
         try:
             self.apply(Transaction(lines))

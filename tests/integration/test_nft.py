@@ -7,6 +7,8 @@ the rules by the renderer (:mod:`netns_kit.firewall.nft`), applied with ``nft -f
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -288,3 +290,37 @@ def test_the_printed_script_makes_the_same_nft_state_and_its_teardown_takes_it_a
         assert ruleset(fresh_sandbox) == ""
     finally:
         sb.run(table.delete().command())
+
+
+FORKING_CHILD = """
+import os, signal, sys, time
+import netns_kit
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.firewall import nft
+from netns_kit.firewall.nftowner import OwnerHolder
+sandbox = Sandbox.attach(int(sys.argv[1]))
+table = nft.Table.of(sandbox.owner, owned=True)
+holder = OwnerHolder(sandbox, table).start()
+pid = os.fork()
+if pid == 0:  # a fork without exec (multiprocessing, say): it must not keep the table alive
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)  # (nor the test's pipes)
+    os.dup2(devnull, 2)
+    time.sleep(60)
+    os._exit(0)
+print(table.name, pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_forked_child_of_the_owner_does_not_keep_its_owned_table(sb: Sandbox) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", FORKING_CHILD, str(sb.pid)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert child.returncode == -9, child.stderr
+    name, forked = child.stdout.split()
+    try:
+        assert Path(f"/proc/{forked}").exists()  # the fork lives on, holding a copy of the pipe's descriptor
+        wait_until(lambda: _tables(sb) == [], timeout=5, what=f"the kernel to delete {name}")
+    finally:
+        os.kill(int(forked), signal.SIGKILL)
