@@ -21,6 +21,7 @@ conflicts with everything and so is never moved.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 import attrs
@@ -197,8 +198,6 @@ def priorities(steps: Sequence[Step]) -> list[tuple[float, int]]:
 def order(steps: Sequence[Step], keys: Sequence[tuple[float, int]] | None = None) -> list[int]:
     """The steps in an order that respects what each waits for (the lowest ready
     first, or the lowest of ``keys``)."""
-    import heapq
-
     waiting, dependents = graph(steps)
     key = keys or [(0.0, p) for p in range(len(steps))]
     ready = [key[p] for p, before in waiting.items() if not before]

@@ -8,10 +8,11 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 
-from netns_kit.executors.hook import Executor, OnDone, in_order, wait_until
+from netns_kit.executors.hook import Executor, wait_until
+from netns_kit.executors.inorder import OnDone, RunOne, in_order
 from netns_kit.executors.local import ShExecutor
 
-__all__ = ["Executor", "OnDone", "ShExecutor", "current", "in_order", "use", "wait_until"]
+__all__ = ["Executor", "OnDone", "RunOne", "ShExecutor", "current", "in_order", "use", "wait_until"]
 
 _current: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("netns_kit_executor", default=None)
 _default: Executor | None = None

@@ -32,7 +32,8 @@ from netns_kit.batching.reading import failed_line, read_ip, read_restore
 from netns_kit.batching.schedule import Step, graph, priorities, schedule
 from netns_kit.command import Command
 from netns_kit.errors import BinaryNotFoundError, CommandError
-from netns_kit.executors.hook import Executor, OnDone
+from netns_kit.executors.hook import Executor
+from netns_kit.executors.inorder import OnDone
 
 log = logging.getLogger("netns_kit")
 

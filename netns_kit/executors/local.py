@@ -23,7 +23,8 @@ from netns_kit.batching.outcome import Outcome
 from netns_kit.command import Command, Result
 from netns_kit.errors import ValidationError, classify, not_started
 from netns_kit.executors import batcher, procfs, spawn
-from netns_kit.executors.hook import Executor, OnDone, in_order
+from netns_kit.executors.hook import Executor
+from netns_kit.executors.inorder import OnDone, in_order
 from netns_kit.executors.process import Process, with_env
 from netns_kit.owner import Owner
 

@@ -28,7 +28,8 @@ from netns_kit import sysctl_keys
 from netns_kit.batching.outcome import Outcome
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import NetnsKitError
-from netns_kit.executors.hook import Executor, OnDone, in_order
+from netns_kit.executors.hook import Executor
+from netns_kit.executors.inorder import OnDone, in_order
 from netns_kit.owner import Owner
 from netns_kit.version import __version__
 

@@ -46,8 +46,8 @@ def test_recorder_under_use_and_sandbox_run_the_same_user_code() -> None:
     with Sandbox(owner=Owner.dry_run()) as sandbox, netns_kit.use(sandbox):
         empty = state.snapshot(sandbox)
         given: list[Command] = []
-        run_all, run = sandbox.run_all, sandbox.run
-        sandbox.run_all = lambda commands, **kw: (given.extend(commands), run_all(commands, **kw))[1]  # type: ignore[method-assign]
+        attempt, run = sandbox.attempt, sandbox.run
+        sandbox.attempt = lambda commands, **kw: (given.extend(commands), attempt(commands, **kw))[1]  # type: ignore[method-assign]
         sandbox.run = lambda c, **kw: (given.extend([c] if c.mutating else []), run(c, **kw))[1]  # type: ignore[method-assign]
         during = user_code()
         # the same Command values as the recorder's set-up (the teardown is the batching one)
