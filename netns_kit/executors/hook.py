@@ -57,8 +57,8 @@ class Executor:
     :class:`~netns_kit.errors.BinaryNotFoundError` with no result.
 
     The simplest way to implement it is :func:`~netns_kit.executors.inorder.in_order`
-    with a function that
-    runs one command: an executor that runs argv on another machine over ssh is::
+    with a function that runs one command (and raises only when it could not run
+    at all): an executor that runs argv on another machine over ssh is::
 
         class Ssh(Executor):
             def handle(self, commands, *, input=None, timeout=None, on_done=None):
@@ -77,7 +77,11 @@ class Executor:
     :meth:`attempt` (many, nothing raised: the :class:`Outcome` itself, for an
     undo journal). Optional: :meth:`popen` (background processes),
     :attr:`ledger_dir`, :meth:`argv_for`, :meth:`host_devices`,
-    :meth:`netns_pids`, and :attr:`underlying` for a view over another executor.
+    :meth:`netns_pids`, and :attr:`underlying` for a view over another executor;
+    :attr:`dry_run` for one that touches nothing (then a teardown is recorded
+    resource by resource, as its script reads). Nothing outside an executor asks
+    how it runs commands: work that may go side by side is handed to it
+    (:meth:`side_by_side`).
     """
 
     #: True for executors that never touch the system (the recorder).
