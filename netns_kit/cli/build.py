@@ -13,7 +13,7 @@ from netns_kit.cli import data, records
 from netns_kit.cli.codes import EXIT_OK, Conflict, Unavailable
 from netns_kit.cli.output import Progress
 from netns_kit.cli.parser import PICTURE_FORMATS
-from netns_kit.cli.place import Place, clash, forget, origin, owner_for, place, quiet, remember
+from netns_kit.cli.place import Place, clash, down_command, forget, origin, owner_for, place, quiet, remember
 from netns_kit.errors import AlreadyExistsError, SandboxError, ValidationError
 from netns_kit.executors import binaries
 from netns_kit.ops import cleanup as opscleanup
@@ -116,7 +116,7 @@ def _up(args: argparse.Namespace, loaded: topofile.TopologyFile, owner: Owner, h
             raise Conflict(_already_up(here, loaded, owner, args))
         records.forget_gone(here, owner, out)
     topology = loaded.topology
-    remember(here.executor, owner, loaded)
+    remember(here.executor, owner, loaded, args.name)
     try:
         topology.wait = topology.wait or args.wait
         total = None
@@ -162,5 +162,5 @@ def _already_up(here: Place, loaded: topofile.TopologyFile, owner: Owner, args: 
     return (
         f"{loaded.name} is already up {here.where} from {source}, which has the same "
         f"{'project name' if args.name else '[topology] name'} (owner {owner.id}): give one of the two another "
-        f"name, or take that one down first: {here.command('down', source)}"
+        f"name, or take that one down first: {down_command(here, owner)}"
     )

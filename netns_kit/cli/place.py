@@ -153,27 +153,53 @@ def _origin_path(executor: Executor, owner: Owner) -> Path | None:
     return None if directory is None or executor.dry_run else directory / f"{owner.id}{ORIGIN_SUFFIX}"
 
 
-def remember(executor: Executor, owner: Owner, loaded: TopologyFile) -> None:
-    """Record that ``owner``'s objects come from ``loaded``'s file (before they are made)."""
+def remember(executor: Executor, owner: Owner, loaded: TopologyFile, project: str | None = None) -> None:
+    """Record that ``owner``'s objects come from ``loaded``'s file (before they are made),
+    and the ``-p`` project name it was given, if any."""
     path = _origin_path(executor, owner)
     if path is None or loaded.path is None:
         return
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"owner": owner.id, "file": str(loaded.path), "name": loaded.name}) + "\n")
+    record = {"owner": owner.id, "file": str(loaded.path), "name": loaded.name, "project": project}
+    tmp.write_text(json.dumps(record) + "\n")
     tmp.replace(path)
 
 
-def origin(executor: Executor, owner: Owner) -> str | None:
-    """The file ``owner``'s objects came from, if ``up`` recorded it here."""
+def _record(executor: Executor, owner: Owner) -> dict[str, object] | None:
     path = _origin_path(executor, owner)
     if path is None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return str(data["file"]) if data.get("owner") == owner.id else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError):
         return None  # none, or damaged: the file is then just not named
+    if not isinstance(data, dict) or data.get("owner") != owner.id or not isinstance(data.get("file"), str):
+        return None
+    return data
+
+
+def origin(executor: Executor, owner: Owner) -> str | None:
+    """The file ``owner``'s objects came from, if ``up`` recorded it here."""
+    data = _record(executor, owner)
+    return None if data is None else str(data["file"])
+
+
+def project(executor: Executor, owner: Owner) -> str | None:
+    """The ``-p`` name ``owner`` was brought up with, if ``up`` recorded one here."""
+    data = _record(executor, owner)
+    name = None if data is None else data.get("project")
+    return name if isinstance(name, str) else None
+
+
+def down_command(here: Place, owner: Owner) -> str | None:
+    """The command that takes ``owner`` down: ``down -p NAME`` for a project name, ``down
+    FILE`` for a file; None when ``up`` recorded neither here."""
+    name = project(here.executor, owner)
+    if name is not None:
+        return here.command("down", "-p", name)
+    source = origin(here.executor, owner)
+    return None if source is None else here.command("down", source)
 
 
 def forget(executor: Executor, owner: Owner) -> None:
@@ -201,6 +227,8 @@ def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) ->
             found.append(f"{other.id} (a file named {loaded.name}, up before owners named the file) is up: {remove}")
         elif source is not None and Path(source).name == loaded.path.name and not Path(source).exists():
             found.append(f"{other.id} is up from {source}, which is gone: if that was this file: {remove}")
+        elif source == str(loaded.path) and project(here.executor, other) is not None:
+            found.append(f"{other.id} is up from this file as a project: {down_command(here, other)}")
     return found
 
 
@@ -237,7 +265,7 @@ def _why(here: Place, alias: str | None) -> str:
         return f"left by process {other.pid}, which is gone: {here.command('cleanup')} removes it"
     source = origin(here.executor, other)
     if source is not None:
-        return f"up from {source} (owner {other.id}): take it down first: {here.command('down', source)}"
+        return f"up from {source} (owner {other.id}): take it down first: {down_command(here, other)}"
     return f"owner {other.id}: remove it with {here.command('cleanup', '--owner', other.id)}"
 
 

@@ -122,6 +122,18 @@ def test_down_all_lists_them_and_takes_them_all_down(state_dir: Path, projects: 
     assert again.returncode == 3 and "no sandbox is running" in again.stderr  # emptied: its holder stopped
 
 
+def test_the_same_file_up_as_a_project_is_named_by_its_project(state_dir: Path, projects: tuple[Path, int]) -> None:
+    """seed002 is up as `-p two`: up of the file without -p clashes on its names, and the
+    message (and down of the file) says `down -p two`, not `down FILE`."""
+    again = netns_kit("up", "--sandbox", HOST, state_dir=state_dir)
+    assert again.returncode == 4, again.stdout + again.stderr
+    assert "(owner cli.two): take it down first: netns-kit down --sandbox -p two" in again.stderr
+    down = netns_kit("down", "--sandbox", HOST, state_dir=state_dir)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "down: note: cli.two is up from this file as a project: netns-kit down --sandbox -p two" in down.stdout
+    assert [row["owner"] for row in document(state_dir, "ls", "--sandbox")["topologies"]][1] == "cli.two"
+
+
 def on_a_terminal(state_dir: Path, argv: list[str], answer: bytes) -> tuple[int, str]:
     """Run the command on a pseudo-terminal; answer its question; its exit code and output."""
     pid, fd = pty.fork()
