@@ -63,3 +63,12 @@ def test_a_damaged_origin_record_names_nothing(run_dir: Path) -> None:
             None,
             None,
         )
+
+
+def test_quiet_prints_nothing_but_errors(capsys: pytest.CaptureFixture[str], run_dir: Path) -> None:
+    assert run(capsys, "up", "--attach", "42", "-q", "-p", "lab", PIPE) == (cli.EXIT_OK, "", "")
+    assert run(capsys, "cleanup", "--attach", "42", "-q", "--dry-run") == (cli.EXIT_OK, "", "")
+    assert run(capsys, "down", "--attach", "42", "-q", "-p", "lab") == (cli.EXIT_OK, "", "")
+    code, out, err = run(capsys, "down", "--attach", "42", "-q")
+    assert (code, out) == (cli.EXIT_USAGE, "") and err.startswith("netns-kit: error: FILE")
+    assert list(run_dir.glob("*.jsonl")) == []
