@@ -162,18 +162,25 @@ def read_all(fd: int, deadline: float) -> bytes:
     return seen
 
 
+def on_a_terminal(argv: list[str], env: dict[str, str], typed: bytes) -> tuple[int, str]:
+    """Run ``argv`` on a pseudo-terminal, type ``typed``; its exit code and what it showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal's side
+        os.execve(argv[0], argv, env)
+    os.write(fd, typed)
+    seen = read_all(fd, time.monotonic() + 60).decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen
+
+
 def test_shell_under_a_terminal_names_the_namespace(lab: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     env = dict(os.environ, NETNS_KIT_STATE_DIR=str(lab), SHELL="/bin/bash", HOME=str(home))
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the terminal's side
-        os.execve(sys.executable, [sys.executable, "-m", "netns_kit", "shell", "--sandbox", "red"], env)
-    os.write(fd, b"echo ns=$NETNS_KIT_NAMESPACE; ip -br link; exit 4\n")
-    seen = read_all(fd, time.monotonic() + 60).decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 4, seen
+    argv = [sys.executable, "-m", "netns_kit", "shell", "--sandbox", "red"]
+    code, seen = on_a_terminal(argv, env, b"echo ns=$NETNS_KIT_NAMESPACE; ip -br link; exit 4\n")
+    assert code == 4, seen
     assert "[netns red] " in seen  # the prompt
     assert "ns=red" in seen
     assert "veth-red" in seen and "veth-blue" not in seen.split("ns=red", 1)[1]
@@ -221,6 +228,11 @@ def test_exec_in_a_rootless_sandbox_as_an_ordinary_user() -> None:
             assert who.stdout.splitlines()[0] == "0"  # root inside its own user namespace
             assert "192.168.1.2/24" in who.stdout
             assert run("exec", "--sandbox", "red", "--", "ping", "-c", "1", "-w", "10", "192.168.1.2").returncode == 0
+            shell = [*prefix, sys.executable, "-m", "netns_kit", "shell", "--sandbox", "red"]
+            typed = b"id -u; echo ns=$NETNS_KIT_NAMESPACE; ip -br addr show veth-red; exit 4\n"
+            code, seen = on_a_terminal(shell, {**env, "SHELL": "/bin/bash"}, typed)
+            assert code == 4, seen
+            assert "[netns red] " in seen and "ns=red" in seen and "192.168.1.1/24" in seen
         finally:
             down = run("down", "--sandbox", PIPE)
             stop_recorded_holder(state)
