@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from netns_kit.executors import binaries, holder
+from netns_kit.executors.sandbox import Sandbox
 
 from .cli import netns_kit, stop_recorded_holder
 from .test_cli_host import Machine, machine  # noqa: F401  (the fixture)
@@ -251,3 +252,19 @@ def test_exec_in_a_topology_on_the_machine_itself(machine: Machine) -> None:  # 
     finally:
         down = machine.cli("down", PIPE)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_exec_in_an_attached_sandbox_and_not_in_any_other_process(tmp_path: Path) -> None:
+    with Sandbox() as box:
+        up = netns_kit("up", "--attach", str(box.pid), PIPE, state_dir=tmp_path)
+        assert up.returncode == 0, up.stdout + up.stderr
+        try:
+            shown = netns_kit("exec", "--attach", str(box.pid), "blue", "--", "ip", "-br", "addr", "show", "veth-blue")
+            assert shown.returncode == 0, shown.stderr
+            assert "192.168.1.2/24" in shown.stdout
+        finally:
+            down = netns_kit("down", "--attach", str(box.pid), PIPE, state_dir=tmp_path)
+        assert down.returncode == 0, down.stdout + down.stderr
+    refused = netns_kit("exec", "--attach", str(os.getpid()), "blue", "--", "true")
+    assert refused.returncode == 3
+    assert f"process {os.getpid()} " in refused.stderr and "is not a netns_kit sandbox holder" in refused.stderr
