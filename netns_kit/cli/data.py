@@ -33,9 +33,7 @@ def emit(out: TextIO, kind: str, payload: Mapping[str, Any]) -> None:
 
 def where(here: Place) -> dict[str, Any]:
     """``{"kind": "machine"}`` or ``{"kind": "sandbox", "holder_pid": 4242}``."""
-    if not here.option:
-        return {"kind": "machine", "holder_pid": None}
-    return {"kind": "sandbox", "holder_pid": int(here.where.rsplit(" ", 1)[-1])}
+    return {"kind": "machine" if here.holder_pid is None else "sandbox", "holder_pid": here.holder_pid}
 
 
 def when(timestamp: float) -> str | None:

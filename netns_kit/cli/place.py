@@ -81,6 +81,8 @@ class Place:
     where: str
     #: the option that reaches this place again: "", "--sandbox", "--attach 4242"
     option: str = ""
+    #: the sandbox holder's process id (None: this machine)
+    holder_pid: int | None = None
 
     def command(self, *words: str) -> str:
         """``netns-kit WORDS...`` with the option that reaches this place."""
@@ -106,11 +108,11 @@ def place(
                 print(f"sandbox holder {pid} stopped: it holds nothing any more", file=out)
 
         with holder.session(owner, start=start, on_stop=stopped, empty=inventory.holds_nothing) as sandbox:
-            yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox")
+            yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox", sandbox.pid)
         return
     executor = open_executor(args, owner)
     if args.attach is not None:
-        yield Place(executor, f"in sandbox holder {args.attach}", f"--attach {args.attach}")
+        yield Place(executor, f"in sandbox holder {args.attach}", f"--attach {args.attach}", args.attach)
     else:
         yield Place(executor, "on this machine")
 
