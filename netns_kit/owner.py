@@ -8,14 +8,14 @@ from typing import ClassVar
 
 import attrs
 
+from netns_kit.errors import ValidationError
+
 TAG_PREFIX = "netns_kit:"
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _valid_id(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not _ID.match(value):
-        from netns_kit.errors import ValidationError
-
         raise ValidationError("Owner.id", value, "must be 1-64 characters from [A-Za-z0-9_.-]")
 
 

@@ -39,20 +39,19 @@ import contextlib
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
-# The rest of netns_kit is imported inside the fixtures, so that a test run
-# using none of them would pay nothing for this plugin if the package's
-# __init__ did not already import it all (about 55 ms, mostly attrs).
-if TYPE_CHECKING:
-    from netns_kit.executors.base import Executor
-    from netns_kit.executors.recorder import Recorder
-    from netns_kit.executors.sandbox import Sandbox
-    from netns_kit.resources.namespace import Namespace
-    from netns_kit.testing import Factory, Pair
-    from netns_kit.topology.topology import Topology
+from netns_kit.errors import SandboxError
+from netns_kit.executors.base import Executor, use
+from netns_kit.executors.local import ShExecutor
+from netns_kit.executors.recorder import Recorder
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.ops.leakcheck import LeakCheck
+from netns_kit.resources.namespace import Namespace
+from netns_kit.testing import Factory, Pair, assert_plan, environment_problem, unique_name
+from netns_kit.topology.topology import Topology
 
 REQUIRE_ENV = "NETNS_KIT_REQUIRE_SANDBOX"
 SCOPES = ("session", "package", "module", "class", "function")
@@ -124,9 +123,6 @@ def _sandbox_scope(fixture_name: str, config: pytest.Config) -> Any:
 @contextlib.contextmanager
 def _sandbox(config: pytest.Config) -> Iterator[Sandbox]:
     """A started sandbox, stopped at the end; skip (or fail) with the reason when it cannot start."""
-    from netns_kit.errors import SandboxError
-    from netns_kit.executors.sandbox import Sandbox
-    from netns_kit.testing import environment_problem
 
     problem = environment_problem(start=False)
     if problem:
@@ -142,8 +138,6 @@ def _sandbox(config: pytest.Config) -> Iterator[Sandbox]:
 
 
 def _host(config: pytest.Config) -> Executor:
-    from netns_kit.executors.local import ShExecutor
-    from netns_kit.testing import environment_problem
 
     if _host_problem not in config.stash:
         config.stash[_host_problem] = environment_problem(sandbox=False)
@@ -193,9 +187,6 @@ def netns_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     what this process made and did not undo, so xdist workers never blame
     each other; see :mod:`netns_kit.ops.leakcheck`).
     """
-    from netns_kit.executors.base import use
-    from netns_kit.executors.sandbox import Sandbox
-    from netns_kit.ops.leakcheck import LeakCheck
 
     _claim(request)
     host = bool(request.config.getoption("netns_host"))
@@ -221,8 +212,6 @@ def netns_executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
 @pytest.fixture
 def netns_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     """A dry-run :class:`~netns_kit.Recorder`, in effect for this test."""
-    from netns_kit.executors.base import use
-    from netns_kit.executors.recorder import Recorder
 
     _claim(request)
     recorder = Recorder()
@@ -233,7 +222,6 @@ def netns_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
 @pytest.fixture
 def netns_unique_name() -> Callable[[str], str]:
     """``netns_unique_name("red")``: a name (<= 15 bytes) no other process or xdist worker uses."""
-    from netns_kit.testing import unique_name
 
     return unique_name
 
@@ -241,7 +229,6 @@ def netns_unique_name() -> Callable[[str], str]:
 @pytest.fixture
 def netns_factory(netns_executor: Executor) -> Iterator[Factory]:
     """``netns_factory(*resources, wait=True)`` or ``netns_factory(topology)``: brought up now, down after the test."""
-    from netns_kit.testing import Factory
 
     with Factory(netns_executor) as factory:
         yield factory
@@ -263,7 +250,6 @@ def netns_pair(netns_factory: Factory) -> Pair:
 def netns_assert_plan(request: pytest.FixtureRequest) -> Callable[..., None]:
     """``netns_assert_plan(recorder_or_topology, "golden/x.sh")``: compare with a golden file
     (relative to the test file; ``--netns-update-golden`` rewrites it)."""
-    from netns_kit.testing import assert_plan
 
     update = True if request.config.getoption("netns_update_golden") else None
     base = Path(request.path).parent

@@ -46,10 +46,9 @@ from netns_kit.cli.codes import (
     Conflict,
     Unavailable,
 )
-from netns_kit.cli.commands import COMMANDS
+from netns_kit.cli.commands import command
 from netns_kit.cli.output import Output
 from netns_kit.cli.parser import build_parser
-from netns_kit.cli.place import CLI_OWNER_PREFIX, owner_for
 from netns_kit.errors import (
     BinaryNotFoundError,
     NetnsKitError,
@@ -59,7 +58,6 @@ from netns_kit.errors import (
 )
 
 __all__ = [
-    "CLI_OWNER_PREFIX",
     "EXIT_CLOSED_PIPE",
     "EXIT_CODES",
     "EXIT_CONFLICT",
@@ -71,7 +69,6 @@ __all__ = [
     "Conflict",
     "build_parser",
     "main",
-    "owner_for",
 ]
 
 log = logging.getLogger("netns_kit")
@@ -102,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
-        code: int = COMMANDS[args.command](args, out)
+        code: int = command(args.command)(args, out)
         return code
     except ValidationError as error:
         return _fail(error, EXIT_USAGE, err)

@@ -18,6 +18,7 @@ reason. ``--stop`` ends the emulator of that queue in this namespace
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import os
 import random
@@ -30,9 +31,12 @@ from pathlib import Path
 
 from netns_kit.errors import ValidationError
 from netns_kit.impairment import Impairment
+from netns_kit.linkemu import orphans
 from netns_kit.linkemu.fate import Emulation
 from netns_kit.linkemu.loop import Emulator
+from netns_kit.linkemu.nfq import QueueSocket
 from netns_kit.linkemu.orphans import option
+from netns_kit.linkemu.probe import run_probe
 
 #: the Impairment settings the emulator takes, as options (``--delay-correlation``)
 SETTINGS = (
@@ -104,8 +108,6 @@ def _ready_line(args: argparse.Namespace, what: Impairment) -> str:
 
 
 def _emulator(args: argparse.Namespace, what: Impairment) -> Emulator:
-    from netns_kit.linkemu.nfq import QueueSocket
-
     args.scheduling = realtime() if args.realtime else "ordinary"
     rng = random.Random(args.seed)
     emulation = Emulation(what, rand32=lambda: rng.getrandbits(32), clock=time.monotonic_ns)
@@ -128,8 +130,6 @@ def realtime() -> str:
     except (OSError, AttributeError):
         pass
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         return "ordinary"
@@ -245,14 +245,10 @@ def stop(queue: int, owners: Sequence[str] | None = None, timeout: float = 5.0) 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.probe:
-        from netns_kit.linkemu.probe import run_probe
-
         works, why = run_probe()
         print(f"linkemu: {why}", file=sys.stdout if works else sys.stderr)
         return 0 if works else 1
     if (args.list or args.stop) and args.owner and args.queue is None:
-        from netns_kit.linkemu import orphans
-
         return orphans.list_main(args.owner) if args.list else orphans.stop_main(args.owner, args.pid)
     if args.queue is None:
         print("linkemu: --queue is required", file=sys.stderr)

@@ -19,6 +19,7 @@ from netns_kit.errors import BinaryNotFoundError, UnsupportedError
 from netns_kit.executors import binaries
 from netns_kit.executors.base import Executor
 from netns_kit.executors.capability import Probe, netem
+from netns_kit.linkemu.nfq import QueueSocket
 from netns_kit.linkemu.plan import MODULE, PYTHON
 
 PROBE: Command = query("unshare", "--net", PYTHON, "-m", MODULE, "--probe", ok_codes=range(256))
@@ -74,8 +75,6 @@ def backend(executor: Executor) -> tuple[str, str]:
 
 def run_probe() -> tuple[bool, str]:
     """The probe itself, run inside a fresh network namespace: (works, what failed)."""
-    from netns_kit.linkemu.nfq import QueueSocket
-
     # where netns_kit finds them (an ordinary user's login PATH has no /usr/sbin)
     ip, iptables = binaries.which("ip") or "ip", binaries.which("iptables") or "iptables"
     steps = [

@@ -116,7 +116,7 @@ def test_options_go_before_or_after_the_command(capsys: pytest.CaptureFixture[st
 
 
 def test_cli_owner_of_a_file_naming_its_topology_is_that_name() -> None:
-    owner = cli.owner_for(topofile.load(PIPE))
+    owner = cliplace.owner_for(topofile.load(PIPE))
     assert owner.id == "cli.seed001-pipe"
     assert owner.pid is None  # never "gone": cleanup leaves it until named
 
@@ -127,20 +127,20 @@ def test_cli_owner_of_an_unnamed_file_identifies_the_file(tmp_path: Path, monkey
         (tmp_path / project / "net.toml").write_text(UNNAMED)
     (tmp_path / "link.toml").symlink_to(tmp_path / "p1" / "net.toml")
     monkeypatch.chdir(tmp_path)
-    p1, p2 = (cli.owner_for(topofile.load(f"{p}/net.toml")) for p in ("p1", "p2"))
+    p1, p2 = (cliplace.owner_for(topofile.load(f"{p}/net.toml")) for p in ("p1", "p2"))
     assert p1 != p2
     digest = hashlib.sha256(str((tmp_path / "p1" / "net.toml").resolve()).encode()).hexdigest()[:8]
     assert p1.id == f"cli.net-{digest}"
     # the same file by another way of naming it is the same owner
-    assert cli.owner_for(topofile.load(tmp_path / "p1" / "net.toml")) == p1
-    assert cli.owner_for(topofile.load("link.toml")) == p1
-    assert cli.owner_for(topofile.load("link.toml"), name="lab").id == "cli.lab"
+    assert cliplace.owner_for(topofile.load(tmp_path / "p1" / "net.toml")) == p1
+    assert cliplace.owner_for(topofile.load("link.toml")) == p1
+    assert cliplace.owner_for(topofile.load("link.toml"), name="lab").id == "cli.lab"
 
 
 def test_cli_owner_of_a_long_file_name_fits_an_owner_id(tmp_path: Path) -> None:
     path = tmp_path / ("n" * 120 + ".toml")
     path.write_text(UNNAMED)
-    owner = cli.owner_for(topofile.load(path))
+    owner = cliplace.owner_for(topofile.load(path))
     assert len(owner.id) == 64 and owner.id.startswith("cli.nnnn")
     assert Owner.from_tag(owner.tag) == owner
 
@@ -267,7 +267,7 @@ def test_up_of_the_same_file_name_in_two_projects_makes_two_owners(
     assert run(capsys, "up", "--attach", "42", p1)[0] == cli.EXIT_OK
     code, _, err = run(capsys, "up", "--attach", "42", p2)
     assert code == cli.EXIT_OK, err
-    o1, o2 = (cli.owner_for(topofile.load(p)).id for p in (p1, p2))
+    o1, o2 = (cliplace.owner_for(topofile.load(p)).id for p in (p1, p2))
     assert ledger_owners(tmp_path) == sorted([o1, o2])
 
     assert run(capsys, "down", "--attach", "42", p2)[0] == cli.EXIT_OK
@@ -393,7 +393,7 @@ def test_down_of_a_moved_file_points_to_what_its_old_place_made(
 ) -> None:
     old = project(tmp_path, "p1")
     assert run(capsys, "up", "--attach", "42", old)[0] == cli.EXIT_OK
-    owner = cli.owner_for(topofile.load(old)).id
+    owner = cliplace.owner_for(topofile.load(old)).id
     (tmp_path / "p1").rename(tmp_path / "p3")
     code, out, _ = run(capsys, "down", "--attach", "42", str(tmp_path / "p3" / "net.toml"))
     assert code == cli.EXIT_OK
@@ -435,8 +435,8 @@ def test_down_reads_only_the_owner_of_its_file(
 ) -> None:
     path = project(tmp_path, "p1")
     assert run(capsys, "up", "--attach", "42", path)[0] == cli.EXIT_OK
-    owner = cli.owner_for(topofile.head(path)).id
-    assert owner == cli.owner_for(topofile.load(path)).id and ledger_owners(tmp_path) == [owner]
+    owner = cliplace.owner_for(topofile.head(path)).id
+    assert owner == cliplace.owner_for(topofile.load(path)).id and ledger_owners(tmp_path) == [owner]
     # edited since up, into a file that no longer builds: down still takes down what up made
     Path(path).write_text(UNNAMED + '\n[[veths]]\nname = "x"\nbogus = 1\n')
     code, out, err = run(capsys, "down", "--attach", "42", path)

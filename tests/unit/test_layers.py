@@ -55,31 +55,6 @@ INDEPENDENT: tuple[tuple[str, str], ...] = (("ops", "topology"),)
 #: What the package root may import lazily (its public names).
 LAZY_OK = frozenset({"netns_kit"})
 
-#: Violations still being removed (must only shrink; the test fails when one is fixed
-#: but still listed, so the list stays true).
-KNOWN: frozenset[str] = frozenset(
-    {
-        "function-level import netns_kit.linkemu.cli:107 -> netns_kit.linkemu.nfq",
-        "function-level import netns_kit.linkemu.cli:248 -> netns_kit.linkemu.probe",
-        "function-level import netns_kit.linkemu.cli:254 -> netns_kit.linkemu.orphans",
-        "function-level import netns_kit.linkemu.probe:77 -> netns_kit.linkemu.nfq",
-        "function-level import netns_kit.owner:17 -> netns_kit.errors",
-        "function-level import netns_kit.pytest_plugin:127 -> netns_kit.errors",
-        "function-level import netns_kit.pytest_plugin:128 -> netns_kit.executors.sandbox",
-        "function-level import netns_kit.pytest_plugin:129 -> netns_kit.testing",
-        "function-level import netns_kit.pytest_plugin:145 -> netns_kit.executors.local",
-        "function-level import netns_kit.pytest_plugin:146 -> netns_kit.testing",
-        "function-level import netns_kit.pytest_plugin:196 -> netns_kit.executors.base",
-        "function-level import netns_kit.pytest_plugin:197 -> netns_kit.executors.sandbox",
-        "function-level import netns_kit.pytest_plugin:198 -> netns_kit.ops.leakcheck",
-        "function-level import netns_kit.pytest_plugin:224 -> netns_kit.executors.base",
-        "function-level import netns_kit.pytest_plugin:225 -> netns_kit.executors.recorder",
-        "function-level import netns_kit.pytest_plugin:236 -> netns_kit.testing",
-        "function-level import netns_kit.pytest_plugin:244 -> netns_kit.testing",
-        "function-level import netns_kit.pytest_plugin:266 -> netns_kit.testing",
-    }
-)
-
 
 def _modules() -> dict[str, pathlib.Path]:
     found = {}
@@ -199,19 +174,11 @@ def test_every_module_has_a_layer() -> None:
 
 
 def test_no_upward_import_no_lazy_import() -> None:
-    problems = _violations()
-    assert sorted(problems - KNOWN) == []
-    assert sorted(KNOWN - problems) == [], "fixed: remove these from KNOWN"
-
-
-#: Circles still being removed (same rule as KNOWN).
-KNOWN_CIRCLES: frozenset[str] = frozenset({})
+    assert sorted(_violations()) == []
 
 
 def test_no_import_circle() -> None:
-    circles = {" -> ".join(c) for c in _circles()}
-    assert sorted(circles - KNOWN_CIRCLES) == []
-    assert sorted(KNOWN_CIRCLES - circles) == [], "fixed: remove these from KNOWN_CIRCLES"
+    assert _circles() == []
 
 
 @pytest.mark.parametrize(
