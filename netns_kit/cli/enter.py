@@ -49,6 +49,8 @@ def cmd_shell(args: argparse.Namespace, out: TextIO) -> int:
     name = netns_name("NAMESPACE", args.namespace)
     kind = Path(shell).name
     prompt = f"[netns {name}] {'#' if os.geteuid() == 0 else '$'} "
+    if not os.isatty(0):  # commands on stdin (`... | netns-kit shell NS`): no prompt, no job control
+        enter(args, [shell], {})
     if kind == "bash":
         read, write = os.pipe()
         os.write(write, BASH_RC.encode())  # far less than a pipe holds

@@ -33,6 +33,7 @@ def execve(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(os, "execve", fake)
     monkeypatch.setattr(enter, "prefix_for", lambda args, name: SANDBOX_PREFIX)
+    monkeypatch.setattr(os, "isatty", lambda fd: True)  # a shell on a terminal unless a test says otherwise
     saved = signal.getsignal(signal.SIGPIPE), signal.getsignal(signal.SIGXFSZ)
     yield
     signal.signal(signal.SIGPIPE, saved[0])
@@ -112,3 +113,15 @@ def test_shell_with_fish_sets_its_prompt_function(execve: None, monkeypatch: pyt
     tail: list[Any] = done.argv[len(wrapper("red")) :]
     assert tail[:2] == ["/usr/bin/fish", "-C"]
     assert tail[2].startswith("function fish_prompt; echo -n '[netns red] ")
+
+
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/sh", "/usr/bin/fish"])
+def test_shell_fed_commands_on_stdin_runs_them_without_prompt_or_job_control(
+    execve: None, monkeypatch: pytest.MonkeyPatch, shell: str
+) -> None:
+    """`echo cmd | netns-kit shell NS` as `docker exec -i` without -t: the shell reads stdin."""
+    monkeypatch.setenv("SHELL", shell)
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    done = became("shell", "--sandbox", "blue")
+    assert done.argv[len(wrapper("blue")) :] == [shell]
+    assert "PS1" not in done.env and done.env["NETNS_KIT_NAMESPACE"] == "blue"
