@@ -9,14 +9,14 @@ import hashlib
 import logging
 import weakref
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import attrs
 
 from netns_kit.command import Command, query
 from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
-from netns_kit.firewall import iptables
+from netns_kit.firewall import backend, iptables, nft
 from netns_kit.lifecycle import sysctl
 from netns_kit.lifecycle.interfaces import Interfaces, Whole
 from netns_kit.lifecycle.resource import Resource
@@ -62,8 +62,13 @@ class Firewall(Resource):
     name: str | None = attrs.field(default=None, validator=valid_chain_name)
     #: add the FORWARD accepts the traffic needs (limited to the bridge and subnet)
     forward: bool = attrs.field(default=True, validator=valid_bool)
+    #: ``"iptables"``, ``"nft"`` or ``"auto"`` (None: the topology's ``firewall=``, else iptables);
+    #: not part of the spec, so the chain names are the same with either
+    backend: str | None = attrs.field(default=None, validator=backend.valid_backend)
 
     KIND = "FW"
+    #: what its rules need of the nft backend (:func:`netns_kit.firewall.nftchoice.choose`)
+    needs: ClassVar[tuple[str, ...]] = ("nat", "forward")
 
     @property
     def version(self) -> int:
@@ -74,7 +79,7 @@ class Firewall(Resource):
         return tuple(
             (a.name, str(getattr(self, a.name)))
             for a in attrs.fields(type(self))
-            if a.init and a.name not in ("executor", "adopt", "name")
+            if a.init and a.name not in ("executor", "adopt", "name", "backend")
         )
 
     @functools.cached_property
@@ -112,9 +117,13 @@ class Firewall(Resource):
 
     def plan(self, executor: Executor) -> list[Command]:
         tag = iptables.comment(f"{type(self).__name__}.executor.owner.tag", executor.owner.tag)
-        self._look_at_backend(executor)
         self._state.claims_released = False
-        commands = [c for chain in self.chains() for c in chain.plan(tag, self.netns)]
+        if backend.resolve(self.backend, executor, self.netns, self.needs) == "nft":
+            table = backend.table(executor, self.backend, self.netns, self.needs)
+            commands = [table.plan(self.chains(), tag, self.netns)]
+        else:
+            self._look_at_backend(executor)
+            commands = [c for chain in self.chains() for c in chain.plan(tag, self.netns)]
         # switched on once the rules are in place (and so restored first on delete)
         return commands + self.extra(executor)
 
@@ -143,6 +152,13 @@ class Firewall(Resource):
         """True if the jump into this resource's first chain is there."""
         executor = self._executor(executor)
         chain = self.chains()[0]
+        if backend.resolve(self.backend, executor, self.netns, self.needs) == "nft":
+            table = backend.table(executor, self.backend, self.netns, self.needs)
+            family = nft.families(chain.version, table.split)
+            name = nft.chain_names(chain, table.split)[0][0]
+            listing = ("nft", "list", "chain", family, table.name, name)
+            look = Command(listing, netns=self.netns, mutating=False, ok_codes=(0, 1))
+            return executor.run(look).returncode == 0
         argv = (*chain.base(), "-C", *chain.jump(chain.hooks[0], executor.owner.tag))
         return executor.run(Command(argv, netns=self.netns, mutating=False, ok_codes=(0, 1, 2))).returncode == 0
 

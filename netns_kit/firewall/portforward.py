@@ -74,6 +74,8 @@ class PortForward(Firewall):
 
     KIND = "PF"
     rank: ClassVar[int] = 6
+    #: ``fib`` for the local-address match of its DNAT (:data:`netns_kit.firewall.nftchoice.FEATURES`)
+    needs: ClassVar[tuple[str, ...]] = ("nat", "forward", "fib")
 
     port: int = attrs.field(validator=valid_port)
     to: IPAddress = attrs.field(converter=to_address, validator=_valid_to)

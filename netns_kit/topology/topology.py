@@ -18,11 +18,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Self, TypeVar
 
+import attrs
+
 from netns_kit import signals
 from netns_kit.command import query
 from netns_kit.errors import NetnsKitTimeoutError, ValidationError
 from netns_kit.executors.base import Executor, current
 from netns_kit.executors.recorder import Recorder
+from netns_kit.firewall import backend
 from netns_kit.firewall.base import Firewall, look_for_interfaces
 from netns_kit.lifecycle.interfaces import Interfaces
 from netns_kit.lifecycle.journal import Journal
@@ -54,7 +57,12 @@ class Topology:
         executor: Executor | None = None,
         wait: bool = False,
         wait_timeout: float = 10.0,
+        firewall: str | None = None,
     ) -> None:
+        if firewall is not None and firewall not in backend.BACKENDS:
+            raise ValidationError("Topology.firewall", firewall, f"must be one of {', '.join(backend.BACKENDS)}")
+        #: the backend of every firewall resource that names none (``"iptables"``, ``"nft"``, ``"auto"``)
+        self.firewall = firewall
         self.resources: list[Resource] = []
         self.executor = executor
         self.wait = wait
@@ -73,6 +81,11 @@ class Topology:
         for resource in resources:
             if not isinstance(resource, Resource):
                 raise ValidationError("Topology.resources", resource, "must be netns_kit resources")
+        if self.firewall is not None:  # a copy that says the topology's backend
+            resources = tuple(
+                attrs.evolve(r, backend=self.firewall) if isinstance(r, Firewall) and r.backend is None else r
+                for r in resources
+            )
         self.resources.extend(resources)
         self.check()
         return self
@@ -122,7 +135,7 @@ class Topology:
                 # what is there already and says adopt=True is used as it is (one look each)
                 self._adopted = [r for r in resources if r.adopts(executor)]
                 self._look_for_interfaces(executor)
-                journal.apply_all([r for r in resources if not r.adopted])  # rolls back by itself
+                journal.apply_all(self._with_tables([r for r in resources if not r.adopted]))  # rolls back
                 self._journal = journal
             except BaseException as error:
                 self._journal = None
@@ -139,6 +152,13 @@ class Topology:
                     self._let_go()
                     journal.fail(error)
         return self
+
+    @staticmethod
+    def _with_tables(resources: list[Resource]) -> list[Resource]:
+        """``resources`` and the owner's nft table in each namespace whose firewalls use nft
+        (made before them, deleted after them)."""
+        tables = backend.owner_tables([r for r in resources if isinstance(r, Firewall)])
+        return sorted([*resources, *tables], key=_rank) if tables else resources
 
     def _look_for_interfaces(self, executor: Executor) -> None:
         """Warn about interfaces firewall rules name that neither exist nor are made here."""
@@ -194,7 +214,7 @@ class Topology:
         it name ``owner`` (default: ``dry-run``).
         """
         recorder = Recorder(owner=owner)
-        Journal(recorder).apply_all(self.ordered())
+        Journal(recorder).apply_all(self._with_tables(self.ordered()))
         return recorder
 
     # -- readiness -------------------------------------------------------------

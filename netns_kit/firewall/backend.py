@@ -1,0 +1,100 @@
+"""Which firewall backend a resource's rules go to: ``iptables`` (the default), ``nft``
+(the owner's table, one ``nft -f -`` per change: :mod:`netns_kit.firewall.nft`) or
+``auto`` (probed, :mod:`netns_kit.firewall.nftchoice`).
+
+A dry-run cannot probe: there ``auto`` picks iptables (the printed script says so in
+no way but its commands; ask for ``nft`` to print an nft script).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, ClassVar
+
+import attrs
+
+from netns_kit.command import Command
+from netns_kit.errors import UnsupportedError, ValidationError
+from netns_kit.executors.base import Executor
+from netns_kit.firewall import nft, nftchoice
+from netns_kit.lifecycle.resource import Resource
+from netns_kit.validate import field_name, to_name, valid_optional_netns
+
+#: what a firewall resource may say (None: the topology's choice, else iptables)
+BACKENDS = nftchoice.BACKENDS
+DEFAULT = "iptables"
+
+_probes: weakref.WeakKeyDictionary[Executor, dict[str | None, nftchoice.Probe]] = weakref.WeakKeyDictionary()
+
+
+def valid_backend(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value not in BACKENDS:
+        raise ValidationError(field_name(instance, attribute), value, f"must be one of {', '.join(BACKENDS)}")
+
+
+def probe(executor: Executor, netns: str | None) -> nftchoice.Probe:
+    """What the machine has, probed once per executor and namespace."""
+    seen = _probes.setdefault(getattr(executor, "inner", executor), {})
+    if netns not in seen:
+        seen[netns] = nftchoice.probe(executor, netns)
+    return seen[netns]
+
+
+def choice(requested: str | None, executor: Executor, netns: str | None, needs: tuple[str, ...]) -> nftchoice.Choice:
+    """The backend for ``requested`` in ``netns``: ``auto`` probes (a dry-run: iptables)."""
+    requested = requested or DEFAULT
+    if requested != "auto":
+        return nftchoice.Choice(requested, "asked for")
+    if executor.dry_run:
+        return nftchoice.Choice(DEFAULT, "a dry-run cannot probe: auto prints iptables")
+    chosen = nftchoice.choose(probe(executor, netns), "auto", needs=needs)
+    if chosen.backend is None:
+        raise UnsupportedError("firewall backend", chosen.message())
+    return chosen
+
+
+def resolve(requested: str | None, executor: Executor, netns: str | None, needs: tuple[str, ...]) -> str:
+    """``"iptables"`` or ``"nft"``."""
+    backend = choice(requested, executor, netns, needs).backend
+    assert backend is not None
+    return backend
+
+
+def table(executor: Executor, requested: str | None, netns: str | None, needs: tuple[str, ...]) -> nft.Table:
+    """The executor's owner's table (``ip``/``ip6`` when auto found no ``inet`` NAT)."""
+    return nft.Table.of(executor.owner, split=choice(requested, executor, netns, needs).split)
+
+
+@attrs.frozen(kw_only=True)
+class OwnerTable(Resource):
+    """The owner's nft table in one namespace, made before the firewall resources of a
+    topology that use nft and deleted after them (their removes leave it empty)."""
+
+    netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
+    backend: str | None = attrs.field(default="nft", validator=valid_backend)
+    needs: tuple[str, ...] = ("nat", "forward")
+
+    #: after routes, before NAT rules (5) and port forwards (6)
+    rank: ClassVar[int] = 4
+
+    def plan(self, executor: Executor) -> list[Command]:
+        if resolve(self.backend, executor, self.netns, self.needs) != "nft":
+            return []
+        owned = table(executor, self.backend, self.netns, self.needs)
+        lines = tuple(owned.create(family) for family in owned.families)
+        return [nft.Transaction(lines).command(self.netns, undo=owned.delete())]
+
+    def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
+        return () if self.netns in doomed else None
+
+
+def owner_tables(firewalls: list[Any]) -> list[OwnerTable]:
+    """One :class:`OwnerTable` per namespace whose firewalls ask for nft (or auto)."""
+    wanted: dict[str | None, tuple[str, set[str]]] = {}
+    for firewall in firewalls:
+        if firewall.backend in ("nft", "auto") and not firewall.adopted:
+            backend, needs = wanted.setdefault(firewall.netns, (firewall.backend, set()))
+            if backend != firewall.backend:
+                wanted[firewall.netns] = ("nft" if "nft" in (backend, firewall.backend) else backend, needs)
+            needs.update(firewall.needs)
+    return [OwnerTable(netns=ns, backend=b, needs=tuple(sorted(n))) for ns, (b, n) in wanted.items()]

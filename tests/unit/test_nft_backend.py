@@ -1,0 +1,114 @@
+"""The nft backend wired into the firewall resources and the topology: exact commands through
+the Recorder, the printed scripts, the backend left out of the chain names."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+import netns_kit  # noqa: F401  (the package first: it orders the imports of its layers)
+from netns_kit.errors import ValidationError
+from netns_kit.executors.recorder import Recorder
+from netns_kit.firewall import backend, nft
+from netns_kit.firewall.base import Firewall
+from netns_kit.firewall.nat import NatRule
+from netns_kit.firewall.portforward import PortForward
+from netns_kit.owner import Owner
+from netns_kit.topology import scenarios
+from netns_kit.topology.topology import Topology
+
+TAG = "netns_kit:dry-run"
+TABLE = nft.Table.of(Owner.dry_run())
+
+
+def _seed001(firewall: str | None) -> Topology:
+    return Topology(scenarios.seed001_nat().resources, firewall=firewall)
+
+
+def test_the_backend_does_not_change_the_chain_names() -> None:
+    nat = NatRule("10.0.0.0/24", out_interface="eth0")
+    assert NatRule("10.0.0.0/24", out_interface="eth0", backend="nft").id == nat.id
+    assert PortForward(8080, "10.0.0.1", 80, backend="auto").id == PortForward(8080, "10.0.0.1", 80).id
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValidationError, match="auto, iptables, nft"):
+        NatRule("10.0.0.0/24", out_interface="eth0", backend="pf")
+    with pytest.raises(ValidationError, match=r"Topology\.firewall"):
+        Topology(firewall="ipfw")
+
+
+def test_a_nat_rule_on_nft_is_one_transaction_undone_by_one() -> None:
+    rec = Recorder()
+    nat = NatRule("10.0.0.0/24", out_interface="eth0", backend="nft", netns="r")
+    nat.create(rec)
+    nat.delete(rec)
+    add, sysctl_on = rec.commands[0], rec.commands[1]
+    assert add.argv == ("ip", "netns", "exec", "r", "nft", "-f", "-") or add.argv[-3:] == ("nft", "-f", "-")
+    assert add.stdin == TABLE.add(nat.chains(), TAG).text
+    assert sysctl_on.argv[0] == "sysctl"
+    removes = [c for c in rec.commands[2:] if c.stdin is not None]
+    assert [c.stdin for c in removes] == [TABLE.remove(nat.chains()).text]
+    assert not any(c.argv[0] == "iptables" for c in rec.commands)
+
+
+def test_the_default_is_iptables_and_auto_in_a_dry_run_too() -> None:
+    for chosen in (None, "iptables", "auto"):
+        rec = Recorder()
+        NatRule("10.0.0.0/24", out_interface="eth0", backend=chosen).create(rec)
+        assert rec.commands[0].argv[0] == "iptables" and not any(c.stdin for c in rec.commands)
+
+
+def test_a_topology_gives_its_backend_to_firewalls_that_name_none() -> None:
+    mine = NatRule("10.0.0.0/24", out_interface="eth0", backend="iptables")
+    topo = Topology([mine, NatRule("10.0.1.0/24", out_interface="eth0")], firewall="nft")
+    assert [f.backend for f in topo.of_type(Firewall)] == ["iptables", "nft"]
+
+
+def test_seed001_on_nft_makes_the_table_first_and_deletes_it_last(golden) -> None:
+    plan = _seed001("nft").plan()
+    golden("seed001_nat_nft.up.sh", plan.script())
+    golden("seed001_nat_nft.down.sh", plan.teardown_script())
+    nft_stdin = [c.stdin for c in plan.commands if c.argv[-3:] == ("nft", "-f", "-")]
+    assert nft_stdin[0] == "add table inet netns_kit_dry-run\n"
+    assert len(nft_stdin) == 3 and not any(c.argv[0] == "iptables" for c in plan.commands)
+    down = plan.teardown_script()
+    assert down.rindex("delete table inet netns_kit_dry-run") > down.rindex("delete chain")
+
+
+def test_seed001_on_iptables_is_unchanged_by_the_firewall_key() -> None:
+    assert _seed001("iptables").plan().script() == scenarios.seed001_nat().plan().script()
+    assert _seed001("auto").plan().script() == scenarios.seed001_nat().plan().script()
+
+
+@pytest.mark.parametrize("which", ["script", "teardown_script"])
+def test_the_printed_nft_scripts_parse_under_bin_sh(which: str) -> None:
+    text = getattr(_seed001("nft").plan(), which)()
+    subprocess.run(["/bin/sh", "-n"], input=text, text=True, check=True)
+
+
+def test_owner_tables_one_per_namespace_that_uses_nft() -> None:
+    firewalls = [
+        NatRule("10.0.0.0/24", out_interface="eth0", backend="nft", netns="a"),
+        PortForward(8080, "10.0.0.1", 80, backend="nft", netns="a"),
+        NatRule("10.0.1.0/24", out_interface="eth0", netns="b"),
+        NatRule("10.0.2.0/24", out_interface="eth0", backend="auto"),
+    ]
+    tables = backend.owner_tables(firewalls)
+    assert [(t.netns, t.backend, t.needs) for t in tables] == [
+        ("a", "nft", ("fib", "forward", "nat")),
+        (None, "auto", ("forward", "nat")),
+    ]
+
+
+def test_exists_on_nft_lists_the_first_chain() -> None:
+    asked = []
+
+    def handler(command):
+        asked.append(command)
+        return None
+
+    nat = NatRule("10.0.0.0/24", out_interface="eth0", backend="nft")
+    nat.exists(Recorder(handler))
+    assert asked[-1].argv == ("nft", "list", "chain", "inet", TABLE.name, nat.chains()[0].name)
