@@ -2,8 +2,9 @@
 
 :func:`snapshot` reads ``ip netns list``, the files under ``/etc/netns`` and,
 in the host and every named namespace, ``ip -j`` links, addresses and
-routes, ``tc -j`` qdiscs, the forwarding sysctls and ``iptables-save`` /
-``ip6tables-save``; it keeps what identifies an object
+routes, ``tc -j`` qdiscs, the forwarding sysctls, ``iptables-save`` /
+``ip6tables-save`` and the native nft tables (``nft -s list ruleset``, without the
+tables iptables-nft keeps, which ``iptables-save`` shows); it keeps what identifies an object
 and drops what changes from run to run (ifindex, MACs, link-local IPv6,
 counters, owner ids in tags, an empty table the kernel created lazily).
 Two snapshots are equal when the networks are the same.
@@ -18,11 +19,15 @@ from typing import Any
 from netns_kit import iptables_save
 from netns_kit.command import query
 from netns_kit.executors.base import Executor, current
+from netns_kit.firewall.nft import TABLE_PREFIX
 from netns_kit.owner import TAG_PREFIX
 
 SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
 _TAG = re.compile(re.escape(TAG_PREFIX) + r"[A-Za-z0-9_.-]+")
 _FLAGS = ("UP", "NOARP", "LOOPBACK")
+#: tables of iptables-nft (shown by iptables-save, and made lazily by any look at them)
+_XTABLES = {f"{family} {name}" for family in ("ip", "ip6") for name in ("filter", "nat", "mangle", "raw", "security")}
+_OUR_TABLE = re.compile(re.escape(TABLE_PREFIX) + r"[A-Za-z0-9_.-]+")
 
 
 def _untag(text: str | None) -> str | None:
@@ -97,6 +102,21 @@ def iptables_rules(text: str) -> dict[str, list[str]]:
     return tables
 
 
+def nft_tables(text: str) -> dict[str, list[str]]:
+    """``nft -s list ruleset`` as {"FAMILY NAME": [lines]}, owner ids in table names and tags masked,
+    iptables-nft's tables left out (see :func:`iptables_rules`)."""
+    tables: dict[str, list[str]] = {}
+    lines: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if raw.startswith("table "):
+            name = _OUR_TABLE.sub(TABLE_PREFIX + "*", line.removeprefix("table ").removesuffix("{").strip())
+            lines = None if name in _XTABLES else tables.setdefault(name, [])
+        elif lines is not None and line and line != "}":
+            lines.append(_untag(line) or line)
+    return tables
+
+
 def snapshot(executor: Executor | None = None, *, firewall: bool = True) -> dict[str, Any]:
     """The normalized state of the executor's host and of every named namespace."""
     executor = executor or current()
@@ -124,6 +144,7 @@ def snapshot(executor: Executor | None = None, *, firewall: bool = True) -> dict
         if firewall:
             for tool in ("iptables-save", "ip6tables-save"):
                 state[key][tool] = iptables_rules(run(tool, netns=netns))
+            state[key]["nft"] = nft_tables(run("nft", "-s", "list", "ruleset", netns=netns))
     return state
 
 

@@ -10,6 +10,7 @@ from netns_kit import NatRule, PortForward, Topology
 from netns_kit.command import query
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft, nftread
+from netns_kit.ops import state
 from netns_kit.topology import scenarios
 
 from .helpers import request, serve
@@ -39,6 +40,7 @@ def _topology(backend: str) -> Topology:
 @pytest.mark.parametrize("backend", ["iptables", "nft"])
 def test_seed001_nat_and_forwards_carry_tcp_and_udp_then_leave_nothing(sb: Sandbox, backend: str) -> None:
     assert _ours(sb) == []
+    before = state.snapshot(sb)
     topo = _topology(backend)
     with topo:
         red, outside = topo["red"], topo[scenarios.OUTSIDE]
@@ -53,8 +55,10 @@ def test_seed001_nat_and_forwards_carry_tcp_and_udp_then_leave_nothing(sb: Sandb
         saved = sb.run(query("iptables-save")).stdout
         if backend == "nft":
             assert tables == [("inet", name)] and ":NK-" not in saved
+            assert "inet netns_kit_*" in state.snapshot(sb)["<host>"]["nft"]  # the leak checks see it
             rules = nftread.list_table(sb, "inet", name).tagged(sb.owner.tag)
             assert len(rules) == 3 + 2 * 4  # NAT: masquerade + 2 accepts; each forward: 2 DNAT + 2 accepts
         else:
             assert tables == [] and saved.count(":NK-") == 2 + 2 * 3
     assert _ours(sb) == []
+    assert state.diff(before, state.snapshot(sb)) == []

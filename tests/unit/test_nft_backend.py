@@ -14,6 +14,7 @@ from netns_kit.firewall import backend, nft
 from netns_kit.firewall.base import Firewall
 from netns_kit.firewall.nat import NatRule
 from netns_kit.firewall.portforward import PortForward
+from netns_kit.ops import state
 from netns_kit.owner import Owner
 from netns_kit.topology import scenarios
 from netns_kit.topology.topology import Topology
@@ -112,3 +113,21 @@ def test_exists_on_nft_lists_the_first_chain() -> None:
     nat = NatRule("10.0.0.0/24", out_interface="eth0", backend="nft")
     nat.exists(Recorder(handler))
     assert asked[-1].argv == ("nft", "list", "chain", "inet", TABLE.name, nat.chains()[0].name)
+
+
+def test_the_state_snapshot_keeps_native_tables_and_masks_the_owner() -> None:
+    text = (
+        "table ip filter {\n\tchain FORWARD {\n\t\ttype filter hook forward priority filter; policy drop;\n\t}\n}\n"
+        "table inet netns_kit_4242.77 {\n\tchain NK-NAT-x-POST {\n"
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        '\t\tip saddr 10.0.0.0/24 masquerade comment "netns_kit:4242.77"\n\t}\n}\n'
+        "table ip docker-bridges {\n}\n"
+    )
+    assert state.nft_tables(text) == {
+        "inet netns_kit_*": [
+            "chain NK-NAT-x-POST {",
+            "type nat hook postrouting priority srcnat; policy accept;",
+            'ip saddr 10.0.0.0/24 masquerade comment "netns_kit:*"',
+        ],
+        "ip docker-bridges": [],
+    }
