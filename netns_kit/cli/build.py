@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -13,19 +12,25 @@ from netns_kit.cli import data, records
 from netns_kit.cli.codes import EXIT_OK, Conflict, Unavailable
 from netns_kit.cli.output import Progress
 from netns_kit.cli.parser import PICTURE_FORMATS
-from netns_kit.cli.place import Place, clash, down_command, forget, origin, owner_for, place, quiet, remember
-from netns_kit.errors import AlreadyExistsError, SandboxError, ValidationError
+from netns_kit.cli.place import (
+    Place,
+    clash,
+    down_command,
+    forget,
+    needs_root,
+    origin,
+    owner_for,
+    place,
+    quiet,
+    remember,
+)
+from netns_kit.errors import AlreadyExistsError, ValidationError
 from netns_kit.executors import binaries
 from netns_kit.ops import cleanup as opscleanup
 from netns_kit.ops import inventory
 from netns_kit.owner import Owner
 from netns_kit.topology import picture
 from netns_kit.topology import tomlfile as topofile
-
-
-def needs_root(args: argparse.Namespace, what: str) -> None:
-    if not args.sandbox and args.attach is None and os.geteuid() != 0:
-        raise SandboxError(f"{what} on this machine needs root; add --sandbox to work in a rootless sandbox instead")
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
+from netns_kit.errors import SandboxError
 from netns_kit.executors import holder
 from netns_kit.executors.base import Executor
 from netns_kit.executors.local import ShExecutor
@@ -279,3 +280,9 @@ def quiet() -> Iterator[None]:
         yield
     finally:
         log.disabled = disabled
+
+
+def needs_root(args: argparse.Namespace, what: str) -> None:
+    """On this machine (no ``--sandbox`` / ``--attach``) ``what`` needs root."""
+    if not args.sandbox and args.attach is None and os.geteuid() != 0:
+        raise SandboxError(f"{what} on this machine needs root; add --sandbox to work in a rootless sandbox instead")

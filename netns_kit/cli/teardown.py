@@ -10,16 +10,25 @@ from typing import Any, TextIO
 
 from netns_kit import signals
 from netns_kit.cli import data
-from netns_kit.cli.build import needs_root
 from netns_kit.cli.codes import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Conflict
 from netns_kit.cli.output import Removals
-from netns_kit.cli.place import CLI_OWNER_PREFIX, Place, elsewhere, forget, namesakes, origin, owner_for, place
+from netns_kit.cli.place import (
+    CLI_OWNER_PREFIX,
+    Place,
+    elsewhere,
+    forget,
+    namesakes,
+    needs_root,
+    origin,
+    owner_for,
+    place,
+)
 from netns_kit.cli.records import lines
 from netns_kit.errors import ValidationError
 from netns_kit.ops import cleanup as opscleanup
 from netns_kit.ops import inventory
 from netns_kit.owner import Owner
-from netns_kit.topology import tomlfile as topofile
+from netns_kit.topology.tomlread import head
 
 
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
@@ -31,7 +40,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
             return _down_all(args, here, out)
     if args.file is None and args.name is None:
         raise ValidationError("FILE", None, "down needs the FILE that `up` was given, -p NAME, or --all")
-    loaded = None if args.file is None else topofile.head(args.file)  # the owner is all down needs
+    loaded = None if args.file is None else head(args.file)  # the owner is all down needs
     owner = Owner(CLI_OWNER_PREFIX + args.name) if loaded is None else owner_for(loaded, args.name)
     needs_root(args, "down")
     what = args.name if loaded is None else loaded.name
