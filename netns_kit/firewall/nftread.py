@@ -171,8 +171,10 @@ def our_tables(tables: Iterable[Table]) -> dict[Owner, list[Table]]:
 
 
 def dead_tables(tables: Iterable[Table], alive: Callable[[Owner], bool] = Owner.is_alive) -> list[Table]:
-    """Our tables whose owner is gone (``alive``: by default, is its process running)."""
-    return [table for owner, mine in our_tables(tables).items() if not alive(owner) for table in mine]
+    """Our tables whose process owner is gone (``alive``: by default, is its process running);
+    a named owner's (``cli.NAME``, ``dry-run``) is never gone: removed only when named."""
+    mine = our_tables(tables).items()
+    return [table for owner, held in mine if owner.pid is not None and not alive(owner) for table in held]
 
 
 def delete_tables(tables: Sequence[Table], netns: str | None = None) -> Command | None:

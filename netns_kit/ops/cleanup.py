@@ -33,7 +33,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from netns_kit import signals
+from netns_kit.errors import CommandError
 from netns_kit.executors.base import Executor, current
+from netns_kit.firewall import nftread
 from netns_kit.ops import inventory as inv
 from netns_kit.ops.cleanup_plan import stale_owners
 from netns_kit.ops.cleanup_report import CleanupReport
@@ -86,12 +88,29 @@ def cleanup(
     with signals.terminate_cleanly(), signals.shielded():
         try:
             work.execute(progress)
+            _nft_tables(executor, wanted, report)
         except KeyboardInterrupt as error:
             raise CleanupInterrupted(report, work.done, work.total) from error
         except signals.Terminated as error:
             error.add_note(f"cleanup stopped after {work.done} of {work.total} removals: run it again to finish it")
             raise
     return report
+
+
+def _nft_tables(executor: Executor, wanted: Owner | None, report: CleanupReport) -> None:
+    """Delete the nft tables in the host namespace of owners that are gone (or of ``wanted``)
+    whole, by name, in one transaction; tables of no owner of ours are never touched."""
+    try:
+        tables = nftread.list_tables(executor)
+    except CommandError:  # no nft here (or no nftables in this kernel): no tables of ours either
+        return
+    doomed = [t for t in tables if t.owner == wanted] if wanted is not None else nftread.dead_tables(tables)
+    command = nftread.delete_tables(doomed)
+    if command is None:
+        return
+    report.removed.extend(f"nft table {t.family} {t.name} (in the host)" for t in doomed)
+    if not report.dry_run:
+        executor.run(command)
 
 
 def _deleted_whole(wanted: Owner | None) -> Callable[[str, str | None], bool]:

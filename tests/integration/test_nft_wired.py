@@ -4,15 +4,20 @@ for iptables), and nothing of ours left after down."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from netns_kit import NatRule, PortForward, Topology
-from netns_kit.command import query
+from netns_kit.command import Command, query
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft, nftread
 from netns_kit.ops import state
 from netns_kit.topology import scenarios
 
+from .cli import netns_kit
 from .helpers import request, serve
 
 OUT = scenarios.OUTSIDE_ADDRESS
@@ -62,3 +67,46 @@ def test_seed001_nat_and_forwards_carry_tcp_and_udp_then_leave_nothing(sb: Sandb
             assert tables == [] and saved.count(":NK-") == 2 + 2 * 3
     assert _ours(sb) == []
     assert state.diff(before, state.snapshot(sb)) == []
+
+
+_KILLED_WHEN_UP = """
+import os, signal, sys
+from netns_kit import Topology
+from netns_kit.executors.sandbox import Sandbox
+from netns_kit.firewall import nft
+from netns_kit.firewall.base import Firewall
+from netns_kit.topology import scenarios
+
+box = Sandbox.attach(int(sys.argv[1]))
+if sys.argv[2] == "topology":
+    Topology(scenarios.seed001_nat().resources, firewall="nft").up(box)
+else:  # rules without a ledger: only the table's name says whose they are
+    chains = [c for f in scenarios.seed001_nat().of_type(Firewall) for c in f.chains()]
+    box.run(nft.Table.of(box.owner).add(chains, box.owner.tag).command())
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+DECOY_TABLES = ("inet decoy", "inet netns_kit_decoy", "ip netns_kit_")
+
+
+@pytest.mark.parametrize("how", ["topology", "table"])
+def test_cleanup_after_sigkill_deletes_the_dead_owners_table_and_no_decoy(sb: Sandbox, how: str) -> None:
+    for table in DECOY_TABLES:
+        sb.run(Command(("nft", "add", "table", *table.split())))
+    before = state.snapshot(sb)
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHEN_UP, str(sb.pid), how], capture_output=True, timeout=120, check=False
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    left = [t for t in nftread.list_tables(sb) if t.owner is not None and t.owner.pid is not None]
+    assert len(left) == 1 and nftread.list_table(sb, "inet", left[0].name).tagged(
+        f"netns_kit:{left[0].name.removeprefix(nft.TABLE_PREFIX)}"
+    )
+    result = netns_kit("cleanup", "--attach", str(sb.pid))
+    assert result.returncode == 0, result.stdout + result.stderr
+    if how == "table":  # else the ledger's undo got there first
+        assert f"removed: nft table inet {left[0].name} (in the host)" in result.stdout
+    assert "FAILED" not in result.stdout
+    assert state.diff(before, state.snapshot(sb)) == []
+    assert {f"{t.family} {t.name}" for t in nftread.list_tables(sb)} >= set(DECOY_TABLES)
+    for table in DECOY_TABLES:
+        sb.run(Command(("nft", "delete", "table", *table.split())))
