@@ -1,156 +1,27 @@
-"""Network namespaces, and the executor's own "host" namespace."""
+"""Network namespaces: made here (``ip netns add``) or someone else's, named (``ip netns attach``)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 import attrs
 
-from netns_kit.command import Command, Result, change, query
-from netns_kit.errors import NetnsKitError, NetnsKitTimeoutError
-from netns_kit.executors.base import Executor, current
-from netns_kit.executors.process import Process, with_env
+from netns_kit.command import Command, change, query
+from netns_kit.errors import NetnsKitError, ValidationError
+from netns_kit.executors.base import Executor
+from netns_kit.executors.process import Process
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.lifecycle.undoable import Undoable
+from netns_kit.resources.container import container_pid
+from netns_kit.resources.place import Host, _Place
 from netns_kit.validate import to_name, valid_netns
 
+__all__ = ["AttachedNamespace", "Host", "Namespace", "_Place", "stop_processes"]
+
 log = logging.getLogger("netns_kit")
-
-
-class _Place:
-    """Reading state and running programs in one namespace (``None``: the host)."""
-
-    def _where(self) -> str | None:
-        raise NotImplementedError
-
-    def _executor(self, executor: Executor | None = None) -> Executor:
-        raise NotImplementedError
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        input: str | None = None,
-        timeout: float | None = None,
-        mutating: bool = False,
-        env: Mapping[str, str] | None = None,
-        cwd: str | Path | None = None,
-    ) -> Result:
-        """Run ``argv`` here and wait; raises :class:`CommandError` on failure unless ``check=False``.
-
-        ``env`` adds environment variables and ``cwd`` sets the working
-        directory (both through ``env -C DIR K=V``, so they work through
-        every executor). ``mutating=True`` marks a command that changes state
-        (a dry-run then records it in its script).
-        """
-        command = with_env(Command(tuple(argv), netns=self._where(), mutating=mutating), env, cwd)
-        return self._executor().run(command, check=check, input=input, timeout=timeout)
-
-    def popen(
-        self,
-        argv: Sequence[str],
-        *,
-        stdout: str | Path | int | None = None,
-        stderr: str | Path | int | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | Path | None = None,
-        port: int | None = None,
-        timeout: float = 10.0,
-    ) -> Process:
-        """Start ``argv`` here in the background (a server, say), supervised.
-
-        ``stdout``/``stderr`` take a file path, ``PIPE`` (memory, the
-        default), ``STDOUT`` (stderr only) or ``os.devnull``; ``env`` adds
-        variables, ``cwd`` sets the directory. With ``port``, returns only
-        once something listens on that TCP port here (see
-        :meth:`Process.wait_port`); a process that exits first raises with its
-        output, and is not left behind. A namespace stops its processes when
-        it is deleted (SIGTERM to each process group, SIGKILL after a timeout).
-        """
-        command = Command(tuple(argv), netns=self._where())
-        process = self._executor().popen(command, stdout=stdout, stderr=stderr, env=env, cwd=cwd)
-        self._track(process)
-        if port is not None:
-            try:
-                process.wait_port(port, timeout=timeout)
-            except BaseException:
-                process.stop()
-                raise
-        return process
-
-    def _track(self, process: Process) -> None:
-        pass
-
-    def _json(self, *argv: str) -> Any:
-        result = self._executor().run(query("ip", "-j", *argv, netns=self._where()))
-        return result.json()
-
-    def links(self) -> list[dict[str, Any]]:
-        """``ip -j -d link show`` here, as data."""
-        data: list[dict[str, Any]] = self._json("-d", "link", "show")
-        return data
-
-    def addresses(self) -> list[dict[str, Any]]:
-        """``ip -j addr show`` here, as data."""
-        data: list[dict[str, Any]] = self._json("addr", "show")
-        return data
-
-    def routes(self, family: int | None = None) -> list[dict[str, Any]]:
-        """The main routing table here (IPv4 and IPv6 unless ``family`` is 4 or 6)."""
-        families = (family,) if family else (4, 6)
-        routes: list[dict[str, Any]] = []
-        for f in families:
-            routes.extend(self._json(f"-{f}", "route", "show", "table", "main"))
-        return routes
-
-    def sysctl(self, key: str) -> str:
-        """The value of a sysctl here (``net.ipv4.ip_forward``, say)."""
-        result = self._executor().run(query("sysctl", "-n", key, netns=self._where()))
-        return result.stdout.strip()
-
-    def set_sysctl(self, key: str, value: str | int) -> str:
-        """Set a sysctl here; returns the prior value."""
-        prior = self.sysctl(key)
-        self._executor().run(change("sysctl", "-q", "-w", f"{key}={value}", netns=self._where()))
-        return prior
-
-    def ping(self, address: str, *, count: int = 1, timeout: float = 1.0) -> bool:
-        """True if ``address`` answers ``count`` pings (each waiting up to ``timeout`` s)."""
-        argv = ("ping", "-n", "-q", "-c", str(count), "-W", f"{timeout:g}", str(address))
-        return self.run(argv, check=False).ok
-
-    def wait_reachable(self, address: str, *, timeout: float = 5.0) -> None:
-        """Block until ``address`` answers a ping from here (raises :class:`~netns_kit.TimeoutError`).
-
-        A fresh link does not always pass the first packet: wait with a
-        deadline instead of asserting on a single ping.
-        """
-        if self._executor().dry_run:
-            return
-        deadline = time.monotonic() + timeout
-        while not self.ping(address, timeout=0.5):
-            if time.monotonic() >= deadline:
-                where = self._where() or "the host"
-                raise NetnsKitTimeoutError(f"{address} did not answer a ping from {where} within {timeout:g} s")
-            time.sleep(0.02)
-
-
-@attrs.frozen
-class Host(_Place):
-    """The executor's root namespace: the machine, or the sandbox's own "host"."""
-
-    executor: Executor | None = attrs.field(default=None, eq=False, repr=False)
-
-    def _where(self) -> str | None:
-        return None
-
-    def _executor(self, executor: Executor | None = None) -> Executor:
-        return executor or self.executor or current()
 
 
 @attrs.frozen
@@ -213,6 +84,12 @@ class Namespace(_Place, Resource):
         """Stop the processes in all of ``holders`` (one look at them all)."""
         stop_processes(executor, [holder for holder in holders if isinstance(holder, Namespace)])
 
+    @staticmethod
+    def attach(name: str, *, pid: int | None = None, container: str | None = None) -> AttachedNamespace:
+        """Someone else's namespace (a process's, a container's) under ``name``: see
+        :class:`AttachedNamespace`. Exactly one of ``pid`` and ``container``."""
+        return AttachedNamespace(name, pid=pid, container=container)
+
     def pids(self, executor: Executor | None = None) -> list[int]:
         """PIDs of the processes in this namespace."""
         return self._executor(executor).netns_pids([self.name])[self.name]
@@ -247,3 +124,56 @@ def stop_processes(executor: Executor, namespaces: Sequence[Namespace], *, timeo
         if not pids:
             return
     raise NetnsKitError(f"processes {pids} in namespaces {names} survived SIGKILL")
+
+
+def _positive_pid(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ValidationError(f"AttachedNamespace.{attribute.name}", value, "must be a positive integer (a PID)")
+
+
+@attrs.frozen
+class AttachedNamespace(Namespace):
+    """Someone else's network namespace (a process's, a running container's) given a
+    name here with ``ip netns attach NAME PID``, so a topology can wire veths,
+    addresses and routes into it::
+
+        web = Namespace.attach("web", container="web")    # docker/podman inspect
+        job = Namespace.attach("job", pid=4242)
+
+    The namespace is not ours: deleting the resource removes only the name
+    (``ip netns del NAME``; the process keeps its namespace and all in it). It
+    never sets ``lo`` up or tags it, and stops only the processes it started
+    itself (:meth:`popen`). Not a holder: the veths, addresses and routes a
+    topology put into it are deleted one by one, as they would be on the host.
+    """
+
+    holds_others: ClassVar[bool] = False
+
+    pid: int | None = attrs.field(default=None, kw_only=True, validator=_positive_pid)
+    #: a docker or podman container's name or id: its PID is read at creation
+    container: str | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.pid is None) == (self.container is None):
+            raise ValidationError("AttachedNamespace.pid", self.pid, "give exactly one of pid and container")
+        if self.container is not None and (not self.container or self.container.startswith("-")):
+            raise ValidationError("AttachedNamespace.container", self.container, "must be a container name or id")
+
+    def target(self, executor: Executor) -> int:
+        """The PID whose namespace is attached (a container's, read from docker or podman)."""
+        if self.pid is not None:
+            return self.pid
+        assert self.container is not None
+        return container_pid(executor, self.container)
+
+    def plan(self, executor: Executor) -> list[Command]:
+        pid = str(self.target(executor))
+        return [change("ip", "netns", "attach", self.name, pid, undo=Command(("ip", "netns", "del", self.name)))]
+
+    def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
+        if not done:
+            return
+        for process in self._state.processes:  # only those it started itself
+            process.stop()
+        self._state.processes.clear()
+        executor.run(Command(("ip", "netns", "del", self.name), missing_ok=True))

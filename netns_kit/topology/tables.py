@@ -20,7 +20,7 @@ from netns_kit.lifecycle.resource import Resource
 from netns_kit.resources.files import NetnsFile
 from netns_kit.resources.link import Bridge, VethPair
 from netns_kit.resources.link_impairment import LinkImpairment
-from netns_kit.resources.namespace import Namespace
+from netns_kit.resources.namespace import AttachedNamespace, Namespace
 from netns_kit.resources.partition import LinkDown, Partition
 from netns_kit.resources.route import Address, Route
 from netns_kit.topology.tomlread import MISSING, TopologyFileError, toml_type, unknown
@@ -61,6 +61,7 @@ def fields(cls: type[Resource]) -> dict[str, attrs.Attribute[Any]]:
 
 def build(cls: type[Resource], item: Mapping[str, Any], *, source: str, key: str) -> Resource:
     """One resource from one table entry, with errors pointing to ``key.field``."""
+    cls = variant(cls, item)
     known = fields(cls)
     for name, value in item.items():
         if name not in known:
@@ -79,6 +80,14 @@ def build(cls: type[Resource], item: Mapping[str, Any], *, source: str, key: str
             nested = [name for name, f in known.items() if owner and str(f.type).startswith(owner)]
             where = f"{key}.{nested[0]}.{attr}" if nested else key
         raise TopologyFileError(source, where, error.value, error.rule) from None
+
+
+def variant(cls: type[Resource], item: Mapping[str, Any]) -> type[Resource]:
+    """The class an entry builds: a ``[[namespaces]]`` entry with ``pid`` or
+    ``container`` is someone else's namespace (:class:`AttachedNamespace`)."""
+    if cls is Namespace and ("pid" in item or "container" in item):
+        return AttachedNamespace
+    return cls
 
 
 def _convert(field: attrs.Attribute[Any], value: Any) -> Any:
