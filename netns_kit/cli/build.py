@@ -35,6 +35,8 @@ from netns_kit.topology import tomlfile as topofile
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     loaded = topofile.load(args.file)
+    if getattr(args, "firewall", None) is not None:
+        loaded.topology.firewall = args.firewall
     if args.format != "sh" and args.down:
         raise ValidationError("--down", True, "only goes with --format sh (the picture has no direction)")
     if args.format in PICTURE_FORMATS:
@@ -121,6 +123,8 @@ def _up(args: argparse.Namespace, loaded: topofile.TopologyFile, owner: Owner, h
             raise Conflict(_already_up(here, loaded, owner, args))
         records.forget_gone(here, owner, out)
     topology = loaded.topology
+    if getattr(args, "firewall", None) is not None:
+        topology.firewall = args.firewall
     remember(here.executor, owner, loaded, args.name)
     try:
         topology.wait = topology.wait or args.wait

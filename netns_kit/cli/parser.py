@@ -71,10 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("-o", "--output", metavar="PATH", help="write the picture there (default: standard output)")
     plan.add_argument("--json", action="store_true", help="the commands as data (see docs/guides/json.rst)")
+    plan.add_argument(
+        "--firewall",
+        choices=("auto", "iptables", "nft"),
+        help="the backend of the NAT rules and port forwards that name none (over the file's [topology] firewall)",
+    )
 
     up = add("up", "build a topology file (all or nothing); it stays up", "output", "project")
     up.add_argument("file", metavar="FILE")
     up.add_argument("--wait", action="store_true", help="wait until links are up and addresses usable")
+    up.add_argument(
+        "--firewall",
+        choices=("auto", "iptables", "nft"),
+        help="the backend of the NAT rules and port forwards that name none (over the file's [topology] firewall)",
+    )
 
     down = add("down", "remove what `up FILE` made, exactly", "output", "project")
     down.add_argument("file", metavar="FILE", nargs="?", help="the file `up` was given (or -p NAME, or --all)")

@@ -105,7 +105,11 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<dict>", default_name: 
             raise TopologyFileError(source, table, MISSING, rule)
         for index, item in enumerate(items):
             entries.append((table, index, build(cls, item, source=source, key=f"{table}[{index}]")))
-    topology = Topology(wait=settings.get("wait", False), wait_timeout=float(settings.get("wait_timeout", 10.0)))
+    topology = Topology(
+        wait=settings.get("wait", False),
+        wait_timeout=float(settings.get("wait_timeout", 10.0)),
+        firewall=settings.get("firewall"),
+    )
     try:
         topology.add(*(resource for _, _, resource in entries))
     except ValidationError as error:

@@ -21,7 +21,12 @@ import attrs
 from netns_kit.errors import ValidationError
 
 #: keys of the ``[topology]`` table and their TOML types
-SETTINGS: dict[str, tuple[type, ...]] = {"name": (str,), "wait": (bool,), "wait_timeout": (int, float)}
+SETTINGS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "wait": (bool,),
+    "wait_timeout": (int, float),
+    "firewall": (str,),  # the backend of firewall entries that name none: iptables, nft, auto
+}
 
 #: a topology file larger than this is refused unread (no topology file comes close)
 MAX_BYTES = 16 * 1024 * 1024
@@ -114,6 +119,8 @@ def settings_of(table: Any, source: str) -> dict[str, Any]:
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
             words = " or ".join(toml_type(t()) for t in types)
             raise TopologyFileError(source, f"topology.{name}", value, f"must be a {words}")
+    if table.get("firewall", "iptables") not in ("auto", "iptables", "nft"):
+        raise TopologyFileError(source, "topology.firewall", table["firewall"], "must be auto, iptables or nft")
     name = table.get("name")
     if name is not None and not _NAME.match(name):
         rule = "must be 1-58 characters from [A-Za-z0-9_.-] (it names the owner: cli.NAME)"

@@ -59,15 +59,14 @@ class Topology:
         wait_timeout: float = 10.0,
         firewall: str | None = None,
     ) -> None:
-        if firewall is not None and firewall not in backend.BACKENDS:
-            raise ValidationError("Topology.firewall", firewall, f"must be one of {', '.join(backend.BACKENDS)}")
-        #: the backend of every firewall resource that names none (``"iptables"``, ``"nft"``, ``"auto"``)
-        self.firewall = firewall
         self.resources: list[Resource] = []
+        self._firewall: str | None = None
+        self._given: set[int] = set()  # ids of the copies that took the topology's backend
         self.executor = executor
         self.wait = wait
         self.wait_timeout = wait_timeout
         self._journal: Journal | None = None
+        self.firewall = firewall
         self._adopted: list[Resource] = []
         self._guard = signals.Guard()
         self.add(*resources)
@@ -81,14 +80,36 @@ class Topology:
         for resource in resources:
             if not isinstance(resource, Resource):
                 raise ValidationError("Topology.resources", resource, "must be netns_kit resources")
-        if self.firewall is not None:  # a copy that says the topology's backend
-            resources = tuple(
-                attrs.evolve(r, backend=self.firewall) if isinstance(r, Firewall) and r.backend is None else r
-                for r in resources
-            )
-        self.resources.extend(resources)
+        self.resources.extend(self._give(r) for r in resources)
         self.check()
         return self
+
+    @property
+    def firewall(self) -> str | None:
+        """The backend (``"iptables"``, ``"nft"``, ``"auto"``) of each firewall resource that names
+        none (None: iptables); set it before ``up()``: such resources are replaced by copies saying it."""
+        return self._firewall
+
+    @firewall.setter
+    def firewall(self, value: str | None) -> None:
+        if value is not None and value not in backend.BACKENDS:
+            raise ValidationError("Topology.firewall", value, f"must be one of {', '.join(backend.BACKENDS)}")
+        if self._journal is not None:
+            raise ValidationError("Topology.firewall", value, "cannot change while the topology is up")
+        self._firewall = value
+        self.resources = [self._give(r) for r in self.resources]
+
+    def _give(self, resource: Resource) -> Resource:
+        """``resource``, or a copy with the topology's backend if it is a firewall that names none."""
+        if not isinstance(resource, Firewall) or resource.backend == self._firewall:
+            return resource
+        if resource.backend is not None and id(resource) not in self._given:
+            return resource
+        self._given.discard(id(resource))
+        copy = attrs.evolve(resource, backend=self._firewall)
+        if self._firewall is not None:
+            self._given.add(id(copy))
+        return copy
 
     def __iter__(self) -> Iterator[Resource]:
         return iter(self.ordered())

@@ -4,10 +4,12 @@ the Recorder, the printed scripts, the backend left out of the chain names."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
 import netns_kit  # noqa: F401  (the package first: it orders the imports of its layers)
+from netns_kit import cli
 from netns_kit.errors import ValidationError
 from netns_kit.executors.recorder import Recorder
 from netns_kit.firewall import backend, nft
@@ -16,7 +18,7 @@ from netns_kit.firewall.nat import NatRule
 from netns_kit.firewall.portforward import PortForward
 from netns_kit.ops import state
 from netns_kit.owner import Owner
-from netns_kit.topology import scenarios
+from netns_kit.topology import scenarios, tomlfile, tomlread
 from netns_kit.topology.topology import Topology
 
 TAG = "netns_kit:dry-run"
@@ -131,3 +133,38 @@ def test_the_state_snapshot_keeps_native_tables_and_masks_the_owner() -> None:
         ],
         "ip docker-bridges": [],
     }
+
+
+SEED001_TOML = Path(__file__).parents[2] / "examples" / "seed001-bridge-nat.toml"
+
+
+def test_the_topology_file_key_sets_the_backend(tmp_path: Path) -> None:
+    text = SEED001_TOML.read_text()
+    for value, program in (("nft", "nft"), ("iptables", "iptables")):
+        path = tmp_path / f"{value}.toml"
+        path.write_text(text.replace("[topology]\n", f'[topology]\nfirewall = "{value}"\n'))
+        loaded = tomlfile.load(str(path))
+        firewall = {c.argv[0] for c in loaded.topology.plan().commands if c.argv[0] in ("nft", "iptables")}
+        assert firewall == {program}
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("[topology]\n", '[topology]\nfirewall = "pf"\n'))
+    with pytest.raises(tomlread.TopologyFileError, match="must be auto, iptables or nft"):
+        tomlfile.load(str(path))
+
+
+def test_plan_firewall_nft_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["plan", "--firewall", "nft", str(SEED001_TOML)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "nft -f - <<'EOF'\nadd table inet netns_kit_cli.seed001-bridge-nat\nEOF\n" in out
+    assert "iptables" not in out
+    assert cli.main(["plan", "--down", "--firewall", "nft", str(SEED001_TOML)]) == cli.EXIT_OK
+    assert "delete table inet netns_kit_cli.seed001-bridge-nat" in capsys.readouterr().out
+
+
+def test_changing_the_topology_backend_changes_only_what_it_gave() -> None:
+    mine = NatRule("10.0.1.0/24", out_interface="eth0", backend="iptables")
+    topo = Topology([mine, NatRule("10.0.0.0/24", out_interface="eth0")], firewall="auto")
+    topo.firewall = "nft"
+    assert [f.backend for f in topo.of_type(Firewall)] == ["iptables", "nft"]
+    topo.firewall = None
+    assert [f.backend for f in topo.of_type(Firewall)] == ["iptables", None]
