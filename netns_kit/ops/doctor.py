@@ -104,6 +104,7 @@ def _checks(look: Look) -> list[Check]:
     policy = firewall.forward_policy(look)
     found.append(policy)
     found.append(firewall.br_netfilter(look, policy))
+    found.append(firewall.nft_choice(look))
     if look.p.impairments:
         found.append(system.impairments(look))
     return found

@@ -3,7 +3,8 @@ the FORWARD policy, br_netfilter."""
 
 from __future__ import annotations
 
-from netns_kit.firewall import iptables
+from netns_kit.errors import CommandError
+from netns_kit.firewall import iptables, nftchoice
 from netns_kit.ops.doctor_report import FAIL, OK, SKIP, WARN, Check, Look
 
 
@@ -120,3 +121,20 @@ def br_netfilter(look: Look, policy: Check | None) -> Check:
         OK,
         "loaded, bridge-nf-call-iptables=1: FORWARD rules also see traffic inside a bridge",
     )
+
+
+def nft_choice(look: Look) -> Check:
+    """Which backend ``firewall="auto"`` takes here, and what drops forwarded traffic in
+    either (another table's forward chain: Docker 29, firewalld, podman)."""
+    name = "firewall backend (auto)"
+    if not look.p.which("nft"):
+        return Check(name, OK, "nft is not installed: auto takes iptables")
+    try:
+        chosen = nftchoice.choose(nftchoice.probe(look.executor), "auto", needs=("nat", "forward", "fib"))
+    except CommandError as error:
+        return Check(name, SKIP, f"nft could not be read: {error.stderr.strip() or error.hint}")
+    head, *rest = chosen.message().splitlines()
+    summary = head.removeprefix("firewall backend: ")
+    if chosen.backend is None:
+        return Check(name, WARN, summary, "\n".join(rest), fix="run inside a sandbox (netns-kit --sandbox)")
+    return Check(name, WARN if rest else OK, summary, "\n".join(rest))

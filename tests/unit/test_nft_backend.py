@@ -6,17 +6,22 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import attrs
 import pytest
 
 import netns_kit  # noqa: F401  (the package first: it orders the imports of its layers)
 from netns_kit import cli
 from netns_kit.errors import ValidationError
 from netns_kit.executors.recorder import Recorder
-from netns_kit.firewall import backend, nft
+from netns_kit.firewall import backend, nft, nftchoice
 from netns_kit.firewall.base import Firewall
 from netns_kit.firewall.nat import NatRule
+from netns_kit.firewall.nftchoice import Probe
+from netns_kit.firewall.nftread import Drop
 from netns_kit.firewall.portforward import PortForward
-from netns_kit.ops import state
+from netns_kit.ops import doctor_firewall, state
+from netns_kit.ops.doctor import Probes
+from netns_kit.ops.doctor_report import OK, WARN, Look
 from netns_kit.owner import Owner
 from netns_kit.topology import scenarios, tomlfile, tomlread
 from netns_kit.topology.topology import Topology
@@ -168,3 +173,18 @@ def test_changing_the_topology_backend_changes_only_what_it_gave() -> None:
     assert [f.backend for f in topo.of_type(Firewall)] == ["iptables", "nft"]
     topo.firewall = None
     assert [f.backend for f in topo.of_type(Firewall)] == ["iptables", None]
+
+
+def test_doctor_names_the_table_that_drops_forwarded_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
+    docker = Drop("nft", "ip docker-bridges", "filter-FORWARD", "policy drop")
+    seen = Probe(nft="v1.0.6", features=frozenset({"inet", "inet-nat", "masquerade", "fib"}), drops=(docker,))
+    monkeypatch.setattr(nftchoice, "probe", lambda executor, netns=None: seen)
+    look = Look(Probes(which=lambda name: f"/usr/sbin/{name}", executor=Recorder()), Recorder())
+    check = doctor_firewall.nft_choice(look)
+    assert check.status == WARN
+    assert check.summary.startswith("none (no backend can work here: nft table ip docker-bridges chain filter-FORWARD")
+    assert "bridge-accept-fwmark" in check.summary
+    monkeypatch.setattr(nftchoice, "probe", lambda executor, netns=None: attrs.evolve(seen, drops=()))
+    assert doctor_firewall.nft_choice(look).status == OK
+    bare = Look(Probes(which=lambda name: None, executor=Recorder()), Recorder())
+    assert doctor_firewall.nft_choice(bare).summary == "nft is not installed: auto takes iptables"
