@@ -71,7 +71,8 @@ def _status_of(here: Place, item: dict[str, Any], out: TextIO) -> None:
     print(f"\n{item['owner']}  [{'gone' if item['gone'] else item['state']}] {state}", file=out)
     if file:
         print(f"  from {file}", file=out)
-    for key, title in (("namespaces", "namespaces"), ("links", "links"), ("rules", "iptables rules")):
+    titles = (("namespaces", "namespaces"), ("attached", "attached namespaces"), ("links", "links"))
+    for key, title in (*titles, ("rules", "iptables rules")):
         values = item[key]
         if values:
             print(f"  {title} ({len(values)}):", file=out)

@@ -22,6 +22,12 @@ from netns_kit.owner import Owner
 from netns_kit.resources.namespace import Namespace
 
 
+def attached(command: Command) -> str | None:
+    """The name ``ip netns attach NAME PID`` gives someone else's namespace (else None)."""
+    argv = command.argv
+    return argv[3] if argv[:3] == ("ip", "netns", "attach") and len(argv) == 5 else None
+
+
 def stale_owners(scan: inv.Inventory) -> list[Owner]:
     """Process owners named by tags or ledgers whose process is gone."""
     return [o for o in scan.owners() if o.pid is not None and not o.is_alive()]
@@ -62,6 +68,9 @@ class Plan:
         self.undo_steps: list[Step] = []
         self.link_steps: list[Step] = []
         self.netns_steps: list[Step] = []
+        #: names given to other people's namespaces (``ip netns attach``): removed last, after
+        #: what was put inside them (only the name goes; the namespace and its processes stay)
+        self.detach_steps: list[Step] = []
         #: progress of execute(): steps carried out (or found needless, or failed) of all
         self.done = 0
         self.total = 0
@@ -202,7 +211,11 @@ class Plan:
         if command.program == "sysctl":
             return self._sysctl_step(owner, command)
         undo = [u.tolerant() for u in command.undo]
-        return Step("; ".join(u.line for u in undo), self._runner(undo), owner, undo)
+        step = Step("; ".join(u.line for u in undo), self._runner(undo), owner, undo)
+        if attached(command) is not None:
+            self.detach_steps.append(step)
+            return None
+        return step
 
     def _sysctl_step(self, owner: Owner, command: Command) -> Step | None:
         """Restore a sysctl to the value it had before this owner's FIRST change of it,

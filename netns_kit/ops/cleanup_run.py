@@ -28,6 +28,7 @@ class Removal(Plan):
             *self.undo_steps,
             *self.netns_steps,
             *self.link_steps,
+            *self.detach_steps,
         ]
 
     def execute(self, progress: Callable[[int, int], None] | None = None) -> None:
@@ -41,7 +42,9 @@ class Removal(Plan):
            the namespaces deleted in one ``ip -batch``, the links outside them in
            another, then a bounded wait until the devices the kernel frees
            asynchronously (the host ends of their veths) are gone, so the names
-           can be used again at once.
+           can be used again at once;
+        4. the names given to other people's namespaces (``ip netns attach``): only
+           the names, never the namespaces or what runs in them.
 
         A batch that fails is finished one step at a time, so each failure is
         reported with its own object, and everything else is still removed.
@@ -64,6 +67,9 @@ class Removal(Plan):
             # nf_tables and x_tables do not take the RTNL lock the namespaces' deletion holds:
             # the executor runs both at once when it runs several processes at once
             self.executor.side_by_side(self._run_firewall, self._run_namespaces, background="first")
+        # other people's namespaces lose the name we gave them last: the rules and links
+        # put inside them were reached through it
+        self._run(self.detach_steps)
         self._settle_ledgers()
 
     def _run_firewall(self) -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "LedgerFile",
     "Link",
     "Rule",
+    "attached",
     "describe_owner",
     "parse_save",
     "read_firewall",
@@ -187,6 +188,20 @@ def holds_nothing(executor: Executor) -> bool:
     return not (found.namespaces or found.links or found.rules or found.ledgers)
 
 
+def attached(inventory: Inventory, owner: Owner) -> dict[str, str]:
+    """The namespaces ``owner`` attached (``ip netns attach NAME PID``, still standing in its
+    ledger) that still carry the name: name -> PID. The namespace is someone else's."""
+    found: dict[str, str] = {}
+    for lf in inventory.ledgers:
+        if lf.owner != owner:
+            continue
+        for entry in lf.standing:
+            argv = entry.command.argv
+            if argv[:3] == ("ip", "netns", "attach") and len(argv) == 5 and argv[3] in inventory.namespaces:
+                found[argv[3]] = argv[4]
+    return dict(sorted(found.items()))
+
+
 def describe_owner(owner: Owner) -> str:
     """``alive``, ``dead`` or ``named`` (a non-process owner, kept until named)."""
     if owner.pid is None:
@@ -202,6 +217,7 @@ def summary(inventory: Inventory, owner: Owner) -> dict[str, Any]:
         "owner": owner.id,
         "state": describe_owner(owner),
         "namespaces": sorted(n for n, alias in inventory.namespaces.items() if alias == tag),
+        "attached": [f"{name} (pid {pid}: only the name is ours)" for name, pid in attached(inventory, owner).items()],
         "links": [str(link) for link in inventory.links if link.alias == tag],
         "rules": [str(rule) for rule in inventory.rules if rule.comment == tag],
         "ledger_files": [str(lf.path) for lf in files],
