@@ -62,6 +62,26 @@ def test_a_made_namespace_in_its_place_is_deleted_whole(tmp_path: Path) -> None:
     assert "ip link del dev v-c1" not in host.lines
 
 
+def test_a_veth_from_a_namespace_of_ours_goes_with_it_and_the_attached_one_keeps_its_own(tmp_path: Path) -> None:
+    host = BatchingHost(tmp_path)
+    topology = Topology(
+        [
+            Namespace("a"),
+            Namespace.attach("c1", pid=4242),
+            VethPair("v-a", "eth1", netns="a", peer_netns="c1", addresses="10.9.0.1/24", peer_addresses="10.9.0.2/24"),
+            Route("10.99.0.0/24", via="10.9.0.1", netns="c1"),
+        ]
+    ).up(host)
+    host.clear()
+    topology.down()
+    assert host.lines == [
+        "ip -n c1 route del 10.99.0.0/24 via 10.9.0.1",
+        "ip -n a link del dev v-a",
+        "ip netns del c1",
+        "ip netns del a",
+    ]
+
+
 def test_pid_must_be_a_positive_integer_and_exactly_one_source() -> None:
     for bad in (0, -3, True, "12"):
         with pytest.raises(ValidationError):
