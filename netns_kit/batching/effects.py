@@ -123,6 +123,8 @@ def effects(command: Command, kind: str | None = None) -> Effects:
     elif kind == "restore":
         family = 6 if argv[0] == "ip6tables" else 4
         found = Effects(frozenset(), frozenset({f"fw{family}:{_scope(command.netns)}:{argv[3]}"}))
+    elif kind == "nft":  # the owner's table: ordered with that namespace's iptables and its sysctls
+        found = Effects(frozenset(), _firewall(_scope(command.netns)))
     elif argv[:3] == ("sysctl", "-q", "-w") and len(argv) == 4:
         written = _sysctl_key(argv[3].partition("=")[0], command.netns)
         reads = _firewall(_scope(command.netns)) if written.startswith("sys:") else frozenset()

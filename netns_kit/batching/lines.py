@@ -136,6 +136,8 @@ def kind_and_line(command: Command) -> tuple[tuple[str, str | None, tuple[str, .
             options = ip_options(command)
             assert options is not None
             return ("ip", command.netns, options), line
+    if command.argv == ("nft", "-f", "-") and command.stdin:
+        return ("nft", command.netns, ()), command.stdin  # one atomic transaction: nft -f - of them all
     found = restore_line(command)
     if found is not None:
         return ("restore", command.netns, (command.argv[0],)), found[1]

@@ -39,7 +39,7 @@ class Step:
     order the step runs them.
     """
 
-    kind: str  #: "ip", "restore" or "one"
+    kind: str  #: "ip", "restore", "nft" or "one"
     netns: str | None
     options: tuple[str, ...]  #: ip's global options, or ("iptables",) / ("ip6tables",)
     indexes: list[int] = attrs.field(factory=list)
@@ -54,6 +54,8 @@ class Step:
             return Command(("ip", *self.options, "-batch", "-"), netns=self.netns)
         if self.kind == "restore":
             return Command((f"{self.options[0]}-restore", "--noflush", "-w"), netns=self.netns)
+        if self.kind == "nft":
+            return Command(("nft", "-f", "-"), netns=self.netns)
         return commands[self.indexes[0]]
 
 
@@ -176,7 +178,7 @@ def graph(steps: Sequence[Step]) -> tuple[dict[int, set[int]], dict[int, list[in
 #: a rough cost model, in ms, for :func:`priorities`: a process, and a line of each kind
 #: (W(200) here: a host veth line ~0.5 ms, a namespace's line ~1-2 ms, a rule ~0.035 ms)
 _PROCESS_MS = 3.0
-_LINE_MS = {"ip": 0.6, "restore": 0.04, "one": 1.0}
+_LINE_MS = {"ip": 0.6, "restore": 0.04, "nft": 0.1, "one": 1.0}
 
 
 def priorities(steps: Sequence[Step]) -> list[tuple[float, int]]:

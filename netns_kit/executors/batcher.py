@@ -147,6 +147,8 @@ def _run_step(
             _run_ip(step, todo, tally, launch, argv_of)
         elif step.kind == "restore":
             _run_restore(executor, step, todo, tally, launch=launch, argv_of=argv_of)
+        elif step.kind == "nft" and len(todo) > 1:
+            _run_nft(executor, step, todo, tally, launch)
         else:
             _run_one(executor, todo, tally)
     except StepFailed:
@@ -165,6 +167,22 @@ def _run_one(executor: Executor, todo: list[int], tally: Tally) -> None:
             raise StepFailed(error, failed=index) from None
         tally.done(index, result)
         todo.remove(index)
+
+
+def _run_nft(executor: Executor, step: Step, todo: list[int], tally: Tally, launch: Launch) -> None:
+    """Consecutive ``nft -f -`` of one namespace as ONE transaction (each nft process reads the
+    whole table first: one process, not N). All or nothing: when it fails, nothing took
+    effect, and they run one by one for the precise error (and their ``missing_ok``)."""
+    process = step.process(tally.commands)
+    text = "".join(tally.commands[i].stdin or "" for i in todo)
+    returncode, _, stderr = _launch(launch, process, text, todo, tally)
+    if returncode == 0:
+        for index in todo:
+            tally.done(index)
+        todo.clear()
+        return
+    log.debug("%s failed (%s); running its %d transactions one by one", process.line, stderr.strip(), len(todo))
+    _run_one(executor, todo, tally)
 
 
 def _launch(launch: Launch, process: Command, text: str, todo: list[int], tally: Tally) -> tuple[int, str, str]:

@@ -11,7 +11,9 @@ import pytest
 
 import netns_kit  # noqa: F401  (the package first: it orders the imports of its layers)
 from netns_kit import cli
-from netns_kit.errors import ValidationError
+from netns_kit.command import Command
+from netns_kit.errors import CommandError, ValidationError
+from netns_kit.executors.local import ShExecutor
 from netns_kit.executors.recorder import Recorder
 from netns_kit.firewall import backend, nft, nftchoice
 from netns_kit.firewall.base import Firewall
@@ -188,3 +190,40 @@ def test_doctor_names_the_table_that_drops_forwarded_traffic(monkeypatch: pytest
     assert doctor_firewall.nft_choice(look).status == OK
     bare = Look(Probes(which=lambda name: None, executor=Recorder()), Recorder())
     assert doctor_firewall.nft_choice(bare).summary == "nft is not installed: auto takes iptables"
+
+
+class FakeNft(ShExecutor):
+    """A batching executor whose ``nft -f -`` fails (as a whole) on a line holding ``bad``."""
+
+    def __init__(self) -> None:
+        super().__init__(parallel=1)
+        self.enter_directly = False
+        self.processes: list[str] = []
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        return None
+
+    def _execute(self, argv, *, input, timeout, netns=None):  # type: ignore[no-untyped-def]
+        assert argv[-3:] == ("nft", "-f", "-")
+        self.processes.append(input)
+        return (1, "", "Error: Could not process rule: bad\n") if "bad" in input else (0, "", "")
+
+
+def _nft(text: str) -> Command:
+    return nft.Transaction((text,)).command()
+
+
+def test_consecutive_nft_transactions_run_as_one_process() -> None:
+    fake = FakeNft()
+    fake.run_all([_nft("add table inet a"), _nft("add chain inet a x"), _nft("add chain inet a y")])
+    assert fake.processes == ["add table inet a\nadd chain inet a x\nadd chain inet a y\n"]
+
+
+def test_a_failed_nft_batch_reruns_one_by_one_and_names_the_bad_one() -> None:
+    fake = FakeNft()
+    with pytest.raises(CommandError) as info:
+        fake.run_all([_nft("add table inet a"), _nft("add chain inet a bad"), _nft("add chain inet a y")])
+    assert "bad" in str(info.value) or "bad" in (info.value.stderr or "")
+    # nothing of the batch took effect (atomic): then the first alone, then the bad one alone
+    assert fake.processes[1:] == ["add table inet a\n", "add chain inet a bad\n"]
