@@ -14,6 +14,10 @@ sysctl key) asks here instead of indexing ``argv[N]``::
     >>> in_netns(("ip", "netns", "exec", "ns1", "iptables-save"))
     ('ns1', ('iptables-save',))
 
+:func:`planned_iptables`, :func:`sysctl_read` and :func:`sysctl_write` read only
+the exact shapes netns_kit builds, and cheaply (the batcher asks for every
+command of a topology).
+
 Each reader returns ``None`` for an argv of another program or shape. The
 shapes are named tuples (no attrs: :mod:`netns_kit.errors` reads the program
 here, and stays cheap to import).
@@ -84,6 +88,11 @@ class Iptables(NamedTuple):
     def family(self) -> int:
         return 6 if self.tool.rsplit("/", 1)[-1].startswith("ip6tables") else 4
 
+    @property
+    def last(self) -> str | None:
+        """The last word (a rule's comment or target; the chain when no spec follows it)."""
+        return self.spec[-1] if self.spec else self.chain
+
 
 def iptables(argv: Sequence[str]) -> Iptables | None:
     """The table, verb and chain of an iptables/ip6tables command; None for others."""
@@ -104,6 +113,45 @@ def iptables(argv: Sequence[str]) -> Iptables | None:
             if not rest or (verb in _CHAIN_OPTIONAL and rest[0].startswith("-")):
                 return Iptables(words[0], table, verb, None, rest)
             return Iptables(words[0], table, verb, rest[0], rest[1:])
+        else:
+            i += 1
+    return None
+
+
+#: the short verbs :func:`planned_iptables` takes
+_SHORT_VERBS = frozenset(_IPTABLES_VERBS.values())
+
+
+def planned_iptables(argv: Sequence[str]) -> Iptables | None:
+    """``iptables|ip6tables -w -t TABLE VERB CHAIN [SPEC...]`` exactly, VERB a short one
+    (the shape netns_kit plans; a few index reads: no option scan); None for any other."""
+    if (
+        len(argv) < 6
+        or argv[0] not in FIREWALL_TOOLS
+        or argv[1] != "-w"
+        or argv[2] != "-t"
+        or argv[4] not in _SHORT_VERBS
+    ):
+        return None
+    return Iptables(argv[0], argv[3], argv[4], argv[5], tuple(argv[6:]))
+
+
+def with_verb(fw_argv: Sequence[str], verb: str) -> tuple[str, ...] | None:
+    """An iptables command with its verb swapped (``-A`` -> ``-C``: is the rule there?),
+    every other word kept; None for an argv :func:`iptables` does not read."""
+    words = tuple(fw_argv)
+    found = _verb_index(words)
+    return None if found is None else (*words[:found], verb, *words[found + 1 :])
+
+
+def _verb_index(words: tuple[str, ...]) -> int | None:
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if word in ("-t", "--table") and i + 1 < len(words):
+            i += 2
+        elif word in _IPTABLES_VERBS:
+            return i
         else:
             i += 1
     return None
@@ -155,4 +203,20 @@ def sysctl(argv: Sequence[str]) -> Sysctl | None:
         if not word.startswith("-"):
             key, sep, value = word.partition("=")
             return Sysctl(key, value if sep else None)
+    return None
+
+
+def sysctl_read(argv: Sequence[str]) -> str | None:
+    """The key of ``sysctl -n KEY`` exactly (a value read); None for any other."""
+    if len(argv) == 3 and argv[0] == "sysctl" and argv[1] == "-n":
+        return argv[2]
+    return None
+
+
+def sysctl_write(argv: Sequence[str]) -> Sysctl | None:
+    """Key and value of ``sysctl -q -w KEY=VALUE`` exactly (value ``""`` without a ``=``);
+    None for any other."""
+    if len(argv) == 4 and argv[0] == "sysctl" and argv[1] == "-q" and argv[2] == "-w":
+        key, _, value = argv[3].partition("=")
+        return Sysctl(key, value)
     return None

@@ -38,7 +38,7 @@ PS1="[netns $NETNS_KIT_NAMESPACE] ${PS1:-\s-\v\$ }"
 def cmd_exec(args: argparse.Namespace, out: TextIO) -> int:
     argv = list(args.argv)
     if argv[:1] == ["--"]:
-        argv = argv[1:]
+        del argv[:1]
     if not argv:
         raise ValidationError("COMMAND", None, "is missing: netns-kit exec NAMESPACE -- COMMAND [ARG...]")
     enter(args, argv, {})

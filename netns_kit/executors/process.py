@@ -70,8 +70,8 @@ def with_env(command: Command, env: Mapping[str, str] | None = None, cwd: str | 
         if not isinstance(value, str) or "\0" in value:
             raise ValidationError(f"env[{key!r}]", value, "must be a string without NUL")
         prefix.append(f"{key}={value}")
-    if "=" in command.argv[0]:
-        raise ValidationError("argv[0]", command.argv[0], "must not contain '=' when env or cwd is given")
+    if "=" in command.program:
+        raise ValidationError("argv[0]", command.program, "must not contain '=' when env or cwd is given")
     return attrs.evolve(command, argv=(*prefix, *command.argv))
 
 

@@ -24,7 +24,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from netns_kit import sysctl_keys
+from netns_kit import shape, sysctl_keys
 from netns_kit.batching.outcome import Outcome
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import NetnsKitError
@@ -89,8 +89,8 @@ class Recorder(Executor):
         argv = command.argv
         if "-j" in argv or "-json" in argv:
             return "[]"
-        if argv[:2] == ("sysctl", "-n"):
-            key = argv[2]
+        key = shape.sysctl_read(argv)
+        if key is not None:
             return _FRESH_SYSCTLS.get(key, "0")
         return ""
 
@@ -141,18 +141,16 @@ SCRIPT_STATE_DIR = "/run/netns_kit"
 
 def shared_switch(command: Command) -> bool:
     """A set of a switch of the whole host (``sysctl -q -w net.ipv4.ip_forward=1``), with its undo."""
-    argv = command.argv
-    return (
-        len(argv) == 4
-        and argv[:3] == ("sysctl", "-q", "-w")
-        and argv[3].partition("=")[0] in sysctl_keys.SWITCHES
-        and bool(command.undo)
-    )
+    written = shape.sysctl_write(command.argv)
+    return written is not None and written.key in sysctl_keys.SWITCHES and bool(command.undo)
 
 
 def _where(command: Command) -> tuple[str, str, str, str]:
     """(key, value set, the claims directory of the key, the directory of its place)."""
-    key, _, value = command.argv[3].partition("=")
+    written = shape.sysctl_write(command.argv)
+    if written is None:
+        raise ValueError(f"not a sysctl write: {command.line}")
+    key, value = written.key, written.value or ""
     place = f"{SCRIPT_STATE_DIR}/{sysctl_keys.CLAIMS_DIR}/{command.netns or sysctl_keys.HOST}"
     return key, value, f"{place}/{key.replace('/', ',')}", place
 

@@ -177,7 +177,7 @@ class Sandbox(ShExecutor):
         # the sandbox's /run is in its mount namespace, and so are the /run/xtables.lock
         # and the choice of backend (/etc/alternatives) iptables-restore must see
         named = _NAMES_NETNS.search(input) is not None
-        return process.argv[0] == "ip" and not named and super()._enters_directly(process, input)
+        return process.program == "ip" and not named and super()._enters_directly(process, input)
 
     def _set_pid(self, pid: int) -> None:
         self._pid = pid

@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import attrs
 
+from netns_kit import shape
 from netns_kit.command import Command
 from netns_kit.owner import Owner
 
@@ -246,14 +247,17 @@ def files(directory: Path) -> Iterator[tuple[Owner, Path]]:
 def created_by(command: Command) -> list[str | tuple[str, str | None]]:
     """What a command creates: a namespace name, or (link, netns) for each link
     ``ip link add name A ... [peer name B [netns NS]]`` makes."""
-    argv = command.argv
-    if argv[:3] == ("ip", "netns", "add") and len(argv) > 3:
-        return [argv[3]]
-    if argv[:4] != ("ip", "link", "add", "name"):
+    read = shape.ip(command.argv)
+    if read is None or read.options or read.verb != "add":
         return []
-    made: list[str | tuple[str, str | None]] = [(argv[4], command.netns)]
-    if "peer" in argv:
-        rest = argv[argv.index("peer") + 1 :]
+    args = read.args
+    if read.object == "netns" and args:
+        return [args[0]]
+    if read.object != "link" or args[:1] != ("name",):
+        return []
+    made: list[str | tuple[str, str | None]] = [(args[1], command.netns)]
+    if "peer" in args:
+        rest = args[args.index("peer") + 1 :]
         if rest[:1] == ("name",) and len(rest) > 1:
             netns = rest[rest.index("netns") + 1] if "netns" in rest else command.netns
             made.append((rest[1], netns))

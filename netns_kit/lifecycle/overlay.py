@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from netns_kit import shape
 from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result
 from netns_kit.executors.base import Executor, OnDone
@@ -40,9 +41,9 @@ class PlannedSysctls(Executor):
     def learn(self, commands: Iterable[Command]) -> None:
         """Remember the sysctls ``commands`` set (``sysctl -q -w KEY=VALUE``)."""
         for command in commands:
-            if command.argv[:3] == ("sysctl", "-q", "-w") and len(command.argv) == 4:
-                key, _, value = command.argv[3].partition("=")
-                self._planned[(command.netns, key)] = value
+            written = shape.sysctl_write(command.argv)
+            if written is not None:
+                self._planned[(command.netns, written.key)] = written.value or ""
 
     def handle(
         self,
@@ -55,11 +56,11 @@ class PlannedSysctls(Executor):
         """A read of a planned sysctl answered here; anything else handled by ``inner``."""
         if len(commands) == 1:
             command = commands[0]
-            argv = command.argv
-            if not command.mutating and len(argv) == 3 and argv[:2] == ("sysctl", "-n"):
-                value = self._planned.get((command.netns, argv[2]))
+            key = None if command.mutating else shape.sysctl_read(command.argv)
+            if key is not None:
+                value = self._planned.get((command.netns, key))
                 if value is not None:
-                    log.debug("planned already: %s = %s", argv[2], value)
+                    log.debug("planned already: %s = %s", key, value)
                     return Outcome({0: Result(command, 0, value + "\n", "")}, Progress((0,)))
         return self.inner.handle(commands, input=input, timeout=timeout, on_done=on_done)
 

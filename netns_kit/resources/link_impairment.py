@@ -187,10 +187,10 @@ class LinkImpairment(Resource):
             raise ValidationError("LinkImpairment.change", impairment, "must be an Impairment or a mapping")
         old = self._commands(self.current, executor, verb="add")
         planned = self._commands(new, executor, verb="replace")
-        old_rules = [c for c in old if c.argv[0] != "tc"]  # and the emulator's start
-        new_rules = [c for c in planned if c.argv[0] != "tc"]
-        commands = [c for c in planned if c.argv[0] == "tc"]
-        if not commands and any(c.argv[0] == "tc" for c in old):
+        old_rules = [c for c in old if c.program != "tc"]  # and the emulator's start
+        new_rules = [c for c in planned if c.program != "tc"]
+        commands = [c for c in planned if c.program == "tc"]
+        if not commands and any(c.program == "tc" for c in old):
             commands.append(self._qdisc("add", ()).undo[0].tolerant())
         # only what differs: a new emulator replaces the old one under rules that stay
         # (between the two, the queue drops: fail-closed, never undelayed)

@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from netns_kit import shape
 from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors.base import Executor
@@ -70,6 +71,14 @@ def _valid_addresses(instance: Any, attribute: attrs.Attribute[Any], value: Any)
         raise ValidationError(field, value, "must hold at least one address (or be None: read them from the namespace)")
     for item in value:
         parse_address(field, item)
+
+
+def _check(rule: Command) -> Command:
+    """The ``-C`` query of a planned drop rule: is it there?"""
+    argv = shape.with_verb(rule.argv, "-C")
+    if argv is None:
+        raise NetnsKitError(f"not an iptables rule: {rule.line}")
+    return Command(argv, netns=rule.netns, mutating=False)
 
 
 @attrs.frozen
@@ -134,10 +143,7 @@ class Partition(Resource):
 
     def exists(self, executor: Executor | None = None) -> bool:
         executor = self._executor(executor)
-        return all(
-            executor.run(Command(c.argv[:4] + ("-C",) + c.argv[5:], netns=c.netns, mutating=False), check=False).ok
-            for c in self.plan(executor)
-        )
+        return all(executor.run(_check(c), check=False).ok for c in self.plan(executor))
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from netns_kit import shape
 from netns_kit.command import Command, change, query
 from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
@@ -47,6 +48,14 @@ def _valid_destination(instance: Any, attribute: attrs.Attribute[Any], value: An
 def _valid_metric(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32):
         raise ValidationError("Route.metric", value, "must be an int from 0 to 4294967295")
+
+
+def _address(add: Command) -> str:
+    """The address an ``ip addr add ADDRESS dev DEV`` adds."""
+    read = shape.ip(add.argv)
+    if read is None or not read.args:
+        raise ValueError(f"not an ip addr add: {add.line}")
+    return read.args[0]
 
 
 @attrs.frozen
@@ -145,7 +154,7 @@ class Address(Resource):
 
     def plan(self, executor: Executor) -> list[Command]:
         return [
-            attrs.evolve(c, undo=(Command(("ip", "addr", "del", c.argv[3], "dev", self.dev), netns=self.netns),))
+            attrs.evolve(c, undo=(Command(("ip", "addr", "del", _address(c), "dev", self.dev), netns=self.netns),))
             for c in address_commands(self.dev, self.netns, self.addresses, nodad=self.nodad)
         ]
 

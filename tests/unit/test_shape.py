@@ -6,8 +6,11 @@ from netns_kit import shape
 from netns_kit.command import Command, change, query
 from netns_kit.executors.recorder import Recorder
 from netns_kit.firewall.nat import NatRule
+from netns_kit.lifecycle.ledger import created_by
 from netns_kit.resources.link import VethPair
 from netns_kit.resources.namespace import Namespace
+from netns_kit.resources.partition import Partition
+from netns_kit.resources.route import Address
 
 
 def test_program_and_arguments() -> None:
@@ -81,3 +84,96 @@ def test_sysctl_reads_and_writes() -> None:
     assert shape.sysctl(("sysctl", "-w", "k=")) == shape.Sysctl("k", "")
     assert shape.sysctl(("sysctl", "-a")) is None
     assert shape.sysctl(("ip", "k=1")) is None
+
+
+def test_planned_iptables_reads_only_the_planned_shape() -> None:
+    argv = ("ip6tables", "-w", "-t", "nat", "-A", "PREROUTING", "-i", "v0", "-j", "NK-x")
+    fw = shape.planned_iptables(argv)
+    assert fw == shape.Iptables("ip6tables", "nat", "-A", "PREROUTING", ("-i", "v0", "-j", "NK-x"))
+    assert fw is not None and fw.family == 6 and fw.last == "NK-x" and fw == shape.iptables(argv)
+    deleted = shape.planned_iptables(("iptables", "-w", "-t", "filter", "-X", "NK-y"))
+    assert deleted is not None and deleted.last == "NK-y" and deleted.spec == ()
+    for other in (
+        ("iptables", "-w", "-t", "nat", "--append", "X", "-j", "Y"),  # long verb: not planned
+        ("iptables", "-t", "nat", "-w", "-A", "X", "-j", "Y"),
+        ("iptables", "-w", "-t", "nat", "-F"),
+        ("iptables-save", "-w", "-t", "nat", "-A", "X"),
+        ("ip", "-w", "-t", "nat", "-A", "X"),
+    ):
+        assert shape.planned_iptables(other) is None, other
+
+
+def test_planned_iptables_reads_every_rule_a_nat_plans() -> None:
+    rec = Recorder()
+    NatRule("192.168.1.0/24", out_interface="eth0", executor=rec).create()
+    rules = [c.argv for c in rec.commands if c.program == "iptables"]
+    assert rules and all(shape.planned_iptables(argv) == shape.iptables(argv) for argv in rules)
+
+
+def test_with_verb_swaps_the_verb_only() -> None:
+    argv = ("iptables", "-w", "-t", "filter", "-A", "FORWARD", "-s", "10.0.0.1", "-j", "DROP")
+    assert shape.with_verb(argv, "-C") == (
+        "iptables",
+        "-w",
+        "-t",
+        "filter",
+        "-C",
+        "FORWARD",
+        "-s",
+        "10.0.0.1",
+        "-j",
+        "DROP",
+    )
+    assert shape.with_verb(("iptables", "-D", "-A", "-j", "X"), "-C") == ("iptables", "-C", "-A", "-j", "X")
+    assert shape.with_verb(("iptables", "-t", "-A", "-I", "X"), "-C") == ("iptables", "-t", "-A", "-C", "X")
+    assert shape.with_verb(("iptables", "-V"), "-C") is None
+
+
+def test_sysctl_read_and_write_take_the_exact_shapes() -> None:
+    assert shape.sysctl_read(("sysctl", "-n", "net.ipv4.ip_forward")) == "net.ipv4.ip_forward"
+    assert shape.sysctl_read(("sysctl", "-n", "a", "b")) is None
+    assert shape.sysctl_read(("sysctl", "-q", "-w", "a=1")) is None
+    assert shape.sysctl_write(("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")) == shape.Sysctl(
+        "net.ipv4.ip_forward", "1"
+    )
+    assert shape.sysctl_write(("sysctl", "-q", "-w", "k")) == shape.Sysctl("k", "")
+    assert shape.sysctl_write(("sysctl", "-w", "k=1")) is None
+    assert shape.sysctl_write(("sysctl", "-q", "-w", "k=1", "j=2")) is None
+    assert shape.sysctl_write(("ip", "-q", "-w", "k=1")) is None
+
+
+def test_a_partition_asks_whether_each_drop_rule_is_there_with_its_check() -> None:
+    addrs = {"red": "10.0.0.1", "blue": "10.0.0.2"}
+
+    def answer(command: Command) -> str | None:
+        if command.argv == ("ip", "-j", "addr", "show"):
+            address = addrs[command.netns or ""]
+            return f'[{{"ifname": "{command.netns}-eth", "addr_info": [{{"local": "{address}"}}]}}]'
+        return None
+
+    rec = Recorder(answer)
+    assert Partition("red", "blue").exists(rec)
+    tag = "-m comment --comment netns_kit:dry-run -j DROP"
+    assert [c.line for c in rec.queries if "iptables" in c.argv] == [
+        f"ip netns exec red iptables -w -t filter -C INPUT -s 10.0.0.2 {tag}",
+        f"ip netns exec blue iptables -w -t filter -C INPUT -s 10.0.0.1 {tag}",
+    ]
+
+
+def test_the_ledger_reads_what_an_add_made() -> None:
+    assert created_by(change("ip", "netns", "add", "n1")) == ["n1"]
+    veth = change("ip", "link", "add", "name", "a", "type", "veth", "peer", "name", "b", "netns", "n2", netns="n1")
+    assert created_by(veth) == [("a", "n1"), ("b", "n2")]
+    assert created_by(change("ip", "link", "add", "name", "a", "type", "veth", "peer", "name", "b")) == [
+        ("a", None),
+        ("b", None),
+    ]
+    assert created_by(change("ip", "link", "add", "name", "br0", "type", "bridge", netns="n1")) == [("br0", "n1")]
+    for other in (("ip", "-6", "netns", "add", "x"), ("ip", "netns", "add"), ("ip", "link", "add", "a"), ("tc", "x")):
+        assert created_by(change(*other)) == [], other
+
+
+def test_an_address_is_undone_by_deleting_what_was_added() -> None:
+    rec = Recorder()
+    Address("eth0", ["fd00::1/64"], netns="n1").create(rec)
+    assert [u.line for c in rec.commands for u in c.undo] == ["ip -n n1 addr del fd00::1/64 dev eth0"]
