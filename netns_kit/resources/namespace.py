@@ -154,8 +154,12 @@ class AttachedNamespace(Namespace):
     container: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        if (self.pid is None) == (self.container is None):
-            raise ValidationError("AttachedNamespace.pid", self.pid, "give exactly one of pid and container")
+        if self.pid is not None and self.container is not None:
+            raise ValidationError(
+                "AttachedNamespace.pid", self.pid, "cannot go with container: give exactly one of them"
+            )
+        if self.pid is None and self.container is None:
+            raise ValidationError("AttachedNamespace.pid", None, "is missing: give exactly one of pid and container")
         if self.container is not None and (not self.container or self.container.startswith("-")):
             raise ValidationError("AttachedNamespace.container", self.container, "must be a container name or id")
 

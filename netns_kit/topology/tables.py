@@ -65,7 +65,8 @@ def build(cls: type[Resource], item: Mapping[str, Any], *, source: str, key: str
     known = fields(cls)
     for name, value in item.items():
         if name not in known:
-            raise TopologyFileError(source, f"{key}.{name}", value, unknown(f"key for {cls.__name__}", name, known))
+            offered = fields(AttachedNamespace) if cls is Namespace else known  # pid, container too
+            raise TopologyFileError(source, f"{key}.{name}", value, unknown(f"key for {cls.__name__}", name, offered))
         _check_type(source, f"{key}.{name}", known[name], value)
     for name, field in known.items():
         if field.default is attrs.NOTHING and name not in item:

@@ -86,9 +86,9 @@ def test_pid_must_be_a_positive_integer_and_exactly_one_source() -> None:
     for bad in (0, -3, True, "12"):
         with pytest.raises(ValidationError):
             Namespace.attach("c1", pid=bad)  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="exactly one"):
+    with pytest.raises(ValidationError, match="is missing: give exactly one of pid and container"):
         Namespace.attach("c1")
-    with pytest.raises(ValidationError, match="exactly one"):
+    with pytest.raises(ValidationError, match="cannot go with container"):
         Namespace.attach("c1", pid=3, container="web")
     assert not AttachedNamespace.holds_others
     assert AttachedNamespace.rank == Namespace.rank
@@ -108,10 +108,14 @@ def test_toml_pid_and_container_make_an_attached_namespace() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('pid = 1234\ncontainer = "web"', "exactly one"),
-        ("pid = 0", "positive"),
-        ('pid = "1234"', "integer"),
-        ("pidd = 3", "pidd"),
+        ('pid = 1234\ncontainer = "web"', r"namespaces\[0\]\.pid: 1234 cannot go with container"),
+        ("pid = 0", r"namespaces\[0\]\.pid: 0 must be a positive integer"),
+        ('pid = "1234"', r"namespaces\[0\]\.pid: '1234' must be an integer"),
+        (
+            "pidd = 3",
+            r"namespaces\[0\]\.pidd: 3 is not a known key for Namespace \(did you mean 'pid'\?\); "
+            r"known: adopt, container, name, pid",
+        ),
     ],
 )
 def test_toml_errors_point_to_the_key(body: str, message: str) -> None:
