@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from netns_kit.resources.files import NetnsFile, hosts_files
     from netns_kit.resources.link import Bridge, VethPair
     from netns_kit.resources.link_impairment import LinkImpairment
-    from netns_kit.resources.namespace import Host, Namespace
+    from netns_kit.resources.namespace import AttachedNamespace, Host, Namespace
     from netns_kit.resources.partition import LinkDown, Partition
     from netns_kit.resources.route import Address, Route
     from netns_kit.topology.topology import Topology
@@ -83,6 +83,7 @@ _WHERE = {
     "Bridge": ".resources.link",
     "VethPair": ".resources.link",
     "LinkImpairment": ".resources.link_impairment",
+    "AttachedNamespace": ".resources.namespace",
     "Host": ".resources.namespace",
     "Namespace": ".resources.namespace",
     "NatRule": ".firewall.nat",
@@ -119,6 +120,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Address",
     "AlreadyExistsError",
+    "AttachedNamespace",
     "BinaryNotFoundError",
     "Bridge",
     "CleanupReport",

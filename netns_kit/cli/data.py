@@ -15,6 +15,7 @@ import attrs
 
 from netns_kit.cli.place import Place
 from netns_kit.command import Command
+from netns_kit.ops import inventory
 from netns_kit.ops.inventory import Inventory, Link, Rule
 from netns_kit.owner import Owner
 
@@ -65,9 +66,12 @@ def command(item: Command) -> dict[str, Any]:
 
 def objects(found: Inventory, owners: Iterable[Owner]) -> dict[str, Any]:
     """The namespaces, links and rules ``found`` carries the tags of ``owners``."""
+    owners = list(owners)
     tags = {owner.tag for owner in owners}
+    attached = {name: pid for owner in owners for name, pid in inventory.attached(found, owner).items()}
     return {
         "namespaces": sorted(name for name, alias in found.namespaces.items() if alias in tags),
+        "attached": [{"name": name, "pid": int(pid)} for name, pid in sorted(attached.items())],
         "links": [link(item) for item in found.links if item.alias in tags],
         "rules": [rule(item) for item in found.rules if item.comment in tags],
     }

@@ -4,6 +4,7 @@ topology: veths, addresses and a route wired into it, traffic both ways, and the
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -94,6 +95,8 @@ def test_its_owner_killed_cleanup_removes_only_what_was_added(sb: Sandbox, other
     assert "c1" in names(sb)
     status = netns_kit("status", "--attach", str(sb.pid))
     assert f"attached namespaces (1):\n    c1 (pid {other.pid}: only the name is ours)" in status.stdout
+    (entry,) = json.loads(netns_kit("status", "--attach", str(sb.pid), "--json").stdout)["owners"]
+    assert entry["attached"] == [{"name": "c1", "pid": other.pid}]
     cleanup = netns_kit("cleanup", "--attach", str(sb.pid))
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert cleanup.stdout.splitlines()[-2] == "removed: ip netns del c1"  # the name last

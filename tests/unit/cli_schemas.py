@@ -47,7 +47,13 @@ WHERE = obj({"kind": {"enum": ["machine", "sandbox"]}, "holder_pid": {"type": ["
 LINK = obj({"name": STR, "netns": NSTR, "kind": NSTR, "peer_netns": NSTR})
 RULE = obj({"tool": STR, "netns": NSTR, "table": STR, "chain": STR, "spec": array(STR), "target": NSTR})
 COMMAND = obj({"argv": array(STR), "netns": NSTR, "line": STR, "mutating": BOOL})
-OBJECTS: dict[str, Schema] = {"namespaces": array(STR), "links": array(LINK), "rules": array(RULE)}
+ATTACHED = obj({"name": STR, "pid": INT})
+OBJECTS: dict[str, Schema] = {
+    "namespaces": array(STR),
+    "attached": array(ATTACHED),
+    "links": array(LINK),
+    "rules": array(RULE),
+}
 
 
 def document(kind: str, fields: dict[str, Schema]) -> Schema:
