@@ -19,7 +19,7 @@ import pytest
 from netns_kit import Host, NatRule, PortForward, Topology
 from netns_kit.command import Command, query
 from netns_kit.errors import CommandError
-from netns_kit.executors.base import wait_until
+from netns_kit.executors.base import use, wait_until
 from netns_kit.executors.recorder import Recorder
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft, nftchoice, nftread
@@ -36,6 +36,14 @@ GATEWAY = "192.168.1.254"
 RED = "192.168.1.1"
 NAT = NatRule("192.168.1.0/24", out_interface="eth0", bridge="v-net-0")
 FORWARDS = {p: PortForward(8080, RED, 80, protocol=p, bridge="v-net-0") for p in ("tcp", "udp")}
+
+
+@pytest.fixture
+def sb(fresh_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """A sandbox of this test's own: these tests read the whole nft ruleset, and the tests
+    before them in a shared sandbox leave iptables-nft's (empty) tables there."""
+    with use(fresh_sandbox):
+        yield fresh_sandbox
 
 
 def _tables(sb: Sandbox) -> list[tuple[str, str]]:
@@ -261,10 +269,9 @@ def test_a_docker_like_forward_drop_stops_our_accepts_unless_they_carry_its_acce
         sb.run(Command(("nft", "delete", "table", "ip", "decoy-docker")))
 
 
-def test_the_printed_script_makes_the_same_nft_state_and_its_teardown_takes_it_away(
-    sb: Sandbox, fresh_sandbox: Sandbox
-) -> None:
+def test_the_printed_script_makes_the_same_nft_state_and_its_teardown_takes_it_away(sb: Sandbox) -> None:
     """Dry-run fidelity for the nft transactions: the here-documents survive /bin/sh."""
+    fresh_sandbox = Sandbox().start()  # a second clean sandbox, for the printed script
     chains = [
         *NAT.chains(),
         *FORWARDS["tcp"].chains(),
@@ -290,6 +297,7 @@ def test_the_printed_script_makes_the_same_nft_state_and_its_teardown_takes_it_a
         assert ruleset(fresh_sandbox) == ""
     finally:
         sb.run(table.delete().command())
+        fresh_sandbox.close()
 
 
 FORKING_CHILD = """

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from netns_kit.command import Command
-from netns_kit.executors.base import wait_until
+from netns_kit.executors.base import use, wait_until
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nftread
 
@@ -49,6 +50,14 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 DECOYS = [("inet", "docker-bridges"), ("inet", "netns_kitten"), ("ip", "netns_kit")]
+
+
+@pytest.fixture
+def sb(fresh_sandbox: Sandbox) -> Iterator[Sandbox]:
+    """A sandbox of this test's own: these tests read the whole nft ruleset, and the tests
+    before them in a shared sandbox leave iptables-nft's (empty) tables there."""
+    with use(fresh_sandbox):
+        yield fresh_sandbox
 
 
 def _tables(sb: Sandbox) -> list[tuple[str, str]]:
