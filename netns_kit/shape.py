@@ -25,6 +25,7 @@ here, and stays cheap to import).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -86,12 +87,20 @@ class Iptables(NamedTuple):
 
     @property
     def family(self) -> int:
-        return 6 if self.tool.rsplit("/", 1)[-1].startswith("ip6tables") else 4
+        tool = self.tool
+        if tool in {"iptables", "ip6tables"}:  # the batcher asks for each rule: no rsplit
+            return 4 if tool == "iptables" else 6
+        return 6 if tool.rsplit("/", 1)[-1].startswith("ip6tables") else 4
 
     @property
     def last(self) -> str | None:
         """The last word (a rule's comment or target; the chain when no spec follows it)."""
         return self.spec[-1] if self.spec else self.chain
+
+    @property
+    def from_verb(self) -> tuple[str, ...]:
+        """The words from the verb on: ``-A CHAIN SPEC...`` (a line of ``iptables-restore``)."""
+        return (self.verb, *self.spec) if self.chain is None else (self.verb, self.chain, *self.spec)
 
 
 def iptables(argv: Sequence[str]) -> Iptables | None:
@@ -118,13 +127,19 @@ def iptables(argv: Sequence[str]) -> Iptables | None:
     return None
 
 
+_NEW = tuple.__new__
 #: the short verbs :func:`planned_iptables` takes
 _SHORT_VERBS = frozenset(_IPTABLES_VERBS.values())
 
 
-def planned_iptables(argv: Sequence[str]) -> Iptables | None:
+@functools.lru_cache(maxsize=16384)
+def planned_iptables(argv: tuple[str, ...]) -> Iptables | None:
     """``iptables|ip6tables -w -t TABLE VERB CHAIN [SPEC...]`` exactly, VERB a short one
-    (the shape netns_kit plans; a few index reads: no option scan); None for any other."""
+    (the shape netns_kit plans); None for any other.
+
+    The batcher asks several times for each of the thousands of rules of a
+    topology: a few index reads (no option scan), and the last 16384 argvs
+    (tuples: a ``Command.argv``) remembered (a hit costs a quarter of a miss)."""
     if (
         len(argv) < 6
         or argv[0] not in FIREWALL_TOOLS
@@ -133,7 +148,7 @@ def planned_iptables(argv: Sequence[str]) -> Iptables | None:
         or argv[4] not in _SHORT_VERBS
     ):
         return None
-    return Iptables(argv[0], argv[3], argv[4], argv[5], tuple(argv[6:]))
+    return _NEW(Iptables, (argv[0], argv[3], argv[4], argv[5], argv[6:]))  # NamedTuple's __new__ costs 1/3 more
 
 
 def with_verb(fw_argv: Sequence[str], verb: str) -> tuple[str, ...] | None:

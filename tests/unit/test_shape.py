@@ -91,6 +91,13 @@ def test_planned_iptables_reads_only_the_planned_shape() -> None:
     fw = shape.planned_iptables(argv)
     assert fw == shape.Iptables("ip6tables", "nat", "-A", "PREROUTING", ("-i", "v0", "-j", "NK-x"))
     assert fw is not None and fw.family == 6 and fw.last == "NK-x" and fw == shape.iptables(argv)
+    assert fw.from_verb == ("-A", "PREROUTING", "-i", "v0", "-j", "NK-x")
+    assert shape.Iptables("iptables", "raw", "-F", None, ()).from_verb == ("-F",)
+    assert [shape.Iptables(tool, "raw", "-F", None, ()).family for tool in ("iptables", "ip6tables")] == [4, 6]
+    assert [shape.Iptables(t, "raw", "-F", None, ()).family for t in ("/sbin/ip6tables-nft", "iptables-legacy")] == [
+        6,
+        4,
+    ]
     deleted = shape.planned_iptables(("iptables", "-w", "-t", "filter", "-X", "NK-y"))
     assert deleted is not None and deleted.last == "NK-y" and deleted.spec == ()
     for other in (
