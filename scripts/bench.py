@@ -98,6 +98,8 @@ def check_clean(where: str) -> None:
     left = [n for n in names if n != "lo"] + sorted(os.listdir("/run/netns"))
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     left += [line for line in rules.splitlines() if line.startswith("-A")][:3]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    left += [line for line in tables.splitlines() if "netns_kit" in line]
     if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
         left.append("net.ipv4.ip_forward=1")
     if left:
@@ -108,10 +110,12 @@ def netns_kit_contenders(sandbox: Any) -> dict[str, Callable[[int], tuple[float,
     import netns_kit
     from netns_kit.topology import scenarios
 
-    def library(executor: Any, **options: Any) -> Callable[[int], tuple[float, float]]:
+    def library(executor: Any, firewall: str | None = None, **options: Any) -> Callable[[int], tuple[float, float]]:
         def run(n: int) -> tuple[float, float]:
             t0 = time.perf_counter()
             topo = scenarios.workload(n, **options)
+            if firewall:
+                topo.firewall = firewall
             topo.up(executor)
             t1 = time.perf_counter()
             topo.down()
@@ -150,6 +154,7 @@ def netns_kit_contenders(sandbox: Any) -> dict[str, Callable[[int], tuple[float,
     return {
         "netns_kit batched": library(netns_kit.ShExecutor()),
         "netns_kit batched, Sandbox": library(sandbox),
+        "netns_kit batched, nft firewall": library(netns_kit.ShExecutor(), firewall="nft"),
         # not W(N): its veths get no IPv6 link-local address, which the bridge floods about
         "netns_kit batched, addrgenmode none": library(netns_kit.ShExecutor(), addrgenmode="none"),
         "netns_kit one process per command": library(netns_kit.ShExecutor(batch=False)),

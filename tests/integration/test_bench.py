@@ -12,6 +12,7 @@ CONTENDERS = {
     "netns_kit batched",
     "netns_kit batched, Sandbox",
     "netns_kit batched, addrgenmode none",
+    "netns_kit batched, nft firewall",
     "netns_kit one process per command",
     "recorder's script by /bin/sh",
     "dry-run plan alone",
