@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shlex
 from collections.abc import Iterable
@@ -63,19 +62,10 @@ class Command:
     missing_ok: bool = False
     stdin: str | None = attrs.field(default=None, validator=_stdin_text)
 
-    # read once per command (a slot each: attrs makes a cached_property one), for the
-    # batcher asks each of the thousands of commands of a topology several times
-
-    @functools.cached_property
+    @property
     def program(self) -> str:
         """The program run (``ip``, ``iptables``...); :mod:`netns_kit.shape` reads the rest."""
         return shape.program(self.argv)
-
-    @functools.cached_property
-    def iptables_rule(self) -> shape.Iptables | None:
-        """``iptables|ip6tables -w -t TABLE VERB CHAIN ...`` read (:func:`netns_kit.shape.planned_iptables`),
-        or None for a command of another shape."""
-        return shape.planned_iptables(self.argv)
 
     @property
     def full_argv(self) -> tuple[str, ...]:

@@ -185,17 +185,3 @@ def test_an_address_is_undone_by_deleting_what_was_added() -> None:
     Address("eth0", ["fd00::1/64"], netns="n1").create(rec)
     assert [u.line for c in rec.commands for u in c.undo] == ["ip -n n1 addr del fd00::1/64 dev eth0"]
 
-
-def test_a_command_reads_its_shape_once_and_stays_a_value() -> None:
-    rule = change("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-j", "MASQUERADE")
-    assert rule.iptables_rule == shape.Iptables("iptables", "nat", "-A", "POSTROUTING", ("-j", "MASQUERADE"))
-    assert rule.iptables_rule is rule.iptables_rule and rule.program == "iptables"
-    assert change("ip", "link").iptables_rule is None
-    # the remembered reads are no fields: equality, hashing, evolve and JSON see the argv only
-    assert rule == change(*rule.argv) and hash(rule) == hash(change(*rule.argv))
-    assert rule.in_netns("x").iptables_rule == rule.iptables_rule
-    assert Command(("ip6tables", "-w", "-t", "raw", "-N", "X")).iptables_rule == shape.Iptables(
-        "ip6tables", "raw", "-N", "X", ()
-    )
-    assert Command.from_json(rule.to_json()) == rule and "iptables_rule" not in rule.to_json()
-    assert "iptables_rule" not in repr(rule)
