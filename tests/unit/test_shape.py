@@ -184,4 +184,3 @@ def test_an_address_is_undone_by_deleting_what_was_added() -> None:
     rec = Recorder()
     Address("eth0", ["fd00::1/64"], netns="n1").create(rec)
     assert [u.line for c in rec.commands for u in c.undo] == ["ip -n n1 addr del fd00::1/64 dev eth0"]
-
