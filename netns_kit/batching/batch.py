@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from netns_kit import iptables_save
+from netns_kit import iptables_save, shape
 from netns_kit.batching.lines import restore_line
 from netns_kit.batching.schedule import Step
 from netns_kit.command import Command, Result, query
@@ -29,7 +29,7 @@ def restore_order(commands: Sequence[Command], todo: Sequence[int]) -> list[int]
     depend on each other, and an nf_tables COMMIT costs ~1 ms, which a step
     alternating nat and filter rules would pay per rule."""
     first_seen: dict[str, int] = {}
-    tables = {i: commands[i].argv[3] for i in todo}
+    tables = {i: _rule(commands[i]).table for i in todo}
     return sorted(todo, key=lambda i: first_seen.setdefault(tables[i], len(first_seen)))
 
 
@@ -42,17 +42,17 @@ def _deletes_by_chain(
 ) -> dict[tuple[str, str, str | None, str], list[int]] | None:
     """The ``-D`` of a teardown step (only ``-D``, ``-F``, ``-X``) by (tool, table, netns,
     chain); None when the step may not be reordered."""
-    ops = {i: commands[i].argv[4] for i in todo}
-    if any(op not in ("-D", "-F", "-X") for op in ops.values()):
+    rules = {i: _rule(commands[i]) for i in todo}
+    if any(fw.verb not in ("-D", "-F", "-X") for fw in rules.values()):
         return None
-    deletes = [i for i in todo if ops[i] == "-D"]
-    emptied = {(commands[i].argv[3], commands[i].argv[5]) for i in todo if ops[i] != "-D"}
-    if not deletes or any((commands[i].argv[3], commands[i].argv[5]) in emptied for i in deletes):
+    deletes = [i for i in todo if rules[i].verb == "-D"]
+    emptied = {(rules[i].table, rules[i].chain) for i in todo if rules[i].verb != "-D"}
+    if not deletes or any((rules[i].table, rules[i].chain) in emptied for i in deletes):
         return None
     by_chain: dict[tuple[str, str, str | None, str], list[int]] = {}
     for i in deletes:
-        argv = commands[i].argv
-        by_chain.setdefault((argv[0], argv[3], commands[i].netns, argv[5]), []).append(i)
+        fw = rules[i]
+        by_chain.setdefault((fw.tool, fw.table, commands[i].netns, fw.chain or ""), []).append(i)
     return by_chain
 
 
@@ -88,9 +88,9 @@ def deletes_first(commands: Sequence[Command], todo: Sequence[int], listing: str
             if where is None:  # one *-save for every table and chain of this step
                 where = _positions(listing)
             found = where
-            chain_deletes.sort(key=lambda i: found.get((table, chain, commands[i].argv[-1]), len(found)))
+            chain_deletes.sort(key=lambda i: found.get((table, chain, _rule(commands[i]).last or ""), len(found)))
         ordered += chain_deletes
-    return ordered + [i for i in todo if commands[i].argv[4] != "-D"]
+    return ordered + [i for i in todo if _rule(commands[i]).verb != "-D"]
 
 
 def _positions(saved: str) -> dict[tuple[str, str, str], int]:
@@ -120,7 +120,7 @@ def restore_input(
             line = found[1]
         else:
             line = lines[position]
-        name = command.argv[3]
+        name = _rule(command).table
         if name != table:
             if table is not None:
                 out.append("COMMIT")
@@ -135,7 +135,15 @@ def restore_input(
 
 def is_delete(command: Command) -> bool:
     """An ``iptables -D`` (whose rule may be gone: checked with ``-C`` first)."""
-    return command.argv[0] in ("iptables", "ip6tables") and "-D" in command.argv
+    return command.program in shape.FIREWALL_TOOLS and "-D" in command.argv
+
+
+def _rule(command: Command) -> shape.Iptables:
+    """A command of an ``iptables-restore`` step, read (:func:`shape.planned_iptables`)."""
+    fw = shape.planned_iptables(command.argv)
+    if fw is None:
+        raise ValueError(f"not a planned iptables rule: {command.line}")
+    return fw
 
 
 def check_of(command: Command) -> Command:

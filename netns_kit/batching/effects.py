@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from netns_kit import shape
 from netns_kit.batching.lines import ip_words, step_kind
 from netns_kit.command import Command
 
@@ -118,15 +119,16 @@ def effects(command: Command, kind: str | None = None) -> Effects:
     found: Effects | None = None
     if kind is None:
         kind = step_kind(command)[0]
-    if argv[0] == "ip":
+    if command.program == "ip":
         found = _ip_effects(command)
     elif kind == "restore":
-        family = 6 if argv[0] == "ip6tables" else 4
-        found = Effects(frozenset(), frozenset({f"fw{family}:{_scope(command.netns)}:{argv[3]}"}))
+        fw = shape.planned_iptables(argv)
+        if fw is not None:
+            found = Effects(frozenset(), frozenset({f"fw{fw.family}:{_scope(command.netns)}:{fw.table}"}))
     elif kind == "nft":  # the owner's table: ordered with that namespace's iptables and its sysctls
         found = Effects(frozenset(), _firewall(_scope(command.netns)))
-    elif argv[:3] == ("sysctl", "-q", "-w") and len(argv) == 4:
-        written = _sysctl_key(argv[3].partition("=")[0], command.netns)
+    elif (write := shape.sysctl_write(argv)) is not None:
+        written = _sysctl_key(write.key, command.netns)
         reads = _firewall(_scope(command.netns)) if written.startswith("sys:") else frozenset()
         found = Effects(reads, frozenset({written}))
     if found is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from netns_kit import shape
 from netns_kit.command import Command
 
 #: the iptables operations ``iptables-restore --noflush`` runs for us
@@ -21,7 +22,7 @@ _IP_MAX_WORDS = 90
 def ip_options(command: Command) -> tuple[str, ...] | None:
     """The global options of an ``ip`` command (``("-6",)``), or None if it cannot be batched."""
     options = []
-    for word in command.argv[1:]:
+    for word in shape.arguments(command.argv):
         if not word.startswith("-"):
             break
         if word not in _IP_OPTIONS:
@@ -35,7 +36,7 @@ def ip_words(command: Command) -> tuple[str, ...] | None:
     options = ip_options(command)
     if options is None:
         return None
-    return command.argv[1 + len(options) :]
+    return shape.arguments(command.argv)[len(options) :]
 
 
 _IP_WORD = r"[^\s#\\\"'\0]+"
@@ -90,21 +91,14 @@ def restore_line(command: Command) -> tuple[str, str] | None:
     Only the shape netns_kit plans is taken: ``iptables -w -t TABLE OP ...``
     with OP one of ``-N -A -I -D -F -X``.
     """
-    argv = command.argv
-    if (
-        len(argv) < 6
-        or argv[0] not in ("iptables", "ip6tables")
-        or argv[1:3] != ("-w", "-t")
-        or argv[4] not in RESTORE_OPS
-        or not command.mutating
-        or command.ok_codes != frozenset({0})
-    ):
+    fw = shape.planned_iptables(command.argv)
+    if fw is None or fw.verb not in RESTORE_OPS or not command.mutating or command.ok_codes != frozenset({0}):
         return None
-    if not argv[3].isalnum():
+    if not fw.table.isalnum():
         return None
-    words = argv[4:]
+    words = fw.from_verb
     line = _plain_line(words, _RESTORE_PLAIN_LINE) or _quoted_line(words, restore_word)
-    return (argv[3], line) if line is not None else None
+    return (fw.table, line) if line is not None else None
 
 
 def _plain_line(words: Sequence[str], plain_line: re.Pattern[str]) -> str | None:
@@ -130,7 +124,7 @@ def step_kind(command: Command) -> tuple[str, str | None, tuple[str, ...]]:
 
 def kind_and_line(command: Command) -> tuple[tuple[str, str | None, tuple[str, ...]], str]:
     """:func:`step_kind` and the command's line in such a step (``""`` for "one")."""
-    if command.argv[0] == "ip":
+    if command.program == "ip":
         line = ip_line(command)
         if line is not None:
             options = ip_options(command)
@@ -140,5 +134,5 @@ def kind_and_line(command: Command) -> tuple[tuple[str, str | None, tuple[str, .
         return ("nft", command.netns, ()), command.stdin  # one atomic transaction: nft -f - of them all
     found = restore_line(command)
     if found is not None:
-        return ("restore", command.netns, (command.argv[0],)), found[1]
+        return ("restore", command.netns, (command.program,)), found[1]
     return ("one", command.netns, ()), ""

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from netns_kit import shape
 from netns_kit.command import Command
 from netns_kit.errors import CommandError, NotFoundError, classify
 
@@ -102,7 +103,7 @@ def unparsed_lines(stderr: str, commands: Sequence[Command]) -> list[int]:
     quoted = [garbage.group(1)] if garbage else [w for w in words if w != "help" and not w.startswith("ip ")]
     if not quoted:
         return []
-    return [p for p, command in enumerate(commands) if all(word in command.argv[1:] for word in quoted)]
+    return [p for p, command in enumerate(commands) if all(word in shape.arguments(command.argv) for word in quoted)]
 
 
 def read_restore(todo: Sequence[int], blocks: Sequence[tuple[int, int, int]], argv: Sequence[str], ran: Ran) -> Verdict:

@@ -135,7 +135,7 @@ class Firewall(Resource):
             state.claims_released = True
             return sysctl.release(state.claims, undo)
         if state.claims_released:
-            return [c for c in undo if c.argv[0] != "sysctl"]
+            return [c for c in undo if c.program != "sysctl"]
         return undo
 
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:

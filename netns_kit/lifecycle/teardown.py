@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 
+from netns_kit import shape
 from netns_kit.batching.batch import is_delete
 from netns_kit.command import Command, query
 from netns_kit.errors import NetnsKitError
@@ -82,7 +83,7 @@ def rollback(journal: Undoing) -> list[Exception] | None:
         (u.netns, u.argv)
         for unit in units
         for command, _ in unit.done
-        if command.argv[0] in ("iptables", "ip6tables") and command.argv[4:5] == ("-A",)
+        if (fw := shape.planned_iptables(command.argv)) is not None and fw.verb == "-A"
         for u in command.undo
     }
     # in the order they were made: the kernel unmounts those first twice as fast
@@ -152,9 +153,9 @@ def _run_side_by_side(
     W(200): the sysctl write took 0.1 s during the kernel's work and takes
     4 ms before it; the bridge deletion took 0.04-0.09 s after it.
     """
-    first = [*quiet, *(c for c in undo if c.argv[0] == "sysctl")]
-    meanwhile = head_first([c for c in undo if c.argv[0] in _OUTSIDE_RTNL], appended)
-    after = [c for c in undo if c.argv[0] != "sysctl" and c.argv[0] not in _OUTSIDE_RTNL]
+    first = [*quiet, *(c for c in undo if c.program == "sysctl")]
+    meanwhile = head_first([c for c in undo if c.program in _OUTSIDE_RTNL], appended)
+    after = [c for c in undo if c.program != "sysctl" and c.program not in _OUTSIDE_RTNL]
     executor.run_all(first)
     if not meanwhile:
         delete_and_wait(after)
