@@ -203,6 +203,15 @@ def ip(argv: Sequence[str]) -> Ip | None:
     return Ip(words[1:i], words[i], verb, words[i + 2 :])
 
 
+def netns_attach(argv: Sequence[str]) -> tuple[str, str] | None:
+    """``ip netns attach NAME PID``: (NAME, PID), the name given someone else's namespace; None for others."""
+    shape = ip(argv)
+    if shape is None or shape.options or (shape.object, shape.verb) != ("netns", "attach") or len(shape.args) != 2:
+        return None
+    name, pid = shape.args
+    return name, pid
+
+
 class Sysctl(NamedTuple):
     """A sysctl read (``sysctl -n KEY``: ``value`` None) or write (``sysctl -q -w KEY=VALUE``)."""
 

@@ -24,8 +24,8 @@ from netns_kit.resources.namespace import Namespace
 
 def attached(command: Command) -> str | None:
     """The name ``ip netns attach NAME PID`` gives someone else's namespace (else None)."""
-    argv = command.argv
-    return argv[3] if argv[:3] == ("ip", "netns", "attach") and len(argv) == 5 else None
+    named = shape.netns_attach(command.argv)
+    return named[0] if named else None
 
 
 def stale_owners(scan: inv.Inventory) -> list[Owner]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from netns_kit import iptables_save
+from netns_kit import iptables_save, shape
 from netns_kit.command import query
 from netns_kit.errors import CommandError
 from netns_kit.executors.base import Executor
@@ -196,9 +196,9 @@ def attached(inventory: Inventory, owner: Owner) -> dict[str, str]:
         if lf.owner != owner:
             continue
         for entry in lf.standing:
-            argv = entry.command.argv
-            if argv[:3] == ("ip", "netns", "attach") and len(argv) == 5 and argv[3] in inventory.namespaces:
-                found[argv[3]] = argv[4]
+            named = shape.netns_attach(entry.command.argv)
+            if named and named[0] in inventory.namespaces:
+                found[named[0]] = named[1]
     return dict(sorted(found.items()))
 
 

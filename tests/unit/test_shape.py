@@ -184,3 +184,11 @@ def test_an_address_is_undone_by_deleting_what_was_added() -> None:
     rec = Recorder()
     Address("eth0", ["fd00::1/64"], netns="n1").create(rec)
     assert [u.line for c in rec.commands for u in c.undo] == ["ip -n n1 addr del fd00::1/64 dev eth0"]
+
+
+def test_netns_attach_reads_the_name_and_pid_and_nothing_else() -> None:
+    assert shape.netns_attach(("ip", "netns", "attach", "web", "4242")) == ("web", "4242")
+    assert shape.netns_attach(("ip", "netns", "add", "web")) is None
+    assert shape.netns_attach(("ip", "netns", "attach", "web")) is None
+    assert shape.netns_attach(("ip", "-n", "x", "netns", "attach", "web", "1")) is None
+    assert shape.netns_attach(("tc", "netns", "attach", "web", "1")) is None
