@@ -178,7 +178,10 @@ def test_a_program_found_nowhere_is_exit_3_and_nothing_is_left_claimed(shell: Sh
     """Where a program really is not installed (the system directories hidden too): ``up``
     says which and exits 3 (cannot run here), undoes what it did, and no ledger claims a
     change in effect (a wrapper that could not start a program ran nothing)."""
-    hidden = "from netns_kit import cli; from netns_kit.executors import binaries; binaries.SYSTEM_DIRS = (); raise SystemExit(cli.main())"
+    hidden = (
+        "from netns_kit import cli; from netns_kit.executors import binaries; "
+        "binaries.SYSTEM_DIRS = (); raise SystemExit(cli.main())"
+    )
     up = shell.run(shlex.join([sys.executable, "-c", hidden, "up", "--sandbox", str(EXAMPLE)]))
     assert up.returncode == 3, up.stdout + up.stderr
     assert "is not installed (looked on PATH, then in /usr/sbin, /sbin, /usr/local/sbin)" in up.stderr, up.stderr
