@@ -18,8 +18,10 @@ It also reads the output of ``iptables -t TABLE -S`` after a ``*TABLE`` line
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
+from collections.abc import Sequence
 
 import attrs
 
@@ -42,6 +44,14 @@ def _counters(word: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+def option(spec: Sequence[str], *names: str) -> str | None:
+    """The value after the first of ``names`` in a rule's words (``--comment``, ``-j``)."""
+    for word, value in itertools.pairwise(spec):
+        if word in names:
+            return value
+    return None
+
+
 @attrs.frozen
 class Rule:
     """One ``-A CHAIN SPEC...`` line: ``spec`` is the argv after the chain."""
@@ -58,10 +68,7 @@ class Rule:
 
     def option(self, *names: str) -> str | None:
         """The value after the first of ``names`` in the rule (``--comment``, ``-j``)."""
-        for option, value in zip(self.spec, self.spec[1:], strict=False):
-            if option in names:
-                return value
-        return None
+        return option(self.spec, *names)
 
     @property
     def comment(self) -> str | None:

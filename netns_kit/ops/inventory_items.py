@@ -8,6 +8,7 @@ from pathlib import Path
 
 import attrs
 
+from netns_kit import iptables_save
 from netns_kit.command import Command, change
 from netns_kit.lifecycle import ledger
 from netns_kit.owner import Owner
@@ -48,10 +49,7 @@ class Rule:
 
     def option(self, *names: str) -> str | None:
         """The value after the first of ``names`` in the rule (``--comment``, ``-j``)."""
-        for option, value in zip(self.spec, self.spec[1:], strict=False):
-            if option in names:
-                return value
-        return None
+        return iptables_save.option(self.spec, *names)
 
     @property
     def comment(self) -> str | None:
