@@ -67,15 +67,7 @@ def _forked() -> None:
     for sandbox in list(_OWNED):
         holder, sandbox._holder = sandbox._holder, None
         if holder is not None and holder.stdin is not None:
-            # the pipe's descriptor becomes /dev/null in place: no lock taken (another
-            # thread may have held the file's), no number freed for reuse before the
-            # file object closes it
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                os.dup2(devnull, holder.stdin.fileno(), inheritable=False)
-                os.close(devnull)
-            except (OSError, ValueError):
-                pass
+            spawn.forget_pipe(holder.stdin)
     _OWNED.clear()
 
 

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from netns_kit.errors import CommandError, binary_not_found
 from netns_kit.executors import binaries, shrunner
@@ -271,3 +271,16 @@ def _setns(fd: int) -> None:
 @functools.cache
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
+
+
+def forget_pipe(stream: IO[Any]) -> None:
+    """In a forked child: let go of a parent's pipe to a holder, so that the holder still
+    sees end-of-file when the parent dies. The descriptor becomes /dev/null in place: no
+    lock taken (another thread may have held the file's), no number freed for reuse
+    before the file object closes it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        os.dup2(devnull, stream.fileno(), inheritable=False)
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

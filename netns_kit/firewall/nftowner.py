@@ -49,12 +49,7 @@ def _forked() -> None:
     for holder in list(_HOLDERS):
         process, holder._process = holder._process, None
         if process is not None and process.stdin is not None:
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                os.dup2(devnull, process.stdin.fileno(), inheritable=False)
-                os.close(devnull)
-            except (OSError, ValueError):
-                pass
+            spawn.forget_pipe(process.stdin)
     _HOLDERS.clear()
 
 
