@@ -1,17 +1,43 @@
-"""One tagged iptables DROP rule, built once for adding and for deleting.
+"""Tagged DROP rules, built once for adding and for deleting, on either firewall backend.
 
 Used by partitions (drop what comes from the other side) and by the loss
-fallback (drop a random share of what arrives). The rule carries the owner's
-tag as ``-m comment --comment netns_kit:...`` so crash cleanup finds it, is
-inserted first in its chain (``-I``) so that no ACCEPT before it lets
-packets through, and is deleted with the same spec (``-D``).
+fallback (drop a random share of what arrives). Every rule carries the
+owner's tag so crash cleanup finds it.
+
+iptables (:func:`drop_rule`): each rule is ``-m comment --comment TAG -j
+DROP``, inserted first in its chain (``-I``) so that no ACCEPT before it lets
+packets through, and deleted with the same spec (``-D``).
+
+nft (:meth:`Drops.nft`): the rules of one resource in one namespace are ONE
+transaction on the owner's table: the table (``add table``: nothing happens
+when it is there), then a base chain per family at the hook and priority of
+the iptables chain (filter INPUT: ``hook input priority filter``; raw
+PREROUTING: ``hook prerouting priority raw``) holding the drops, each
+commented with the tag::
+
+    add table inet netns_kit_42.7
+    add chain inet netns_kit_42.7 NK-PART-0c1d2e3f4a-IN { type filter hook input priority filter; policy accept; }
+    add rule inet netns_kit_42.7 NK-PART-0c1d2e3f4a-IN ip saddr 10.0.0.2 drop comment "netns_kit:42.7"
+
+undone by ``flush chain`` + ``delete chain`` of those chains only (the
+table, and the other resources' chains in it, stay). A ``drop`` in any base
+chain is final in nftables, so these drops hold whatever other tables (or
+iptables) accept.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
+import attrs
+
+from netns_kit import shape
 from netns_kit.command import Command, change
+from netns_kit.errors import CommandError, NetnsKitError
+from netns_kit.executors.base import Executor
+from netns_kit.firewall import backend, iptables, nft, nftread
+from netns_kit.firewall.iptables import Chain, Hook, Rule
 
 
 def drop_rule(
@@ -28,3 +54,84 @@ def drop_rule(
     spec = (*match, "-m", "comment", "--comment", tag, "-j", "DROP")
     delete = Command((binary, "-w", "-t", table, "-D", chain, *spec), netns=netns)
     return change(binary, "-w", "-t", table, "-I", chain, *spec, netns=netns, undo=delete)
+
+
+def chain_name(kind: str, spec: object, hook: str) -> str:
+    """``NK-<KIND>-<10 hex digits of the spec's hash>-<HOOK>``: stable, unique per spec, within
+    iptables' 28 chars (and nft's 256) with the ``-6`` an IPv6 chain of an ``inet`` table adds."""
+    digest = hashlib.sha256(repr((kind, spec)).encode()).hexdigest()[:10]
+    return f"{iptables.CHAIN_PREFIX}{kind}-{digest}-{hook}"
+
+
+@attrs.frozen
+class Drops:
+    """The DROP rules of one resource in one namespace, at one built-in chain.
+
+    ``rules``: ``(IP version, iptables matches)`` each, in order; ``name``: the own chain
+    holding them on nft (an IPv6 one is ``name-6`` in an ``inet`` table).
+    """
+
+    name: str
+    rules: tuple[tuple[int, tuple[str, ...]], ...]
+    netns: str | None
+    chain: str = "INPUT"
+    table: str = "filter"
+
+    def iptables(self, tag: str) -> list[Command]:
+        """One :func:`drop_rule` per rule (iptables or ip6tables by its version)."""
+        return [
+            drop_rule(match, tag=tag, netns=self.netns, chain=self.chain, table=self.table, ipv6=version == 6)
+            for version, match in self.rules
+        ]
+
+    def chains(self) -> list[Chain]:
+        """The nft form: one own chain per family holding its drops, hooked in at ``chain``."""
+        out = []
+        for version in (4, 6):
+            rules = tuple(Rule(match, ("-j", "DROP")) for v, match in self.rules if v == version)
+            if rules:
+                out.append(Chain(version, self.table, self.name, rules, (Hook(self.chain),)))
+        return out
+
+    def nft(self, owned: nft.Table, tag: str) -> Command:
+        """ONE ``nft -f -``: the table (if missing), the chains and their drops; undone by
+        flushing and deleting these chains (nothing else of the table)."""
+        return owned.plan(self.chains(), iptables.comment("Drops.tag", tag), self.netns)
+
+    def plan(self, requested: str | None, executor: Executor, needs: tuple[str, ...]) -> list[Command]:
+        """The commands on the backend ``requested`` resolves to in this namespace."""
+        tag = executor.owner.tag
+        if backend.resolve(requested, executor, self.netns, needs) == "nft":
+            return [self.nft(backend.table(executor, requested, self.netns, needs), tag)]
+        return self.iptables(tag)
+
+    def present(self, requested: str | None, executor: Executor, needs: tuple[str, ...]) -> bool:
+        """Whether every drop is in place: ``iptables -C`` each, or (nft) each chain of the
+        owner's table there with as many drops carrying the tag as planned (``nft -j``)."""
+        tag = executor.owner.tag
+        if backend.resolve(requested, executor, self.netns, needs) != "nft":
+            checks = [_check(rule) for rule in self.iptables(tag)]
+            return all(executor.run(check, check=False).ok for check in checks)
+        owned = backend.table(executor, requested, self.netns, needs)
+        try:
+            tables = {(t.family, t.name) for t in nftread.list_tables(executor, self.netns)}
+            for chain in self.chains():
+                family = nft.families(chain.version, owned.split)
+                if (family, owned.name) not in tables:
+                    return False
+                ruleset = nftread.list_table(executor, family, owned.name, self.netns)
+                for name, _, _ in nft.chain_names(chain, owned.split):
+                    drops = [r for r in ruleset.tagged(tag) if r.chain == name and "drop" in r.verdicts]
+                    if name not in {c.name for c in ruleset.chains} or len(drops) < len(chain.rules):
+                        return False
+        except CommandError:  # no nft, or the table went between the two reads
+            return False
+        return True
+
+
+def _check(rule: Command) -> Command:
+    """The ``-C`` query of a planned drop rule: is it there?"""
+    argv = shape.with_verb(rule.argv, "-C")
+    if argv is None:
+        raise NetnsKitError(f"not an iptables rule: {rule.line}")
+    return Command(argv, netns=rule.netns, mutating=False)

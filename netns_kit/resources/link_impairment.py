@@ -10,7 +10,9 @@ It acts on the packets LEAVING ``dev`` (a root qdisc is egress): ``tc qdisc
 add dev DEV root ...`` to create, ``tc qdisc replace`` for :meth:`change`,
 ``tc qdisc del dev DEV root`` to remove. When loss goes through iptables it
 is dropped where those packets arrive: on the ``peer`` end's ingress, in the
-raw table's PREROUTING chain, so the sender sees ordinary loss (no error).
+raw table's PREROUTING chain, so the sender sees ordinary loss (no error);
+with ``backend="nft"``, in a chain of the owner's nft table at ``hook
+prerouting priority raw`` (``numgen random mod 1000000 < N drop``).
 
 Where the kernel has no netem, the userspace link emulator does what netem
 would (:mod:`netns_kit.linkemu`): it is started in ``dev``'s namespace
@@ -30,7 +32,8 @@ from netns_kit.command import Command, change, query
 from netns_kit.errors import ValidationError
 from netns_kit.executors import capability
 from netns_kit.executors.base import Executor
-from netns_kit.firewall.droprule import drop_rule
+from netns_kit.firewall.backend import valid_backend
+from netns_kit.firewall.droprule import Drops, chain_name
 from netns_kit.impairment import Impairment, to_impairment
 from netns_kit.lifecycle.resource import Resource, _State
 from netns_kit.linkemu import plan as emulator
@@ -39,12 +42,19 @@ from netns_kit.resources.link import VethPair
 from netns_kit.validate import to_name, valid_ifname, valid_optional_ifname, valid_optional_netns
 
 ENDS = ("name", "peer", "both")
+#: what the loss fallback asks of the nft backend: ``numgen`` (a random share)
+LOSS_NEEDS = ("numgen",)
 
 
 @attrs.define
 class _ImpairState(_State):
     #: the impairment in effect after :meth:`LinkImpairment.change` (None: the one given)
     current: Impairment | None = None
+
+
+def _key(command: Command) -> tuple[object, ...]:
+    """What tells two rule commands apart: an ``nft -f -`` by its transaction, not its argv alone."""
+    return (command.argv, command.netns, command.stdin)
 
 
 def _valid_queue(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -75,6 +85,9 @@ class LinkImpairment(Resource):
     peer: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_ifname)
     peer_netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
     queue: int | None = attrs.field(default=None, validator=_valid_queue, kw_only=True)
+    #: where loss through iptables (``loss_via="iptables"``) is dropped: ``"iptables"``, ``"nft"``
+    #: or ``"auto"`` (None: the topology's ``firewall=``, else the default)
+    backend: str | None = attrs.field(default=None, validator=valid_backend, kw_only=True)
     _state: _ImpairState = attrs.field(factory=_ImpairState, init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -155,11 +168,18 @@ class LinkImpairment(Resource):
                 f"must name the other end of {self.dev} for loss through iptables (it drops where packets "
                 "arrive); use LinkImpairment.on(veth, ...), or a kernel with netem",
             )
+        return self._loss_drops(impairment).plan(self.backend, executor, LOSS_NEEDS)
+
+    @property
+    def loss_chain(self) -> str:
+        """The own chain of the loss fallback on nft (``NK-LOSS-<hash of the ends>-RAW``, ``...-RAW-6``)."""
+        return chain_name("LOSS", (self.dev, self.netns, self.peer, self.peer_netns), "RAW")
+
+    def _loss_drops(self, impairment: Impairment) -> Drops:
+        """Drop a random share of what arrives on ``peer``, IPv4 and IPv6, before conntrack (raw)."""
+        assert self.peer is not None
         match = ("-i", self.peer, "-m", "statistic", "--mode", "random", "--probability", impairment.drop_probability)
-        return [
-            drop_rule(match, tag=executor.owner.tag, netns=self.peer_netns, chain="PREROUTING", table="raw", ipv6=v6)
-            for v6 in (False, True)
-        ]
+        return Drops(self.loss_chain, ((4, match), (6, match)), self.peer_netns, chain="PREROUTING", table="raw")
 
     def plan(self, executor: Executor) -> list[Command]:
         return self._commands(self.impairment, executor, verb="add")
@@ -189,14 +209,15 @@ class LinkImpairment(Resource):
         planned = self._commands(new, executor, verb="replace")
         old_rules = [c for c in old if c.program != "tc"]  # and the emulator's start
         new_rules = [c for c in planned if c.program != "tc"]
+        old_keys, new_keys = {_key(o) for o in old_rules}, {_key(n) for n in new_rules}
         commands = [c for c in planned if c.program == "tc"]
         if not commands and any(c.program == "tc" for c in old):
             commands.append(self._qdisc("add", ()).undo[0].tolerant())
         # only what differs: a new emulator replaces the old one under rules that stay
         # (between the two, the queue drops: fail-closed, never undelayed)
-        removed = [c for c in old_rules if c.argv not in {n.argv for n in new_rules}]
+        removed = [c for c in old_rules if _key(c) not in new_keys]
         commands += [u.tolerant() for c in reversed(removed) for u in c.undo]
-        commands += [c for c in new_rules if c.argv not in {o.argv for o in old_rules}]
+        commands += [c for c in new_rules if _key(c) not in old_keys]
         executor.run_all(commands)
         self._state.current = new
 
@@ -223,6 +244,13 @@ class LinkImpairment(Resource):
         (fail-closed: :mod:`netns_kit.linkemu`)."""
         status = query(*emulator.status_command(self.queue_num), netns=self.netns, ok_codes=(0, 1))
         return self._executor(executor).run(status).returncode == 0
+
+    def loss_drops(self, executor: Executor | None = None) -> bool:
+        """Whether the loss fallback's drops for the loss in effect are in place on ``peer``
+        (read back: ``iptables -C`` each, or the chains of the owner's nft table, ``nft -j``)."""
+        if self.peer is None or self.current.loss is None:
+            return False
+        return self._loss_drops(self.current).present(self.backend, self._executor(executor), LOSS_NEEDS)
 
     def queue_rule(self, executor: Executor | None = None) -> bool:
         """Whether the rule sending ``dev``'s packets to the emulator's queue is in place."""

@@ -23,6 +23,12 @@ dropped in OUTPUT fails the sender's ``send()`` with EPERM at once, which no
 real network does. :class:`LinkDown` takes an interface down instead: the
 kernel then drops the routes through it, and the sender gets "Network is
 unreachable" -- what a pulled cable does.
+
+With ``backend="nft"`` (or a topology's ``firewall="nft"``) the drops of each
+namespace are ONE nft transaction on the owner's table instead: a base chain
+per family at ``hook input priority filter`` (``NK-PART-<hash>-IN``, ``-IN-6``),
+healed by deleting those chains (:mod:`netns_kit.firewall.droprule`). A drop
+in any base chain is final, so it holds whatever other tables accept.
 """
 
 from __future__ import annotations
@@ -32,11 +38,11 @@ from typing import Any
 
 import attrs
 
-from netns_kit import shape
 from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors.base import Executor
-from netns_kit.firewall.droprule import drop_rule
+from netns_kit.firewall.backend import valid_backend
+from netns_kit.firewall.droprule import Drops, chain_name
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.resources.link import VethPair
 from netns_kit.validate import (
@@ -73,12 +79,8 @@ def _valid_addresses(instance: Any, attribute: attrs.Attribute[Any], value: Any)
         parse_address(field, item)
 
 
-def _check(rule: Command) -> Command:
-    """The ``-C`` query of a planned drop rule: is it there?"""
-    argv = shape.with_verb(rule.argv, "-C")
-    if argv is None:
-        raise NetnsKitError(f"not an iptables rule: {rule.line}")
-    return Command(argv, netns=rule.netns, mutating=False)
+#: what a partition asks of the nft backend: nft itself (no NAT, nothing forwarded)
+NEEDS: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -102,6 +104,8 @@ class Partition(Resource):
     b_addresses: tuple[IPAddress, ...] | None = attrs.field(
         default=None, converter=_to_addresses, validator=_valid_addresses
     )
+    #: ``"iptables"``, ``"nft"`` or ``"auto"`` (None: the topology's ``firewall=``, else the default)
+    backend: str | None = attrs.field(default=None, validator=valid_backend, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.a == self.b:
@@ -132,18 +136,26 @@ class Partition(Resource):
         """End the partition (the same as :meth:`delete`)."""
         self.delete(executor)
 
-    def plan(self, executor: Executor) -> list[Command]:
-        tag = executor.owner.tag
-        commands = []
+    @property
+    def chain(self) -> str:
+        """The own chain of its drops on nft (``NK-PART-<hash of the spec>-IN``, ``...-IN-6``)."""
+        given = [None if g is None else tuple(map(str, g)) for g in (self.a_addresses, self.b_addresses)]
+        return chain_name("PART", (self.a, self.b, *given), "IN")
+
+    def drops(self, executor: Executor) -> list[Drops]:
+        """In ``a``, drop what comes from ``b``'s addresses; in ``b``, from ``a``'s."""
+        out = []
         for here, there in ((self.a, self.b), (self.b, self.a)):
-            for address in self.addresses(there, executor):
-                match = ("-s", str(address))
-                commands.append(drop_rule(match, tag=tag, netns=here, ipv6=address.version == 6))
-        return commands
+            rules = tuple((address.version, ("-s", str(address))) for address in self.addresses(there, executor))
+            out.append(Drops(self.chain, rules, here))
+        return out
+
+    def plan(self, executor: Executor) -> list[Command]:
+        return [c for drops in self.drops(executor) for c in drops.plan(self.backend, executor, NEEDS)]
 
     def exists(self, executor: Executor | None = None) -> bool:
         executor = self._executor(executor)
-        return all(executor.run(_check(c), check=False).ok for c in self.plan(executor))
+        return all(drops.present(self.backend, executor, NEEDS) for drops in self.drops(executor))
 
 
 @attrs.frozen

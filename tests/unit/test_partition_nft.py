@@ -1,0 +1,306 @@
+"""Partitions and the loss fallback on the nft backend, through the recorder: one transaction per
+namespace on the owner's table, undone by flushing and deleting its own chains only."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from netns_kit import (
+    Command,
+    LinkImpairment,
+    Namespace,
+    NatRule,
+    Partition,
+    Recorder,
+    Topology,
+    ValidationError,
+    VethPair,
+    cli,
+)
+from netns_kit.firewall import droprule, nft
+from netns_kit.owner import Owner
+from netns_kit.topology.tomlfile import loads
+
+T = "inet netns_kit_dry-run"
+TAG = 'comment "netns_kit:dry-run"'
+ADDRS = {
+    "red": [
+        {"ifname": "lo", "addr_info": [{"local": "127.0.0.1"}, {"local": "::1"}]},
+        {"ifname": "red-eth", "addr_info": [{"local": "10.0.0.1"}, {"local": "fd00::1"}, {"local": "fe80::1"}]},
+    ],
+    "blue": [{"ifname": "blue-eth", "addr_info": [{"local": "10.0.0.2"}, {"local": "fe80::2"}]}],
+}
+
+
+def addresses(command: Command) -> str | None:
+    if command.argv == ("ip", "-j", "addr", "show"):
+        return json.dumps(ADDRS.get(command.netns or "", []))
+    return None
+
+
+def test_a_partition_on_nft_is_one_transaction_per_namespace_in_the_owners_table() -> None:
+    rec = Recorder(addresses)
+    cut = Partition("red", "blue", backend="nft").create(rec)
+    c = cut.chain
+    assert c.startswith("NK-PART-") and c.endswith("-IN") and len(c) + 2 <= 28
+    hook = "{ type filter hook input priority filter; policy accept; }"
+    assert [(cmd.netns, cmd.argv, cmd.stdin) for cmd in rec.commands] == [
+        (
+            "red",
+            ("nft", "-f", "-"),
+            f"add table {T}\n"
+            f"add chain {T} {c} {hook}\n"
+            f"add rule {T} {c} ip saddr 10.0.0.2 drop {TAG}\n"
+            f"add chain {T} {c}-6 {hook}\n"
+            f"add rule {T} {c}-6 ip6 saddr fe80::2 drop {TAG}\n",
+        ),
+        (
+            "blue",
+            ("nft", "-f", "-"),
+            f"add table {T}\n"
+            f"add chain {T} {c} {hook}\n"
+            f"add rule {T} {c} ip saddr 10.0.0.1 drop {TAG}\n"
+            f"add chain {T} {c}-6 {hook}\n"
+            f"add rule {T} {c}-6 ip6 saddr fd00::1 drop {TAG}\n"
+            f"add rule {T} {c}-6 ip6 saddr fe80::1 drop {TAG}\n",
+        ),
+    ]
+    cut.heal(rec)
+    # only its own chains: the table and whatever else is in it stay
+    remove = f"flush chain {T} {c}-6\ndelete chain {T} {c}-6\nflush chain {T} {c}\ndelete chain {T} {c}\n"
+    assert [(cmd.netns, cmd.argv, cmd.stdin) for cmd in rec.commands[2:]] == [
+        ("blue", ("nft", "-f", "-"), remove),
+        ("red", ("nft", "-f", "-"), remove),
+    ]
+    assert not any("iptables" in cmd.line or "delete table" in (cmd.stdin or "") for cmd in rec.commands)
+
+
+def test_a_side_with_one_family_gets_one_chain() -> None:
+    rec = Recorder()
+    Partition("a", "b", a_addresses="fd00::a", b_addresses="10.0.0.2", backend="nft").create(rec)
+    stdin = [cmd.stdin or "" for cmd in rec.commands]
+    assert "ip saddr 10.0.0.2 drop" in stdin[0] and "-6 " not in stdin[0]
+    assert "ip6 saddr fd00::a drop" in stdin[1] and "hook input" in stdin[1] and f"{T} NK-PART-" in stdin[1]
+    assert stdin[1].count("add chain") == 1
+
+
+def test_the_iptables_backend_is_the_default_and_plans_exactly_as_before() -> None:
+    plans = []
+    for backend in (None, "iptables", "auto"):  # auto in a dry-run: iptables
+        rec = Recorder(addresses)
+        Partition("red", "blue", backend=backend).create(rec)
+        plans.append(rec.lines)
+    assert plans[0] == plans[1] == plans[2]
+    assert (
+        plans[0][0]
+        == "ip netns exec red iptables -w -t filter -I INPUT -s 10.0.0.2 -m comment --comment netns_kit:dry-run -j DROP"
+    )
+
+
+def test_chain_names_derive_from_the_spec_not_the_backend() -> None:
+    red_blue = Partition("red", "blue")
+    assert Partition("red", "blue", backend="nft").chain == red_blue.chain
+    assert Partition("red", "green").chain != red_blue.chain
+    assert Partition("red", "blue", a_addresses="10.0.0.1").chain != red_blue.chain
+    assert droprule.chain_name("PART", ("red", "blue", None, None), "IN") == red_blue.chain
+    veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b")
+    one, other = LinkImpairment.on(veth, {"loss": "5%"})
+    assert one.loss_chain != other.loss_chain and one.loss_chain.startswith("NK-LOSS-")
+
+
+def test_an_unknown_backend_is_refused_by_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        Partition("red", "blue", backend="pf")
+    assert info.value.field == "Partition.backend"
+    with pytest.raises(ValidationError) as info:
+        LinkImpairment("a-eth", {"loss": "5%"}, backend="ipfw")
+    assert info.value.field == "LinkImpairment.backend"
+
+
+def _ruleset(chains: dict[str, int], *, verdict: str = "drop") -> str:
+    """``nft -j list table`` of the dry-run owner's table with these chains and tagged rules each."""
+    items: list[dict[str, object]] = [{"table": {"family": "inet", "name": "netns_kit_dry-run", "handle": 1}}]
+    for name, count in chains.items():
+        items.append({"chain": {"family": "inet", "table": "netns_kit_dry-run", "name": name, "handle": 2}})
+        items += [
+            {
+                "rule": {
+                    "family": "inet",
+                    "table": "netns_kit_dry-run",
+                    "chain": name,
+                    "handle": 3 + i,
+                    "comment": "netns_kit:dry-run",
+                    "expr": [{verdict: None}],
+                }
+            }
+            for i in range(count)
+        ]
+    return json.dumps({"nftables": items})
+
+
+@pytest.mark.parametrize(
+    ("listing", "there"),
+    [
+        (lambda c: _ruleset({c: 1, f"{c}-6": 1}), True),
+        (lambda c: _ruleset({c: 1}), False),  # the IPv6 chain is gone
+        (lambda c: _ruleset({c: 1, f"{c}-6": 0}), False),  # emptied
+        (lambda c: _ruleset({c: 1, f"{c}-6": 1}, verdict="accept"), False),  # not a drop
+        (None, False),  # no table
+    ],
+)
+def test_exists_on_nft_reads_the_chains_back(listing, there: bool) -> None:
+    cut = Partition("a", "b", a_addresses=["10.0.0.1", "fe80::1"], b_addresses=["10.0.0.2", "fe80::2"], backend="nft")
+    asked = []
+
+    def nft_state(command: Command) -> str | None:
+        asked.append(command.argv)
+        if command.argv == ("nft", "list", "tables"):
+            return "" if listing is None else "table inet netns_kit_dry-run\n"
+        if command.argv == ("nft", "-j", "list", "table", "inet", "netns_kit_dry-run"):
+            return listing(cut.chain)
+        return None
+
+    assert cut.exists(Recorder(nft_state)) is there
+    assert not any(argv[0] == "iptables" or "-C" in argv for argv in asked)
+
+
+# -- the loss fallback ------------------------------------------------------------------------
+
+VETH = VethPair("a-eth", "b-eth", netns="a", peer_netns="b")
+
+
+def _loss(loss: str) -> str:
+    (lossy,) = LinkImpairment.on(VETH, {"loss": loss, "loss_via": "iptables"}, end="name", backend="nft")
+    c = lossy.loss_chain
+    hook = "{ type filter hook prerouting priority raw; policy accept; }"
+    share = round(float(loss.rstrip("%")) * 10_000)
+    return (
+        f"add table {T}\n"
+        f"add chain {T} {c} {hook}\n"
+        f'add rule {T} {c} meta nfproto ipv4 iifname "b-eth" numgen random mod 1000000 < {share} drop {TAG}\n'
+        f"add chain {T} {c}-6 {hook}\n"
+        f'add rule {T} {c}-6 meta nfproto ipv6 iifname "b-eth" numgen random mod 1000000 < {share} drop {TAG}\n'
+    )
+
+
+def test_the_loss_fallback_on_nft_drops_a_share_at_the_peers_raw_prerouting() -> None:
+    rec = Recorder()
+    (lossy,) = LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name", backend="nft")
+    lossy.create(rec)
+    c = lossy.loss_chain
+    assert [(cmd.netns, cmd.argv, cmd.stdin) for cmd in rec.commands] == [("b", ("nft", "-f", "-"), _loss("20%"))]
+    lossy.delete(rec)
+    remove = f"flush chain {T} {c}-6\ndelete chain {T} {c}-6\nflush chain {T} {c}\ndelete chain {T} {c}\n"
+    assert [(cmd.netns, cmd.stdin) for cmd in rec.commands[1:]] == [("b", remove)]
+
+
+def test_changing_the_loss_on_nft_replaces_its_transaction() -> None:
+    """Two transactions have the same argv (``nft -f -``): a change compares what they say."""
+    rec = Recorder()
+    (lossy,) = LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name", backend="nft")
+    lossy.create(rec)
+    c = lossy.loss_chain
+    remove = f"flush chain {T} {c}-6\ndelete chain {T} {c}-6\nflush chain {T} {c}\ndelete chain {T} {c}\n"
+    lossy.change({"loss": "10%", "loss_via": "iptables"}, rec)
+    assert [cmd.stdin for cmd in rec.commands[1:]] == [remove, _loss("10%")]
+    lossy.change({"loss": "10%", "loss_via": "iptables"}, rec)  # the same: nothing to do
+    assert len(rec.commands) == 3
+    lossy.delete(rec)
+    assert [cmd.stdin for cmd in rec.commands[3:]] == [remove]
+
+
+def test_the_loss_fallback_on_iptables_is_unchanged() -> None:
+    for backend in (None, "iptables"):
+        rec = Recorder()
+        LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name", backend=backend)[0].create(rec)
+        tail = "-m statistic --mode random --probability 0.2 -m comment --comment netns_kit:dry-run -j DROP"
+        assert rec.lines == [
+            f"ip netns exec b iptables -w -t raw -I PREROUTING -i b-eth {tail}",
+            f"ip netns exec b ip6tables -w -t raw -I PREROUTING -i b-eth {tail}",
+        ]
+
+
+def test_loss_drops_reads_the_fallback_back() -> None:
+    (lossy,) = LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name", backend="nft")
+
+    def nft_state(command: Command) -> str | None:
+        if command.argv == ("nft", "list", "tables"):
+            return "table inet netns_kit_dry-run\n"
+        if command.argv[:3] == ("nft", "-j", "list"):
+            return _ruleset({lossy.loss_chain: 1, f"{lossy.loss_chain}-6": 1})
+        return None
+
+    assert lossy.loss_drops(Recorder(nft_state)) is True
+    assert lossy.loss_drops(Recorder()) is False  # no table
+    plain = LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name")[0]
+    checks: list[tuple[str, ...]] = []
+    plain.loss_drops(Recorder(lambda cmd: checks.append(cmd.argv)))  # type: ignore[func-returns-value]
+    assert [argv[:6] for argv in checks] == [
+        ("iptables", "-w", "-t", "raw", "-C", "PREROUTING"),
+        ("ip6tables", "-w", "-t", "raw", "-C", "PREROUTING"),
+    ]
+
+
+# -- topologies and files ---------------------------------------------------------------------
+
+PIPE = """
+[[namespaces]]
+name = "red"
+[[namespaces]]
+name = "blue"
+[[veths]]
+name = "veth-red"
+netns = "red"
+addresses = ["192.168.1.1/24"]
+peer = "veth-blue"
+peer_netns = "blue"
+peer_addresses = "192.168.1.2/24"
+[[partitions]]
+a = "red"
+b = "blue"
+a_addresses = ["192.168.1.1"]
+b_addresses = ["192.168.1.2"]
+"""
+
+
+def test_a_partitions_entry_takes_a_backend_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [cut] = [r for r in loads(PIPE + 'backend = "nft"\n').topology.resources if isinstance(r, Partition)]
+    assert cut.backend == "nft"
+    path = tmp_path / "cut.toml"
+    path.write_text(PIPE + 'backend = "nft"\n')
+    assert cli.main(["plan", str(path)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    owner = re.search(r'comment "netns_kit:(cli\.cut[^"]*)"', out)
+    assert owner is not None
+    table = nft.table_name(Owner(owner[1]))
+    chain = cut.chain
+    assert (
+        f"ip netns exec red nft -f - <<'EOF'\nadd table inet {table}\n"
+        f"add chain inet {table} {chain} {{ type filter hook input priority filter; policy accept; }}\n"
+        f'add rule inet {table} {chain} ip saddr 192.168.1.2 drop comment "netns_kit:{owner[1]}"\nEOF\n'
+    ) in out
+    assert "iptables" not in out
+    assert cli.main(["plan", "--down", str(path)]) == cli.EXIT_OK
+    assert f"ip netns exec blue nft -f - <<'EOF'\nflush chain inet {table} {chain}\n" in capsys.readouterr().out
+    with pytest.raises(Exception, match=r"partitions\[0\]\.backend"):
+        loads(PIPE + 'backend = "pf"\n')
+
+
+def test_a_topology_with_a_nat_on_nft_keeps_its_chains_when_a_partition_heals() -> None:
+    """Healed while up: the NAT's chains in the same table stay, the table too."""
+    rec = Recorder()
+    nat = NatRule("10.0.0.0/24", out_interface="eth0", netns="red", backend="nft")
+    with Topology([Namespace("red"), nat], executor=rec):
+        cut = Partition("red", "blue", a_addresses="10.0.0.1", b_addresses="10.0.0.2", backend="nft").create(rec)
+        cut.heal(rec)
+        healed = [cmd.stdin or "" for cmd in rec.commands if cmd.netns == "red"][-1]
+        assert healed.splitlines() == [
+            f"flush chain {T} {cut.chain}",
+            f"delete chain {T} {cut.chain}",
+        ]
+    down = [cmd.stdin for cmd in rec.commands if cmd.stdin]
+    assert down[-1].startswith(f"add table {T}\ndelete table {T}")  # the topology's table goes last
