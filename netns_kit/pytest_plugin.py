@@ -23,10 +23,16 @@ test asks for one of its fixtures (all named ``netns_*``):
 ``netns_assert_plan``       :func:`~netns_kit.testing.assert_plan` with paths
                             relative to the test file and ``--netns-update-golden``
 ``netns_fresh_sandbox``     a sandbox of the test's own
+``netns_firewall``          the firewall backend of the fixtures' executors:
+                            ``"iptables"``, ``"nft"`` or ``"auto"``
 ==========================  ====================================================
 
 ``--netns-iptables legacy`` (or ``nft``) runs the sandboxes' ``iptables`` with that
-backend, so a suite can be run against both.
+backend, so a suite can be run against both. ``--netns-firewall nft`` (or ``auto``,
+``iptables``; the ini option ``netns_firewall``; default ``$NETNS_KIT_FIREWALL``, else
+iptables) is the firewall backend of the NAT rules and port forwards that name none, in
+every executor these fixtures make (``Sandbox(firewall=...)``); the ``netns_firewall``
+fixture says which, so a test can read its rules back the right way.
 
 When real namespaces cannot be made here the fixtures skip with the reason;
 ``--netns-require`` (or ``NETNS_KIT_REQUIRE_SANDBOX=1``, or the ini option
@@ -43,11 +49,12 @@ from typing import Any, NoReturn
 
 import pytest
 
-from netns_kit.errors import SandboxError
+from netns_kit.errors import SandboxError, ValidationError
 from netns_kit.executors.base import Executor, use
 from netns_kit.executors.local import ShExecutor
 from netns_kit.executors.recorder import Recorder
 from netns_kit.executors.sandbox import Sandbox
+from netns_kit.firewall import backend
 from netns_kit.ops.leakcheck import LeakCheck
 from netns_kit.resources.namespace import Namespace
 from netns_kit.testing import Factory, Pair, assert_plan, environment_problem, unique_name
@@ -86,7 +93,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("nft", "legacy"),
         help="the iptables backend inside the sandboxes (default: the machine's; see Sandbox(iptables=))",
     )
+    group.addoption(
+        "--netns-firewall",
+        choices=backend.BACKENDS,
+        help="the firewall backend of NAT rules and port forwards that name none, in the fixtures' executors "
+        f"(default: the ini option netns_firewall, else ${backend.ENV}, else iptables)",
+    )
     parser.addini("netns_require", "fail, never skip, when real namespaces cannot be made", type="bool", default=False)
+    parser.addini("netns_firewall", "the firewall backend of the fixtures' executors (iptables, nft, auto)")
     parser.addini("netns_sandbox_scope", "how long one netns_sandbox lives", default="session")
 
 
@@ -113,6 +127,17 @@ def _cannot_run(config: pytest.Config, reason: str) -> NoReturn:
     pytest.skip(f"{message} (--netns-require or {REQUIRE_ENV}=1 to fail instead)")
 
 
+def _firewall(config: pytest.Config) -> str:
+    """``--netns-firewall``, else the ini option ``netns_firewall``, else ``$NETNS_KIT_FIREWALL``, else iptables."""
+    chosen = config.getoption("netns_firewall") or config.getini("netns_firewall")
+    if chosen and chosen not in backend.BACKENDS:
+        raise pytest.UsageError(f"netns_firewall = {chosen!r}: must be one of {', '.join(backend.BACKENDS)}")
+    try:
+        return str(chosen) if chosen else backend.default(None)
+    except ValidationError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
 def _sandbox_scope(fixture_name: str, config: pytest.Config) -> Any:
     scope = config.getoption("netns_sandbox_scope") or config.getini("netns_sandbox_scope")
     if scope not in SCOPES:
@@ -128,7 +153,7 @@ def _sandbox(config: pytest.Config) -> Iterator[Sandbox]:
     if problem:
         _cannot_run(config, problem)
     try:
-        sandbox = Sandbox(iptables=config.getoption("netns_iptables")).start()
+        sandbox = Sandbox(iptables=config.getoption("netns_iptables"), firewall=_firewall(config)).start()
     except SandboxError as error:
         _cannot_run(config, str(error))
     try:
@@ -146,7 +171,7 @@ def _host(config: pytest.Config) -> Executor:
         pytest.fail(f"--netns-host: {problem}; drop --netns-host to use a rootless sandbox", pytrace=False)
     if problem:
         _cannot_run(config, problem)
-    return ShExecutor()
+    return ShExecutor(firewall=_firewall(config))
 
 
 def _claim(request: pytest.FixtureRequest) -> None:
@@ -214,9 +239,17 @@ def netns_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     """A dry-run :class:`~netns_kit.Recorder`, in effect for this test."""
 
     _claim(request)
-    recorder = Recorder()
+    recorder = Recorder(firewall=_firewall(request.config))
     with use(recorder):
         yield recorder
+
+
+@pytest.fixture
+def netns_firewall(request: pytest.FixtureRequest) -> str:
+    """The firewall backend of the executors these fixtures make (``--netns-firewall``):
+    ``"iptables"``, ``"nft"`` or ``"auto"`` (:func:`netns_kit.firewall.backend.resolve` says
+    which ``auto`` takes in a place)."""
+    return _firewall(request.config)
 
 
 @pytest.fixture

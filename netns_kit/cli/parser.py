@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--firewall",
         choices=("auto", "iptables", "nft"),
-        help="the backend of the NAT rules and port forwards that name none (over the file's [topology] firewall)",
+        help="the backend of the NAT rules and port forwards that name none (over the file's [topology] firewall; "
+        "default: that, else $NETNS_KIT_FIREWALL, else iptables)",
     )
 
     up = add("up", "build a topology file (all or nothing); it stays up", "output", "project")
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--firewall",
         choices=("auto", "iptables", "nft"),
-        help="the backend of the NAT rules and port forwards that name none (over the file's [topology] firewall)",
+        help="the backend of the NAT rules and port forwards that name none (over the file's [topology] firewall; "
+        "default: that, else $NETNS_KIT_FIREWALL, else iptables)",
     )
 
     down = add("down", "remove what `up FILE` made, exactly", "output", "project")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, final
 
 from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result, query
-from netns_kit.errors import CommandError, NetnsKitTimeoutError
+from netns_kit.errors import CommandError, NetnsKitTimeoutError, ValidationError
 from netns_kit.executors.inorder import OnDone
 from netns_kit.owner import Owner
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from netns_kit.executors.process import Process
 
 log = logging.getLogger("netns_kit")
+
+#: what :attr:`Executor.firewall` may say (None aside); the same as
+#: :data:`netns_kit.firewall.backend.BACKENDS`, which this layer cannot import
+FIREWALLS = ("auto", "iptables", "nft")
 
 
 class Executor:
@@ -89,9 +93,29 @@ class Executor:
     #: how many processes this executor runs at once; its own setting, read by itself
     #: (:meth:`side_by_side`, a batching executor's steps), never by its callers
     parallel: int = 1
+    _firewall: str | None = None
 
-    def __init__(self, owner: Owner | None = None) -> None:
+    def __init__(self, owner: Owner | None = None, *, firewall: str | None = None) -> None:
         self.owner = owner or Owner.current()
+        self.firewall = firewall
+
+    @property
+    def firewall(self) -> str | None:
+        """The firewall backend (``"iptables"``, ``"nft"``, ``"auto"``) of the NAT rules and port
+        forwards run through this executor that name none, where their topology names none either.
+        None: ``$NETNS_KIT_FIREWALL``, else iptables (:func:`netns_kit.firewall.backend.effective`).
+        A view over another executor (:attr:`underlying`) says what that one says, unless set."""
+        if self._firewall is None:
+            under = self.underlying
+            if under is not self:
+                return under.firewall
+        return self._firewall
+
+    @firewall.setter
+    def firewall(self, value: str | None) -> None:
+        if value is not None and value not in FIREWALLS:
+            raise ValidationError(f"{type(self).__name__}.firewall", value, f"must be one of {', '.join(FIREWALLS)}")
+        self._firewall = value
 
     # -- the hook -----------------------------------------------------------
     def handle(

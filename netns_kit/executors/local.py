@@ -39,7 +39,8 @@ class ShExecutor(Executor):
     process (:mod:`netns_kit.executors.batcher`), up to ``parallel`` of those processes
     at a time when they do not depend on each other; ``batch=False`` runs
     one process per command, in order. ``runner`` starts them: ``"subprocess"`` (the default, ~0.9 ms
-    a process) or ``"sh"`` (the ``sh`` package, ~6.8 ms).
+    a process) or ``"sh"`` (the ``sh`` package, ~6.8 ms). ``firewall``: the backend of the
+    NAT rules and port forwards run through it that name none (:attr:`Executor.firewall`).
     """
 
     def __init__(
@@ -51,8 +52,9 @@ class ShExecutor(Executor):
         batch: bool = True,
         parallel: int = 4,
         runner: str = "subprocess",
+        firewall: str | None = None,
     ) -> None:
-        super().__init__(owner)
+        super().__init__(owner, firewall=firewall)
         if runner not in spawn.RUNNERS:
             raise ValidationError("ShExecutor.runner", runner, "must be 'subprocess' or 'sh'")
         if not isinstance(parallel, int) or parallel < 1:

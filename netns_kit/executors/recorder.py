@@ -53,8 +53,10 @@ class Recorder(Executor):
 
     dry_run = True
 
-    def __init__(self, handler: Handler | None = None, *, owner: Owner | None = None) -> None:
-        super().__init__(owner or Owner.dry_run())
+    def __init__(
+        self, handler: Handler | None = None, *, owner: Owner | None = None, firewall: str | None = None
+    ) -> None:
+        super().__init__(owner or Owner.dry_run(), firewall=firewall)
         self.handler = handler
         self.commands: list[Command] = []
         self.queries: list[Command] = []

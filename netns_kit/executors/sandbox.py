@@ -86,7 +86,10 @@ class Sandbox(ShExecutor):
     no user namespace. ``iptables="legacy"`` (or ``"nft"``) makes ``iptables``,
     ``ip6tables`` and their ``-save``/``-restore`` inside the sandbox that
     backend, whatever the machine's alternatives say (they are replaced in the
-    sandbox's mount namespace only). :meth:`attach` joins a holder started elsewhere.
+    sandbox's mount namespace only). ``firewall="nft"`` (or ``"auto"``, ``"iptables"``) is
+    the backend of the NAT rules and port forwards run in it that name none
+    (:attr:`~netns_kit.executors.hook.Executor.firewall`; None: ``$NETNS_KIT_FIREWALL``, else
+    iptables). :meth:`attach` joins a holder started elsewhere.
     """
 
     def __init__(
@@ -98,8 +101,9 @@ class Sandbox(ShExecutor):
         batch: bool = True,
         parallel: int = 4,
         runner: str = "subprocess",
+        firewall: str | None = None,
     ) -> None:
-        super().__init__(owner=owner, batch=batch, parallel=parallel, runner=runner)
+        super().__init__(owner=owner, batch=batch, parallel=parallel, runner=runner, firewall=firewall)
         self.rootless = os.geteuid() != 0 if rootless is None else rootless
         if iptables not in IPTABLES_BACKENDS:
             raise ValidationError("Sandbox.iptables", iptables, f"must be one of {list(IPTABLES_BACKENDS)}")

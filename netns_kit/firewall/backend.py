@@ -2,12 +2,18 @@
 (the owner's table, one ``nft -f -`` per change: :mod:`netns_kit.firewall.nft`) or
 ``auto`` (probed, :mod:`netns_kit.firewall.nftchoice`).
 
+The first that says one wins (:func:`effective`): the resource's ``backend=``, its
+topology's ``firewall=`` (given to the resource as its ``backend``), the executor's
+``firewall=`` (:attr:`~netns_kit.executors.hook.Executor.firewall`), the environment
+variable ``NETNS_KIT_FIREWALL``, and ``iptables``.
+
 A dry-run cannot probe: there ``auto`` picks iptables (the printed script says so in
 no way but its commands; ask for ``nft`` to print an nft script).
 """
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any, ClassVar
 
@@ -20,9 +26,11 @@ from netns_kit.firewall import nft, nftchoice
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.validate import field_name, to_name, valid_optional_netns
 
-#: what a firewall resource may say (None: the topology's choice, else iptables)
+#: what a firewall resource may say (None: the topology's choice, else the executor's ...)
 BACKENDS = nftchoice.BACKENDS
 DEFAULT = "iptables"
+#: the environment variable saying the backend where nothing else does
+ENV = "NETNS_KIT_FIREWALL"
 
 _probes: weakref.WeakKeyDictionary[Executor, dict[str | None, nftchoice.Probe]] = weakref.WeakKeyDictionary()
 
@@ -30,6 +38,33 @@ _probes: weakref.WeakKeyDictionary[Executor, dict[str | None, nftchoice.Probe]] 
 def valid_backend(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value not in BACKENDS:
         raise ValidationError(field_name(instance, attribute), value, f"must be one of {', '.join(BACKENDS)}")
+
+
+def from_environment() -> str | None:
+    """``$NETNS_KIT_FIREWALL`` (None when unset or empty); any other value than
+    ``auto``, ``iptables`` or ``nft`` raises :class:`ValidationError` naming the variable."""
+    value = os.environ.get(ENV, "")
+    if not value:
+        return None
+    if value not in BACKENDS:
+        raise ValidationError(
+            f"the environment variable {ENV}", value, f"must be one of {', '.join(BACKENDS)} (or unset: iptables)"
+        )
+    return value
+
+
+def default(executor: Executor | None) -> str:
+    """The backend of a firewall that names none and whose topology names none: the
+    executor's ``firewall``, else ``$NETNS_KIT_FIREWALL``, else ``iptables``."""
+    if executor is not None and executor.firewall is not None:
+        return executor.firewall
+    return from_environment() or DEFAULT
+
+
+def effective(requested: str | None, executor: Executor | None) -> str:
+    """``requested`` (a resource's ``backend``), or when None the default (:func:`default`):
+    ``"iptables"``, ``"nft"`` or ``"auto"`` (not resolved yet: :func:`resolve`)."""
+    return requested if requested is not None else default(executor)
 
 
 def probe(executor: Executor, netns: str | None) -> nftchoice.Probe:
@@ -41,8 +76,9 @@ def probe(executor: Executor, netns: str | None) -> nftchoice.Probe:
 
 
 def choice(requested: str | None, executor: Executor, netns: str | None, needs: tuple[str, ...]) -> nftchoice.Choice:
-    """The backend for ``requested`` in ``netns``: ``auto`` probes (a dry-run: iptables)."""
-    requested = requested or DEFAULT
+    """The backend for ``requested`` (None: :func:`effective`'s default) in ``netns``:
+    ``auto`` probes (a dry-run: iptables)."""
+    requested = effective(requested, executor)
     if requested != "auto":
         return nftchoice.Choice(requested, "asked for")
     if executor.dry_run:
@@ -88,13 +124,15 @@ class OwnerTable(Resource):
         return () if self.netns in doomed else None
 
 
-def owner_tables(firewalls: list[Any]) -> list[OwnerTable]:
-    """One :class:`OwnerTable` per namespace whose firewalls ask for nft (or auto)."""
+def owner_tables(firewalls: list[Any], executor: Executor | None = None) -> list[OwnerTable]:
+    """One :class:`OwnerTable` per namespace whose firewalls ask for nft (or auto), theirs
+    or, when they name none, ``executor``'s default (:func:`effective`)."""
     wanted: dict[str | None, tuple[str, set[str]]] = {}
     for firewall in firewalls:
-        if firewall.backend in ("nft", "auto") and not firewall.adopted:
-            backend, needs = wanted.setdefault(firewall.netns, (firewall.backend, set()))
-            if backend != firewall.backend:
-                wanted[firewall.netns] = ("nft" if "nft" in (backend, firewall.backend) else backend, needs)
+        asked = effective(firewall.backend, executor)
+        if asked in ("nft", "auto") and not firewall.adopted:
+            backend, needs = wanted.setdefault(firewall.netns, (asked, set()))
+            if backend != asked:
+                wanted[firewall.netns] = ("nft" if "nft" in (backend, asked) else backend, needs)
             needs.update(firewall.needs)
     return [OwnerTable(netns=ns, backend=b, needs=tuple(sorted(n))) for ns, (b, n) in wanted.items()]

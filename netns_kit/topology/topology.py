@@ -42,6 +42,17 @@ def _rank(resource: Resource) -> int:
     return resource.rank
 
 
+_backend_kinds: dict[type, bool] = {}
+
+
+def _has_backend(kind: type) -> bool:
+    """Whether resources of ``kind`` have a ``backend`` field (the topology's ``firewall`` is given to them)."""
+    has = _backend_kinds.get(kind)
+    if has is None:
+        has = _backend_kinds[kind] = attrs.has(kind) and "backend" in attrs.fields_dict(kind)
+    return has
+
+
 class Topology:
     """A set of resources brought up and down as one unit.
 
@@ -86,8 +97,9 @@ class Topology:
 
     @property
     def firewall(self) -> str | None:
-        """The backend (``"iptables"``, ``"nft"``, ``"auto"``) of each firewall resource that names
-        none (None: iptables); set it before ``up()``: such resources are replaced by copies saying it."""
+        """The backend (``"iptables"``, ``"nft"``, ``"auto"``) of each resource with a ``backend``
+        field that names none (None: the executor's ``firewall``, else ``$NETNS_KIT_FIREWALL``, else
+        iptables); set it before ``up()``: such resources are replaced by copies saying it."""
         return self._firewall
 
     @firewall.setter
@@ -100,13 +112,17 @@ class Topology:
         self.resources = [self._give(r) for r in self.resources]
 
     def _give(self, resource: Resource) -> Resource:
-        """``resource``, or a copy with the topology's backend if it is a firewall that names none."""
-        if not isinstance(resource, Firewall) or resource.backend == self._firewall:
+        """``resource``, or a copy with the topology's backend if it has a ``backend`` field
+        (a firewall, a partition ...) that names none."""
+        if not _has_backend(type(resource)):
             return resource
-        if resource.backend is not None and id(resource) not in self._given:
+        kind: Any = resource  # any resource kind with the field
+        if kind.backend == self._firewall:
+            return resource
+        if kind.backend is not None and id(resource) not in self._given:
             return resource
         self._given.discard(id(resource))
-        copy = attrs.evolve(resource, backend=self._firewall)
+        copy: Resource = attrs.evolve(kind, backend=self._firewall)
         if self._firewall is not None:
             self._given.add(id(copy))
         return copy
@@ -141,6 +157,12 @@ class Topology:
     def is_up(self) -> bool:
         return self._journal is not None
 
+    @property
+    def journal(self) -> Journal | None:
+        """What :meth:`up` did, as its journal (None while down): for tools that keep
+        a record of it (``netns-kit up`` seals its ledger: :mod:`netns_kit.ops.quickdown`)."""
+        return self._journal
+
     def _executor(self, executor: Executor | None = None) -> Executor:
         return executor or self.executor or current()
 
@@ -156,7 +178,7 @@ class Topology:
                 # what is there already and says adopt=True is used as it is (one look each)
                 self._adopted = [r for r in resources if r.adopts(executor)]
                 self._look_for_interfaces(executor)
-                journal.apply_all(self._with_tables([r for r in resources if not r.adopted]))  # rolls back
+                journal.apply_all(self._with_tables([r for r in resources if not r.adopted], executor))  # rolls back
                 self._journal = journal
             except BaseException as error:
                 self._journal = None
@@ -175,10 +197,10 @@ class Topology:
         return self
 
     @staticmethod
-    def _with_tables(resources: list[Resource]) -> list[Resource]:
-        """``resources`` and the owner's nft table in each namespace whose firewalls use nft
-        (made before them, deleted after them)."""
-        tables = backend.owner_tables([r for r in resources if isinstance(r, Firewall)])
+    def _with_tables(resources: list[Resource], executor: Executor) -> list[Resource]:
+        """``resources`` and the owner's nft table in each namespace whose firewalls use nft,
+        by their own choice or ``executor``'s default (made before them, deleted after them)."""
+        tables = backend.owner_tables([r for r in resources if isinstance(r, Firewall)], executor)
         return sorted([*resources, *tables], key=_rank) if tables else resources
 
     def _look_for_interfaces(self, executor: Executor) -> None:
@@ -232,10 +254,12 @@ class Topology:
 
         ``topo.plan().script()`` is the set-up script and
         ``topo.plan().teardown_script()`` the tear-down script. The tags in
-        it name ``owner`` (default: ``dry-run``).
+        it name ``owner`` (default: ``dry-run``). The firewall backend a resource and this
+        topology leave to the executor is the one of ``up()``'s (``executor=``, else the one in
+        effect: :attr:`~netns_kit.executors.hook.Executor.firewall`).
         """
-        recorder = Recorder(owner=owner)
-        Journal(recorder).apply_all(self._with_tables(self.ordered()))
+        recorder = Recorder(owner=owner, firewall=self._executor().firewall)
+        Journal(recorder).apply_all(self._with_tables(self.ordered(), recorder))
         return recorder
 
     # -- readiness -------------------------------------------------------------
