@@ -65,6 +65,8 @@ HOOKS: dict[tuple[str, str], tuple[str, str, str]] = {
 _CT_STATES = {"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"}
 _CT_STATUS = {"DNAT", "SNAT"}
 _ADDRTYPES = {"LOCAL": "local", "UNICAST": "unicast", "BROADCAST": "broadcast", "MULTICAST": "multicast"}
+_OBJECTS = {"table", "chain", "rule", "set", "map", "element", "flowtable", "counter", "quota", "limit", "ct"}
+_FAMILIES = {"ip", "ip6", "inet", "arp", "bridge", "netdev"}
 _VERDICTS = {"ACCEPT": "accept", "DROP": "drop", "RETURN": "return", "MASQUERADE": "masquerade"}
 
 
@@ -200,6 +202,16 @@ def _target(words: Sequence[str], ip: str, inet: bool) -> str:
     raise Untranslatable(f"no nft translation for -j {' '.join(words)}")
 
 
+def target(line: str) -> tuple[str, str, str, str] | None:
+    """``(verb, object, family, table)`` of one line of an nft transaction
+    (``add chain inet T c { ... }``: ``("add", "chain", "inet", "T")``); None for a line
+    that names no table of a family (a blank line, ``add table T`` with the family left out)."""
+    words = line.split(None, 4)
+    if len(words) < 4 or words[1] not in _OBJECTS or words[2] not in _FAMILIES:
+        return None
+    return words[0], words[1], words[2], words[3]
+
+
 @attrs.frozen
 class Transaction:
     """Lines of nft commands applied as ONE transaction (``nft -f -``: all or nothing)."""
@@ -262,9 +274,11 @@ class Table:
     def of(cls, owner: Owner, *, split: bool = False, owned: bool = False, accept_mark: str | None = None) -> Table:
         return cls(table_name(owner), split, owned, accept_mark)
 
-    def create(self, family: str) -> str:
-        """``add table FAMILY NAME`` (with its flags): nothing happens when it is there."""
-        return f"add table {family} {self.name}" + (" { flags owner ; }" if self.owned else "")
+    def create(self, family: str, *, owned: bool | None = None) -> str:
+        """``add table FAMILY NAME`` (with its flags): nothing happens when it is there.
+        ``owned`` (None: :attr:`owned`) says whether it carries ``flags owner``."""
+        owned = self.owned if owned is None else owned
+        return f"add table {family} {self.name}" + (" { flags owner ; }" if owned else "")
 
     @property
     def families(self) -> tuple[str, ...]:

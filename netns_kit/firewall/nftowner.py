@@ -105,8 +105,22 @@ class OwnerHolder:
             raise
         return self
 
+    @property
+    def alive(self) -> bool:
+        """Started, and its ``nft -i`` still runs (a teardown may have stopped the processes
+        in its namespace; a forked child has none)."""
+        return self._process is not None and self._process.poll() is None
+
     def apply(self, transaction: Transaction) -> None:
         """Run ``transaction`` through the holder; raise :class:`CommandError` (nothing changed) on failure."""
+        answer = self.send(transaction)
+        if answer:
+            raise self._error(transaction, answer)
+
+    def send(self, transaction: Transaction) -> str:
+        """Run ``transaction`` through the holder: nft's error message, "" when it took effect.
+        Raises :class:`CommandError` when ``nft -i`` has exited or gave no answer (then it
+        may have taken effect)."""
         process = self._process
         if process is None or process.stdin is None or process.stderr is None:
             raise RuntimeError("the holder is not started")
@@ -121,8 +135,7 @@ class OwnerHolder:
             raise self._error(transaction, f"nft -i gave no answer within {self.timeout} s")
         # the answer ends with the error nft reports for the mark line: cut it off
         answer = answer[: answer.rfind("Error:")]
-        if "Error:" in answer:
-            raise self._error(transaction, answer.strip())
+        return answer.strip() if "Error:" in answer else ""
 
     def _read_until(self, fd: int, end: bytes) -> str | None:
         buffer, deadline = self._pending, time.monotonic() + self.timeout

@@ -90,6 +90,29 @@ def test_an_owned_table_keeps_its_flag_in_every_transaction() -> None:
     assert owned.delete().lines[0] == "add table inet netns_kit_42.7 { flags owner ; }"
 
 
+def test_the_creation_line_says_the_flag_as_asked_else_as_the_table_is() -> None:
+    plain, owned = nft.Table.of(Owner("42.7")), nft.Table.of(Owner("42.7"), owned=True)
+    assert plain.create("inet", owned=True) == owned.create("inet") == "add table inet netns_kit_42.7 { flags owner ; }"
+    assert owned.create("ip", owned=False) == plain.create("ip") == "add table ip netns_kit_42.7"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("add table inet netns_kit_42.7 { flags owner ; }", ("add", "table", "inet", "netns_kit_42.7")),
+        ("add chain ip6 t NK-X { type filter hook forward priority filter; }", ("add", "chain", "ip6", "t")),
+        ('add rule inet t c ip saddr 10.0.0.0/8 comment "x"', ("add", "rule", "inet", "t")),
+        ("flush chain inet t c", ("flush", "chain", "inet", "t")),
+        ("delete table inet t", ("delete", "table", "inet", "t")),
+        ("add table t", None),  # the family left out
+        ("list ruleset", None),
+        ("", None),
+    ],
+)
+def test_target_of_a_line(line: str, expected: tuple[str, str, str, str] | None) -> None:
+    assert nft.target(line) == expected
+
+
 def test_localhost_hairpin_and_guard_of_a_udp_port_forward() -> None:
     forward = PortForward(
         8080, "192.168.1.1", 80, protocol="udp", bridge="v-net-0", bridge_port="veth-red", localhost=True, hairpin=True

@@ -1,0 +1,283 @@
+"""Opt-in: the owner's nft tables made with ``flags owner``, so that the kernel deletes them
+when this process dies, SIGKILL included: :class:`Held`, an executor over another one.
+
+::
+
+    with Held(Sandbox()) as executor:           # or Held(ShExecutor()), Held(current())
+        Topology([...], firewall="nft").up(executor)
+        ...                                     # a SIGKILL here: the kernel deletes the table
+    # closed: whatever was left of the held tables is gone too
+
+It hands every command to the executor it wraps (``inner``) unchanged, but the ``nft -f -``
+transactions on the owner's own table (``netns_kit_<owner id>``): those go, one line each, to
+an :class:`~netns_kit.firewall.nftowner.OwnerHolder` of their namespace (an ``nft -i`` started
+with the inner executor's prefix: the sandbox's ``nsenter``, ``sudo``, ``ip netns exec``),
+their ``add table`` lines given ``flags owner``. A holder starts with the first transaction
+that creates the table in its namespace and stops once one deletes it (a topology's down), on
+:meth:`Held.close`, and when this process ends (its pipe closes: ``nft -i`` exits and the
+kernel deletes the table). Only that process may change such a table: every change must come
+through the same :class:`Held`; anything else (``nft delete table`` from a shell, another
+executor) gets "Operation not permitted" while it lives. Reading it works for everyone.
+
+It changes a table's lifetime: the table lives as long as this process (and this object).
+Wrong for ``netns-kit up`` or a script that builds and exits; right where the table's life is
+a test's (the pytest fixtures). Where it does nothing, the transactions run plain, as given:
+
+* a dry-run (over a :class:`~netns_kit.executors.recorder.Recorder`): a printed script holds
+  no socket, and never carries the flag;
+* a namespace made through this executor (``ip netns add``): its teardown and crash cleanup
+  delete it whole, its table with it, so a holder gains nothing there (and would keep the
+  namespace alive until the teardown stops the processes in it);
+* where the kernel (before 5.12) or nft (before 0.9.9) refuses ``flags owner``, or nft is
+  missing: said once per machine in a log line (warning);
+* a table that is there already without the flag (made by a plain transaction, or held by
+  another process of the same owner): the kernel cannot add the flag to it; said in a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from netns_kit import shape
+from netns_kit.batching.outcome import Outcome, Progress
+from netns_kit.command import Command, Result, query
+from netns_kit.errors import CommandError
+from netns_kit.executors.base import Executor, OnDone, in_order
+from netns_kit.executors.process import Process
+from netns_kit.firewall import nft
+from netns_kit.firewall.nftowner import OwnerHolder
+
+log = logging.getLogger("netns_kit")
+
+#: per machine (an executor's :attr:`~netns_kit.executors.hook.Executor.underlying`): why
+#: ``flags owner`` cannot be used there
+_refused: weakref.WeakKeyDictionary[Executor, str] = weakref.WeakKeyDictionary()
+
+
+def _close_all(holders: dict[str | None, OwnerHolder]) -> None:
+    for holder in list(holders.values()):
+        holder.close()
+    holders.clear()
+
+
+class Held(Executor):
+    """``inner``, with the owner's nft tables held by ``nft -i`` (see the module's doc).
+
+    A view over ``inner``: what it does not answer itself, ``inner`` does (``held.pid`` of a
+    sandbox). ``timeout``: how long a transaction through a holder may take.
+    """
+
+    def __init__(self, inner: Executor, *, timeout: float = 10.0) -> None:
+        super().__init__(inner.owner)
+        self.inner = inner
+        self.dry_run = inner.dry_run
+        self.parallel = inner.parallel
+        self.timeout = timeout
+        #: the table it holds, in each namespace where one is held
+        self.table = nft.table_name(inner.owner)
+        self._holders: dict[str | None, OwnerHolder] = {}
+        self._plain: dict[str | None, str] = {}  # namespaces whose transactions run plain: why
+        self._ours: set[str] = set()  # namespaces made through this executor
+        self._lock = threading.RLock()
+        weakref.finalize(self, _close_all, self._holders)
+
+    def __repr__(self) -> str:
+        return f"Held({self.inner!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("inner")
+        if inner is None or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    # -- the hook -------------------------------------------------------------
+    def handle(
+        self,
+        commands: Sequence[Command],
+        *,
+        input: str | None = None,
+        timeout: float | None = None,
+        on_done: OnDone | None = None,
+    ) -> Outcome:
+        """The owner's table's transactions through its holder, in order with the rest,
+        which ``inner`` handles (batched as it batches) between them."""
+        held = set() if self.dry_run else self._held(commands, input)
+        if not held:
+            return self.inner.handle(commands, input=input, timeout=timeout, on_done=on_done)
+        results: dict[int, Result] = {}
+        order: list[int] = []
+        start = 0
+        while start < len(commands):
+            end = start + 1
+            if start not in held:
+                while end < len(commands) and end not in held:
+                    end += 1
+            positions = range(start, end)
+            part = [commands[p] for p in positions]
+            ticked = None if on_done is None else _shifted(on_done, start)
+            if start in held:
+                alone = input if len(commands) == 1 else None
+                outcome = in_order(part, self._one, input=alone, timeout=timeout, on_done=ticked)
+            else:
+                outcome = self.inner.handle(part, on_done=ticked)
+            results.update({start + k: result for k, result in outcome.results.items()})
+            order.extend(start + k for k in outcome.progress.completed)
+            if outcome.error is not None:
+                progress = outcome.progress
+                failed = None if progress.failed is None else start + progress.failed
+                inflight = tuple(start + k for k in progress.inflight)
+                return Outcome(results, Progress(tuple(order), inflight, failed), outcome.error)
+            start = end
+        return Outcome(results, Progress(tuple(order)))
+
+    def _held(self, commands: Sequence[Command], input: str | None) -> set[int]:
+        """Positions of the transactions on the owner's table (in namespaces not made here)."""
+        found = set()
+        for i, command in enumerate(commands):
+            if command.program == "ip":
+                made = shape.ip(command.argv)
+                if made is not None and (made.object, made.verb) == ("netns", "add") and made.args:
+                    self._ours.add(made.args[0])
+            elif command.program == "nft" and command.argv[1:] == ("-f", "-") and command.mutating:
+                text = input if input is not None and len(commands) == 1 else command.stdin
+                if command.netns not in self._ours and self._lines(text) is not None:
+                    found.add(i)
+        return found
+
+    def _lines(self, text: str | None) -> list[tuple[str, tuple[str, str, str, str]]] | None:
+        """Each line of ``text`` with its target, when every line changes the owner's table."""
+        lines = []
+        for line in (text or "").splitlines():
+            if not line.strip():
+                continue
+            target = nft.target(line)
+            if target is None or target[3] != self.table:
+                return None
+            lines.append((line, target))
+        return lines or None
+
+    def _one(self, command: Command, input: str | None, timeout: float | None) -> Result:
+        """Run one transaction on the owner's table: through its namespace's holder, or plain."""
+        lines = self._lines(input) or []
+        with self._lock:
+            holder = self._holder(command.netns, lines)
+            if holder is not None:
+                answer = holder.send(self._owned(lines))
+                deleted = {t[2] for _, t in lines if t[:2] == ("delete", "table")}
+                if not answer and deleted >= set(holder.table.families):
+                    self._stop(command.netns)
+                return Result(command, 1 if answer else 0, "", answer + "\n" if answer else "")
+        outcome = self.inner.handle([command], input=input, timeout=timeout)
+        if 0 in outcome.results:
+            return outcome.results[0]
+        raise outcome.error or RuntimeError(f"{self.inner!r} gave no result and no error for {command.line}")
+
+    def _owned(self, lines: list[tuple[str, tuple[str, str, str, str]]]) -> nft.Transaction:
+        """The transaction with ``flags owner`` on each ``add table`` that has no flags."""
+        plain = nft.Table(self.table)
+        return nft.Transaction(
+            tuple(plain.create(t[2], owned=True) if line.strip() == plain.create(t[2]) else line for line, t in lines)
+        )
+
+    # -- the holders ------------------------------------------------------------
+    def _holder(self, netns: str | None, lines: list[tuple[str, tuple[str, str, str, str]]]) -> OwnerHolder | None:
+        """The holder of ``netns``; started when this transaction creates the table and leaves
+        it there; None: run it plain (no holder, and this does not make one)."""
+        holder = self._holders.get(netns)
+        if holder is not None and not holder.alive:
+            log.debug("the nft -i holding %s in %s has stopped: its table went with it", self.table, _where(netns))
+            self._stop(netns)
+            holder = None
+        if holder is not None or netns in self._plain:
+            return holder
+        made = {t[2] for _, t in lines if t[:2] in (("add", "table"), ("create", "table"))}
+        made -= {t[2] for _, t in lines if t[:2] == ("delete", "table")}
+        machine = self.inner.underlying
+        if not made or machine in _refused:
+            return None
+        table = nft.Table(self.table, split="inet" not in made, owned=True)
+        holder = OwnerHolder(self.inner, table, netns, timeout=self.timeout)
+        try:
+            holder.start()
+        except CommandError as error:
+            self._refuse(netns, table, error)
+            return None
+        self._holders[netns] = holder
+        log.debug("nft table %s in %s held by nft -i (pid %d)", self.table, _where(netns), holder.pid)
+        return holder
+
+    def _refuse(self, netns: str | None, table: nft.Table, error: CommandError) -> None:
+        """Why the table cannot be held: there already (this namespace), or not here at all (the machine)."""
+        family = table.families[0]
+        look = self.inner.run(query("nft", "list", "table", family, self.table, netns=netns), check=False)
+        why = (error.stderr or str(error)).strip().splitlines()[0]
+        if look.returncode == 0:
+            self._plain[netns] = f"table {family} {self.table} is there already without flags owner ({why})"
+            log.warning("nft table %s in %s is not held: %s", self.table, _where(netns), self._plain[netns])
+        else:
+            reason = f"flags owner needs kernel >= 5.12 and nft >= 0.9.9 ({why})"
+            _refused[self.inner.underlying] = reason
+            log.warning("nft tables are not held (plain transactions instead): %s", reason)
+
+    def _stop(self, netns: str | None) -> None:
+        holder = self._holders.pop(netns, None)
+        if holder is not None:
+            holder.close()
+
+    def holders(self) -> dict[str | None, int]:
+        """The pid of each running holder, by namespace (None: the host)."""
+        with self._lock:
+            return {netns: holder.pid for netns, holder in self._holders.items() if holder.alive}
+
+    def close(self) -> None:
+        """Stop every holder: the kernel deletes their tables (``inner`` is not closed)."""
+        with self._lock:
+            _close_all(self._holders)
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the view over inner ----------------------------------------------------
+    @property
+    def underlying(self) -> Executor:
+        return self.inner.underlying
+
+    def argv_for(self, command: Command) -> tuple[str, ...]:
+        return self.inner.argv_for(command)
+
+    @property
+    def ledger_dir(self) -> Path | None:
+        return self.inner.ledger_dir
+
+    def popen(self, command: Command, **kwargs: Any) -> Process:
+        return self.inner.popen(command, **kwargs)
+
+    def host_devices(self) -> set[str] | None:
+        return self.inner.host_devices()
+
+    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
+        return self.inner.netns_pids(names)
+
+
+def _shifted(on_done: OnDone, start: int) -> OnDone:
+    return lambda indexes: on_done([start + i for i in indexes])
+
+
+def _where(netns: str | None) -> str:
+    return f"namespace {netns}" if netns else "the host"
+
+
+def held(executor: Executor) -> Executor:
+    """``executor`` with the owner's nft tables held (:class:`Held`); a dry-run and an
+    executor that holds them already as they are."""
+    if executor.dry_run or isinstance(executor, Held):
+        return executor
+    return Held(executor)
