@@ -26,7 +26,7 @@ from netns_kit.cli.place import (
 from netns_kit.cli.records import lines
 from netns_kit.errors import ValidationError
 from netns_kit.ops import cleanup as opscleanup
-from netns_kit.ops import inventory
+from netns_kit.ops import inventory, quickdown
 from netns_kit.owner import Owner
 from netns_kit.topology.tomlread import head
 
@@ -53,7 +53,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
                 f"(both are named {what!r}): {here.command('down', source)} takes it down"
             )
         found = inventory.scan(here.executor) if args.json else None
-        report = _cleanup(here, out, owner=owner, again=here.command("down", *again), verbose=args.verbose)
+        report = _cleanup(here, out, owner=owner, again=here.command("down", *again), verbose=args.verbose, quick=True)
         if not report.errors:
             forget(here.executor, owner)
         if args.json:
@@ -118,7 +118,7 @@ def _down_all(args: argparse.Namespace, here: Place, out: TextIO) -> int:
     found = inventory.scan(here.executor) if args.json else None
     taken, failed = [], False
     for owner in owners:
-        report = _cleanup(here, out, owner=owner, again=here.command("down", "--all"), verbose=args.verbose)
+        report = _cleanup(here, out, owner=owner, again=here.command("down", "--all"), verbose=args.verbose, quick=True)
         failed = failed or bool(report.errors)
         if not report.errors:
             forget(here.executor, owner)
@@ -144,13 +144,25 @@ def held() -> Iterator[None]:
         yield
 
 
-def _cleanup(here: Place, out: TextIO, *, again: str, verbose: bool, **options: Any) -> opscleanup.CleanupReport:
+def _cleanup(
+    here: Place, out: TextIO, *, again: str, verbose: bool, quick: bool = False, **options: Any
+) -> opscleanup.CleanupReport:
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
-    whatever happens to the output). A Ctrl-C is held until the removal is complete;
-    a second one stops it; either way ``again`` is said, the command that finishes it."""
+    whatever happens to the output). With ``quick`` (``down``), the teardown a completed
+    ``up`` recorded, when it can be trusted (:mod:`netns_kit.ops.quickdown`). A Ctrl-C
+    is held until the removal is complete; a second one stops it; either way ``again``
+    is said, the command that finishes it."""
     try:
         with Removals(verbose=verbose) as removals:
-            report = opscleanup.cleanup(here.executor, progress=removals, **options)
+            report = quickdown.down(here.executor, options["owner"], progress=removals) if quick else None
+            if isinstance(report, str):
+                if verbose:
+                    print(f"down: proving what is left from tags ({report})", file=out)
+                report = None
+            elif report is not None and verbose:
+                print("down: carried out the teardown `up` recorded", file=out)
+            if report is None:
+                report = opscleanup.cleanup(here.executor, progress=removals, **options)
     except opscleanup.CleanupInterrupted as error:
         lines(out, error.report.lines())
         print(

@@ -37,6 +37,8 @@ _counter = itertools.count(1)
 #: the format this module writes and reads; files without a header are format 1 too
 FORMAT = 1
 _HEADER = "netns_kit_ledger"
+#: the key of the last line a completed ``up`` writes (:meth:`Ledger.seal`)
+_SEALED = "netns_kit_sealed"
 _MARK_LINE = re.compile(rb'\{"seq":([0-9]+),"mark":"(ok|failed|skipped|undone|in-flight)"\}')
 _NAME = re.compile(r"(.+)\.[0-9]+-[0-9]+\.jsonl")
 _MARKS = {m: m for m in ("ok", "failed", "skipped", "undone", "in-flight")}
@@ -101,6 +103,11 @@ class Ledger:
             out.write("".join(f'{{"seq":{int(s)},"mark":"{_MARKS[m]}"}}\n' for s, m in marks))
             out.flush()
 
+    def seal(self, teardown: dict[str, Any]) -> None:
+        """Write, last, how the changes recorded so far are undone at once (a completed
+        ``up``: :mod:`netns_kit.ops.quickdown`). Trusted only while it stays the last line."""
+        self._write([{_SEALED: FORMAT, "seq": self._seq, "teardown": teardown}])
+
     def close(self, *, empty: bool) -> None:
         """Close the file; remove it when nothing it records is left standing."""
         if self._file is not None:
@@ -144,9 +151,31 @@ def load(path: Path) -> Contents:
             skipped += 1
             continue
         record = _record(line)
+        if record is not None and _SEALED in record:
+            continue  # the teardown of what is above (read by sealed())
         if record is None or not _apply(record, entries):
             skipped += 1
     return Contents(tuple(entries[k] for k in sorted(entries)), skipped=skipped)
+
+
+def sealed(path: Path) -> dict[str, Any] | None:
+    """The teardown a completed ``up`` wrote last (:meth:`Ledger.seal`), when it is still
+    the file's last line and the file is of this format; else None."""
+    data = _read_regular(path)
+    head, _, _ = data.partition(b"\n")
+    lines = data.rstrip(b"\n").rsplit(b"\n", 1)
+    if len(lines) < 2 or not lines[-1].startswith(b'{"' + _SEALED.encode()):
+        return None
+    header, record = _record(head), _record(lines[-1])
+    if header is None or header.get(_HEADER) != FORMAT or record is None or record.get(_SEALED) != FORMAT:
+        return None
+    teardown = record.get("teardown")
+    return teardown if isinstance(teardown, dict) else None
+
+
+def command_of(data: object) -> Command | None:
+    """The command a record names (:meth:`Command.to_json`), or None when it does not name one well-formed."""
+    return _command(data)
 
 
 def read(path: Path) -> list[Entry]:

@@ -125,6 +125,15 @@ class Resource:
             return None
         return [u.tolerant() for c in reversed(done) for u in c.undo]
 
+    def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
+        """What another process runs later to undo ``done`` (the record a completed ``up``
+        leaves: :mod:`netns_kit.ops.quickdown`): :meth:`undo_plan` without shared
+        state, and changing none (sysctls are restored from their claims then); None
+        when it must run itself."""
+        if type(self).undo is not Resource.undo:
+            return None
+        return [u.tolerant() for c in reversed(done) for u in c.undo if u.program != "sysctl"]
+
     # -- shared behaviour ----------------------------------------------------
     def _executor(self, executor: Executor | None = None) -> Executor:
         return executor or self.executor or current()

@@ -31,12 +31,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 
+import attrs
+
 from netns_kit import shape
 from netns_kit.batching.batch import is_delete
 from netns_kit.command import Command, query
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors.base import Executor, wait_until
-from netns_kit.lifecycle.undoable import Undoable, Undoing
+from netns_kit.lifecycle.undoable import Undoable, Undoing, Unit
 
 log = logging.getLogger("netns_kit")
 
@@ -47,12 +49,32 @@ _OUTSIDE_RTNL = frozenset({"iptables", "ip6tables", "iptables-restore", "ip6tabl
 GONE_TIMEOUT = 10.0
 
 
-def rollback(journal: Undoing) -> list[Exception] | None:
-    """Undo all of ``journal`` at once; None when it cannot (nothing was done then)."""
-    executor = journal.executor
-    units = journal.units
-    if executor.dry_run or len(units) < 2:
-        return None  # a dry-run records the undo resource by resource, as its script says
+@attrs.frozen
+class Whole:
+    """A whole teardown, planned (from a journal, or read back from the record a completed
+    ``up`` left in its ledger: :mod:`netns_kit.ops.quickdown`)."""
+
+    #: the names of what holds others (namespaces), deleted whole
+    holders: tuple[str, ...]
+    #: what stops acting on traffic first (bridges set down)
+    quiet: tuple[Command, ...]
+    #: the undo of what lives outside the holders, last made first
+    undo: tuple[Command, ...]
+    #: the deletion of the holders, in the order they were made
+    delete: tuple[Command, ...]
+    #: ``(netns, device)`` elsewhere that the deletion takes along, waited for
+    left: tuple[tuple[str | None, str], ...]
+    #: ``(netns, argv)`` of the undo of each rule put at the end of its chain
+    appended: frozenset[tuple[str | None, tuple[str, ...]]]
+
+
+#: what a resource would undo for ``done`` (what of its plan took effect); None: it must run itself
+UndoOf = Callable[[Undoable, list[Command]], "list[Command] | None"]
+
+
+def plan(units: Sequence[Unit], undo_of: UndoOf) -> tuple[list[Undoable], Whole] | None:
+    """The whole teardown of ``units`` and the holders it deletes; None when it cannot
+    be planned (nothing holds others, or a resource must undo itself)."""
     # what holds others (namespaces): deleting it takes along what lives in it
     doomed = [u.resource for u in units if u.resource.holds_others and u.done]
     names = frozenset(holder.held_name() for holder in doomed)
@@ -60,47 +82,71 @@ def rollback(journal: Undoing) -> list[Exception] | None:
     if not names:
         return None
     undo: list[Command] = []
-    quiet: list[Command] = []  # what stops acting on traffic first (bridges set down)
+    quiet: list[Command] = []
     left: list[tuple[str | None, str]] = []
     for unit in reversed(units):
         if id(unit.resource) in ids:
             continue
         if not unit.done:
             # nothing of it ran, but its plan may have claimed shared state (sysctl claims)
-            undo.extend(unit.resource.undo_plan([]) or [])
+            undo.extend(undo_of(unit.resource, []) or [])
             continue
         goes = unit.resource.vanishes_with(names)
         if goes is not None:
             left.extend(goes)
             continue
-        plan = unit.resource.undo_plan([command for command, _ in unit.done])
-        if plan is None:
+        done = [command for command, _ in unit.done]
+        planned = undo_of(unit.resource, done)
+        if planned is None:
             return None
-        undo.extend(plan)
-        quiet.extend(unit.resource.quiet_plan([command for command, _ in unit.done]))
-    # the undo of each rule put at the end of its chain (iptables -w -t TABLE -A ...)
-    appended = {
+        undo.extend(planned)
+        quiet.extend(unit.resource.quiet_plan(done))
+    appended = frozenset(
         (u.netns, u.argv)
         for unit in units
         for command, _ in unit.done
         if (fw := shape.planned_iptables(command.argv)) is not None and fw.verb == "-A"
         for u in command.undo
-    }
+    )
     # in the order they were made: the kernel unmounts those first twice as fast
-    delete = [command for holder in doomed for command in holder.delete_whole()]
+    delete = tuple(command for holder in doomed for command in holder.delete_whole())
+    whole = Whole(
+        tuple(holder.held_name() for holder in doomed), tuple(quiet), tuple(undo), delete, tuple(left), appended
+    )
+    return doomed, whole
+
+
+def carry_out(executor: Executor, whole: Whole) -> list[Exception]:
+    """Run ``whole`` (its holders emptied already); raises :class:`NetnsKitError` when a
+    step fails (every undo is idempotent: the slow way finishes it); returns the devices
+    that did not go in time."""
     errors: list[Exception] = []
 
     def delete_and_wait(after: list[Command]) -> None:
-        executor.run_all(delete)
+        executor.run_all(list(whole.delete))
         executor.run_all(after)
         try:
-            wait_gone(executor, left)
+            wait_gone(executor, list(whole.left))
         except NetnsKitError as error:
             errors.append(error)
 
+    _run_side_by_side(executor, list(whole.undo), delete_and_wait, whole.appended, whole.quiet)
+    return errors
+
+
+def rollback(journal: Undoing) -> list[Exception] | None:
+    """Undo all of ``journal`` at once; None when it cannot (nothing was done then)."""
+    executor = journal.executor
+    units = journal.units
+    if executor.dry_run or len(units) < 2:
+        return None  # a dry-run records the undo resource by resource, as its script says
+    planned = plan(units, lambda resource, done: resource.undo_plan(done))
+    if planned is None:
+        return None
+    doomed, whole = planned
     try:
         _empty(executor, doomed)
-        _run_side_by_side(executor, undo, delete_and_wait, appended, quiet)
+        errors = carry_out(executor, whole)
     except NetnsKitError as error:
         log.debug("fast teardown failed (%s): undoing one resource at a time", error)
         return None
