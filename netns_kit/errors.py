@@ -182,6 +182,17 @@ def _missing_hint(binary: str) -> str:
     return hint
 
 
+def _owned_hint(match: re.Match[str]) -> str:
+    table = f"{match['family']} {match['table']}"
+    return (
+        f"{_ROOT_HINT}. As root this means table {table} has `flags owner` and another process "
+        "holds it: the kernel lets only that process change or delete it, and deletes it when that "
+        f"process exits (`nft list table {table}` shows `flags owner`). A netns_kit table made with "
+        "an owner holder (owned=True) belongs to the holder, an `nft -i` child of the process that "
+        "made it: change it through that process, or let it exit"
+    )
+
+
 def _missing(match: re.Match[str]) -> str:
     return _missing_hint(match["binary"])
 
@@ -209,6 +220,14 @@ TABLE: tuple[
             _missing,
         ),
         (r"^exec of \"(?P<binary>.*)\" failed: No such file", None, BinaryNotFoundError, _missing),
+        (  # nft names the line it failed on; the table may be another process's (flags owner)
+            r"Could not process rule: Operation not permitted\n(?:add|create|insert|replace|delete|destroy|flush) "
+            r"(?:table|chain|rule|set|map|element|flowtable) (?P<family>ip6?|inet|arp|bridge|netdev) "
+            r"(?P<table>[A-Za-z0-9_.-]+)",
+            None,
+            PermissionDeniedError,
+            _owned_hint,
+        ),
         (
             r"Operation not permitted|Permission denied|you must be root|"
             r"permission denied on key|must be run as root",

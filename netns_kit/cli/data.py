@@ -16,7 +16,7 @@ import attrs
 from netns_kit.cli.place import Place
 from netns_kit.command import Command
 from netns_kit.ops import inventory
-from netns_kit.ops.inventory import Inventory, Link, Rule
+from netns_kit.ops.inventory import Inventory, Link, NftTable, Rule
 from netns_kit.owner import Owner
 
 #: the version every schema of this netns_kit has
@@ -60,12 +60,22 @@ def rule(item: Rule) -> dict[str, Any]:
     }
 
 
+def nft_table(item: NftTable) -> dict[str, Any]:
+    return {
+        "family": item.family,
+        "name": item.name,
+        "netns": item.netns,
+        "chains": [{"name": c.name, "hook": c.hook, "priority": c.priority, "rules": c.rules} for c in item.chains],
+        "rules": item.rules,
+    }
+
+
 def command(item: Command) -> dict[str, Any]:
     return {"argv": list(item.argv), "netns": item.netns, "line": item.line, "mutating": item.mutating}
 
 
 def objects(found: Inventory, owners: Iterable[Owner]) -> dict[str, Any]:
-    """The namespaces, links and rules ``found`` carries the tags of ``owners``."""
+    """The namespaces, links and rules ``found`` carries the tags of ``owners``, and their nft tables."""
     owners = list(owners)
     tags = {owner.tag for owner in owners}
     attached = {name: pid for owner in owners for name, pid in inventory.attached(found, owner).items()}
@@ -74,6 +84,7 @@ def objects(found: Inventory, owners: Iterable[Owner]) -> dict[str, Any]:
         "attached": [{"name": name, "pid": int(pid)} for name, pid in sorted(attached.items())],
         "links": [link(item) for item in found.links if item.alias in tags],
         "rules": [rule(item) for item in found.rules if item.comment in tags],
+        "nft_tables": [nft_table(item) for item in found.nft_tables if item.owner in owners],
     }
 
 

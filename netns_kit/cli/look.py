@@ -72,7 +72,7 @@ def _status_of(here: Place, item: dict[str, Any], out: TextIO) -> None:
     if file:
         print(f"  from {file}", file=out)
     titles = (("namespaces", "namespaces"), ("attached", "attached namespaces"), ("links", "links"))
-    for key, title in (*titles, ("rules", "iptables rules")):
+    for key, title in (*titles, ("rules", "iptables rules"), ("nft_tables", "nft tables")):
         values = item[key]
         if values:
             print(f"  {title} ({len(values)}):", file=out)
@@ -136,6 +136,10 @@ def _ls_data(here: Place, row: dict[str, Any]) -> dict[str, Any]:
         "since": data.when(row["since"]),
         "namespaces": sorted(row["namespaces"]),
         "links": [{"name": name, "netns": netns} for name, netns in sorted(row["links"], key=str)],
+        "nft_tables": [
+            {"family": family, "name": name, "netns": netns}
+            for family, name, netns in sorted(row["nft_tables"], key=lambda t: (t[2] or "", t[:2]))
+        ],
         "changes": row["changes"],
     }
 
@@ -207,6 +211,11 @@ def _inspect(args: argparse.Namespace, here: Place, owner: Owner, row: dict[str,
             print(f"  {link['name']} ({link['kind'] or 'link'} in the host)", file=out)
     for rule in objects["rules"]:
         print(f"  {rule['tool']} -t {rule['table']} -A {rule['chain']} {' '.join(rule['spec'])}", file=out)
+    for table in found.nft_tables:
+        if table.owner == owner:
+            print(f"  {table}", file=out)
+            for chain in table.chains:
+                print(f"    {chain}", file=out)
     return EXIT_OK
 
 

@@ -185,6 +185,42 @@ def delete_tables(tables: Sequence[Table], netns: str | None = None) -> Command 
     return nft.Transaction(lines).command(netns)
 
 
+_TABLE_LINE = re.compile(r"^(add|create|delete|destroy) table (\S+) (\S+)")
+
+
+def tables_in(command: Command) -> list[tuple[str, str, str]]:
+    """The tables an ``nft -f -`` transaction adds or deletes: (verb, family, name), in order."""
+    if command.program != "nft" or not command.stdin:
+        return []
+    found = (_TABLE_LINE.match(line) for line in command.stdin.splitlines())
+    return [(m[1], m[2], m[3]) for m in found if m is not None]
+
+
+def describe(command: Command) -> str | None:
+    """What an ``nft -f -`` transaction does, for people (a cleanup's report, a leak): the
+    tables it deletes (``nft table inet netns_kit_42.7 (in red)``), else the chains it deletes,
+    else the chains and rules it adds, else the tables it adds; None for any other command."""
+    if command.program != "nft" or not command.stdin:
+        return None
+    where = f"(in {command.netns or 'the host'})"
+    words = [line.split() for line in command.stdin.splitlines()]
+    deleted = list(dict.fromkeys(f"{w[2]} {w[3]}" for w in words if w[:2] == ["delete", "table"] and len(w) > 3))
+    if deleted:
+        return f"nft table{'s' if len(deleted) > 1 else ''} {', '.join(deleted)} {where}"
+    for verb in ("delete", "add"):
+        chains = [(f"{w[2]} {w[3]}", w[4]) for w in words if w[:2] == [verb, "chain"] and len(w) > 4]
+        if chains:
+            tables = ", ".join(dict.fromkeys(table for table, _ in chains))
+            rules = sum(1 for w in words if w[:2] == ["add", "rule"]) if verb == "add" else 0
+            added = f" with {rules} rule{'' if rules == 1 else 's'}" if rules else ""
+            names = ", ".join(name for _, name in chains)
+            return f"nft chain{'s' if len(chains) > 1 else ''} {names}{added} of table {tables} {where}"
+    made = [f"{verb} {family} {name}" for verb, family, name in tables_in(command) if verb in ("add", "create")]
+    if made:
+        return f"nft table{'s' if len(made) > 1 else ''} {', '.join(m.split(' ', 1)[1] for m in made)} {where}"
+    return None
+
+
 @attrs.frozen
 class Drop:
     """Something outside our table that drops forwarded traffic."""

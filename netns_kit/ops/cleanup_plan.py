@@ -17,7 +17,7 @@ from netns_kit.linkemu import orphans
 from netns_kit.linkemu.plan import MODULE as LINK_EMULATOR
 from netns_kit.ops import inventory as inv
 from netns_kit.ops.cleanup_evidence import MAYBE, tag_key, tagging_target, taken_entries
-from netns_kit.ops.cleanup_report import CleanupReport, Keep, Step
+from netns_kit.ops.cleanup_report import CleanupReport, Keep, Step, said
 from netns_kit.owner import Owner
 from netns_kit.resources.namespace import Namespace
 
@@ -211,7 +211,7 @@ class Plan:
         if command.program == "sysctl":
             return self._sysctl_step(owner, command)
         undo = [u.tolerant() for u in command.undo]
-        step = Step("; ".join(u.line for u in undo), self._runner(undo), owner, undo)
+        step = Step(said(undo), self._runner(undo), owner, undo)
         if attached(command) is not None:
             self.detach_steps.append(step)
             return None

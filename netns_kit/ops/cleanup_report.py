@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from netns_kit.command import Command
+from netns_kit.firewall import nftread
 from netns_kit.owner import Owner
 
 
@@ -31,6 +32,12 @@ class CleanupReport:
         out += [f"left alone: {what}" for what in self.kept]
         out += [f"FAILED: {what}" for what in self.errors]
         return out
+
+
+def said(commands: list[Command]) -> str:
+    """``commands`` for a report: each its shell line, but an ``nft -f -`` transaction what it
+    removes (``nft table inet netns_kit_42.7 (in red)``), not ``nft -f -``."""
+    return "; ".join(nftread.describe(c) or c.line for c in commands)
 
 
 @attrs.define

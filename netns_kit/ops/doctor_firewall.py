@@ -1,10 +1,16 @@
 """doctor's checks of the firewall: the iptables backend, rules of the other backend,
-the FORWARD policy, br_netfilter."""
+the FORWARD policy, br_netfilter, which backend ``auto`` takes; and the same words for
+``up`` with ``firewall="nft"`` asked for by name (:func:`nft_warnings`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from netns_kit.errors import CommandError
+from netns_kit.executors.base import Executor
+from netns_kit.firewall import backend as firewall_backend
 from netns_kit.firewall import iptables, nftchoice
+from netns_kit.firewall.base import Firewall
 from netns_kit.ops.doctor_report import FAIL, OK, SKIP, WARN, Check, Look
 
 
@@ -138,3 +144,34 @@ def nft_choice(look: Look) -> Check:
     if chosen.backend is None:
         return Check(name, WARN, summary, "\n".join(rest), fix="run inside a sandbox (netns-kit --sandbox)")
     return Check(name, WARN if rest else OK, summary, "\n".join(rest))
+
+
+_DROPPED = "its forwarded traffic will be dropped by "
+
+
+def nft_warnings(executor: Executor, resources: Iterable[object]) -> list[str]:
+    """What would drop the forwarded traffic of ``resources`` whose firewalls ask for the
+    nft backend by name (``firewall="nft"``; ``auto`` refuses such a machine by itself), one
+    warning per namespace, in the words of ``doctor``: the table and chain, and what to do.
+
+    Asked for by name, nft is used all the same (the drop may be meant, or fixed later); a
+    dry-run reads nothing and warns of nothing. The probe is the one ``auto`` uses (read once
+    per executor and namespace)."""
+    if executor.dry_run:
+        return []
+    firewalls = [r for r in resources if isinstance(r, Firewall)]
+    found = []
+    for table in firewall_backend.owner_tables(firewalls):
+        if table.backend != "nft":
+            continue
+        try:
+            probe = firewall_backend.probe(executor, table.netns)
+        except CommandError:
+            continue  # nft cannot be read here: up says so itself
+        chosen = nftchoice.choose(probe, "nft", needs=table.needs)
+        where = f'firewall="nft" in {table.netns or "the host"}'
+        if chosen.backend is None:
+            why = chosen.reason.removeprefix("nft cannot work here: ")
+            found.append(f"{where}: {chosen.reason}" if why.startswith("missing ") else f"{where}: {_DROPPED}{why}")
+        found += [f"{where}: {warning}" for warning in chosen.warnings]
+    return found

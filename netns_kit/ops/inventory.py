@@ -3,7 +3,8 @@
 :func:`scan` lists, through any executor (the real host, a sandbox), the
 namespaces with the alias of their ``lo``, the links with their alias in the
 host and in every namespace, the iptables/ip6tables rules with their
-``--comment`` and the chains, and every ledger file. Tags
+``--comment`` and the chains, our nft tables (``netns_kit_<owner id>``, read with
+``nft -j``: their chains and how many rules) and every ledger file. Tags
 (``netns_kit:OWNER``) say who owns what; :func:`owners` groups it all per
 owner. ``netns-kit status`` prints it and :func:`netns_kit.cleanup` acts on it.
 What it finds is in :mod:`~netns_kit.ops.inventory_items`; the namespaces' tags
@@ -21,6 +22,7 @@ from netns_kit import iptables_save, shape
 from netns_kit.command import query
 from netns_kit.errors import CommandError
 from netns_kit.executors.base import Executor
+from netns_kit.firewall import nftread
 from netns_kit.lifecycle import ledger
 from netns_kit.ops.inventory_items import (
     CHAIN_PREFIX,
@@ -30,6 +32,8 @@ from netns_kit.ops.inventory_items import (
     Inventory,
     LedgerFile,
     Link,
+    NftChain,
+    NftTable,
     Rule,
 )
 from netns_kit.ops.inventory_tags import read_tags
@@ -43,6 +47,8 @@ __all__ = [
     "Inventory",
     "LedgerFile",
     "Link",
+    "NftChain",
+    "NftTable",
     "Rule",
     "attached",
     "describe_owner",
@@ -50,6 +56,7 @@ __all__ = [
     "read_firewall",
     "read_firewalls",
     "read_ledgers",
+    "read_nft_tables",
     "read_tags",
     "scan",
     "summary",
@@ -63,7 +70,7 @@ def scan(
     skip_links: Callable[[str, str | None], bool] | None = None,
     host_firewall: bool = False,
 ) -> Inventory:
-    """Read what is there: namespaces, links, rules, chains and ledgers.
+    """Read what is there: namespaces, links, rules, chains, our nft tables and ledgers.
 
     ``skip_links(name, tag)``: namespaces whose links need not be listed (the ones a
     cleanup deletes whole): their ``lo`` tags are read all at once when the executor
@@ -108,6 +115,8 @@ def scan(
             inventory.namespaces.setdefault(netns, None)
     if firewall:
         read_firewalls(executor, inventory)
+        for netns in (None, *sorted(inventory.namespaces)):
+            inventory.nft_tables += read_nft_tables(executor, netns)
     return inventory
 
 
@@ -143,6 +152,29 @@ def read_firewall(executor: Executor, tool: str, netns: str | None) -> Firewall:
         return firewall
     parse_save(result.stdout, firewall)
     return firewall
+
+
+def read_nft_tables(executor: Executor, netns: str | None) -> list[NftTable]:
+    """Our nft tables in ``netns`` (by name, :func:`netns_kit.firewall.nftread.our_tables`), each
+    read whole with ``nft -j``: its chains and their rules counted. No ``nft`` (or no
+    nf_tables in the kernel, or the namespace gone meanwhile): none."""
+    try:
+        tables = nftread.list_tables(executor, netns)
+    except CommandError:
+        return []
+    found = []
+    for table in (t for held in nftread.our_tables(tables).values() for t in held):
+        try:
+            ruleset = nftread.list_table(executor, table.family, table.name, netns)
+        except CommandError:
+            continue  # deleted meanwhile
+        except ValueError:
+            ruleset = nftread.Ruleset()  # its JSON unreadable: listed by name only
+        chains = tuple(
+            NftChain(c.name, c.hook, c.prio, sum(1 for r in ruleset.rules if r.chain == c.name)) for c in ruleset.chains
+        )
+        found.append(NftTable(netns, table.family, table.name, chains))
+    return found
 
 
 def parse_save(text: str, firewall: Firewall) -> None:
@@ -220,6 +252,11 @@ def summary(inventory: Inventory, owner: Owner) -> dict[str, Any]:
         "attached": [f"{name} (pid {pid}: only the name is ours)" for name, pid in attached(inventory, owner).items()],
         "links": [str(link) for link in inventory.links if link.alias == tag],
         "rules": [str(rule) for rule in inventory.rules if rule.comment == tag],
+        "nft_tables": [
+            "\n      ".join([str(table), *map(str, table.chains)])
+            for table in inventory.nft_tables
+            if table.owner == owner
+        ],
         "ledger_files": [str(lf.path) for lf in files],
         "changes_standing": sum(len(lf.standing) for lf in files),
     }

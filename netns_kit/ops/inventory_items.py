@@ -1,5 +1,5 @@
 """What :func:`netns_kit.ops.inventory.scan` finds: namespaces' links, firewall rules
-and chains, ledger files, with the owner each one's tag names."""
+and chains, our nft tables, ledger files, with the owner each one's tag (or table name) names."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import attrs
 
 from netns_kit import iptables_save
 from netns_kit.command import Command, change
+from netns_kit.firewall import nft
 from netns_kit.lifecycle import ledger
 from netns_kit.owner import Owner
 
@@ -87,6 +88,46 @@ class Chain:
         return f"{self.tool} -t {self.table} chain {self.name} (in {self.netns or 'the host'})"
 
 
+@attrs.frozen
+class NftChain:
+    """A chain of one of our nft tables: its hook and priority (None: a regular chain) and
+    how many rules it holds."""
+
+    name: str
+    hook: str | None
+    priority: int | None
+    rules: int
+
+    def __str__(self) -> str:
+        hooked = f"{self.hook} hook, priority {self.priority}" if self.hook else "regular chain"
+        return f"chain {self.name} ({hooked}, {self.rules} rule{'' if self.rules == 1 else 's'})"
+
+
+@attrs.frozen
+class NftTable:
+    """One of our nft tables (``netns_kit_<owner id>``) in one namespace, read with ``nft -j``."""
+
+    netns: str | None
+    family: str
+    name: str
+    chains: tuple[NftChain, ...] = ()
+
+    @property
+    def owner(self) -> Owner | None:
+        return nft.owner_of(self.name)
+
+    @property
+    def rules(self) -> int:
+        return sum(chain.rules for chain in self.chains)
+
+    def __str__(self) -> str:
+        count = len(self.chains)
+        return (
+            f"nft table {self.family} {self.name} (in {self.netns or 'the host'}): "
+            f"{count} chain{'' if count == 1 else 's'}, {self.rules} rule{'' if self.rules == 1 else 's'}"
+        )
+
+
 @attrs.define
 class Firewall:
     """The rules and user chains of one tool in one namespace (``error`` if unreadable)."""
@@ -128,6 +169,8 @@ class Inventory:
     links: list[Link] = attrs.field(factory=list)
     firewalls: list[Firewall] = attrs.field(factory=list)
     ledgers: list[LedgerFile] = attrs.field(factory=list)
+    #: our nft tables (by name: ``netns_kit_<owner id>``), in the host and every namespace
+    nft_tables: list[NftTable] = attrs.field(factory=list)
 
     @property
     def rules(self) -> list[Rule]:
@@ -148,4 +191,5 @@ class Inventory:
         found.update(o for o in map(self.namespace_owner, self.namespaces) if o is not None)
         found.update(link.owner for link in self.links if link.owner is not None)
         found.update(rule.owner for rule in self.rules if rule.owner is not None)
+        found.update(table.owner for table in self.nft_tables if table.owner is not None)
         return sorted(found, key=lambda o: o.id)

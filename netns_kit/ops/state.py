@@ -110,7 +110,8 @@ def nft_tables(text: str) -> dict[str, list[str]]:
     for raw in text.splitlines():
         line = raw.strip()
         if raw.startswith("table "):
-            name = _OUR_TABLE.sub(TABLE_PREFIX + "*", line.removeprefix("table ").removesuffix("{").strip())
+            # an owned table's line says "{ # progname nft" (nft 1.0.6)
+            name = _OUR_TABLE.sub(TABLE_PREFIX + "*", line.removeprefix("table ").split("{")[0].strip())
             lines = None if name in _XTABLES else tables.setdefault(name, [])
         elif lines is not None and line and line != "}":
             lines.append(_untag(line) or line)

@@ -48,11 +48,14 @@ LINK = obj({"name": STR, "netns": NSTR, "kind": NSTR, "peer_netns": NSTR})
 RULE = obj({"tool": STR, "netns": NSTR, "table": STR, "chain": STR, "spec": array(STR), "target": NSTR})
 COMMAND = obj({"argv": array(STR), "netns": NSTR, "line": STR, "mutating": BOOL})
 ATTACHED = obj({"name": STR, "pid": INT})
+NFT_CHAIN = obj({"name": STR, "hook": NSTR, "priority": {"type": ["integer", "null"]}, "rules": INT})
+NFT_TABLE = obj({"family": STR, "name": STR, "netns": NSTR, "chains": array(NFT_CHAIN), "rules": INT})
 OBJECTS: dict[str, Schema] = {
     "namespaces": array(STR),
     "attached": array(ATTACHED),
     "links": array(LINK),
     "rules": array(RULE),
+    "nft_tables": array(NFT_TABLE),
 }
 
 
@@ -115,6 +118,7 @@ SCHEMAS: dict[str, Schema] = {
                         "since": TIME,
                         "namespaces": array(STR),
                         "links": array(obj({"name": STR, "netns": NSTR})),
+                        "nft_tables": array(obj({"family": STR, "name": STR, "netns": NSTR})),
                         "changes": INT,
                     }
                 )

@@ -70,6 +70,7 @@ def test_the_checker_refuses_display_strings_missing_and_unknown_fields() -> Non
                 "since": "2026-12-03T11:34:01Z",
                 "namespaces": ["red"],
                 "links": [{"name": "veth-red", "netns": "red"}],
+                "nft_tables": [{"family": "inet", "name": "netns_kit_cli.lab", "netns": None}],
                 "changes": 9,
             }
         ],
