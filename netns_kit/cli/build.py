@@ -27,7 +27,7 @@ from netns_kit.cli.place import (
 from netns_kit.errors import AlreadyExistsError, ValidationError
 from netns_kit.executors import binaries
 from netns_kit.ops import cleanup as opscleanup
-from netns_kit.ops import inventory
+from netns_kit.ops import inventory, quickdown
 from netns_kit.ops.doctor_firewall import nft_warnings
 from netns_kit.owner import Owner
 from netns_kit.topology import picture
@@ -145,6 +145,8 @@ def _up(args: argparse.Namespace, loaded: topofile.TopologyFile, owner: Owner, h
                     raise
                 raise Conflict(f"{args.file}: {taken}") from error
         elapsed = time.monotonic() - started
+        if topology.journal is not None:
+            quickdown.seal(topology.journal)  # what `down` carries out, trusted while it is the last line
     except BaseException as error:
         if not getattr(error, "cleanup_errors", None):  # undone (Topology.up rolls back)
             forget(here.executor, owner)
