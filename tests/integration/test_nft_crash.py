@@ -1,5 +1,7 @@
 """SIGKILL of the owner after each step of building its nft table, then: with the ``owner``
-flag nothing to do (the kernel deletes the table); without it, cleanup by table name.
+flag nothing to do (the kernel deletes the table), whether the steps went to the holder by hand
+or as the plain transactions through the held executor (:class:`~netns_kit.firewall.nftheld.Held`);
+without it, cleanup by table name.
 Either way 0 leftovers, and tables made by others (decoys, made by hand) are untouched.
 """
 
@@ -25,11 +27,13 @@ import netns_kit
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft
 from netns_kit.firewall.nat import NatRule
+from netns_kit.firewall.nftheld import Held
 from netns_kit.firewall.nftowner import OwnerHolder
 from netns_kit.firewall.portforward import PortForward
 
 sandbox = Sandbox.attach(int(sys.argv[1]))
-k, owned = int(sys.argv[2]), sys.argv[3] == "owned"
+k, how = int(sys.argv[2]), sys.argv[3]
+owned = how == "owned"
 table = nft.Table.of(sandbox.owner, owned=owned)
 tcp = PortForward(8080, "192.168.1.1", 80, bridge="v-net-0")
 udp = PortForward(8080, "192.168.1.1", 80, protocol="udp", bridge="v-net-0")
@@ -40,11 +44,12 @@ steps = [
     table.remove(tcp.chains()),
 ]
 holder = OwnerHolder(sandbox, table).start() if owned else None
+executor = Held(sandbox) if how == "held" else sandbox  # the plain transactions, held
 for step in steps[:k]:
     if holder is not None:
         holder.apply(step)
     else:
-        sandbox.run(step.command())
+        executor.run(step.command())
 print(table.name, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -64,13 +69,13 @@ def _tables(sb: Sandbox) -> list[tuple[str, str]]:
     return sorted((t.family, t.name) for t in nftread.list_tables(sb))
 
 
-@pytest.mark.parametrize("owned", [True, False], ids=["owner-flag", "cleanup"])
+@pytest.mark.parametrize("how", ["owned", "held", "plain"], ids=["owner-flag", "held", "cleanup"])
 @pytest.mark.parametrize("k", range(STEPS + 1))
-def test_sigkill_after_step_k_leaves_nothing_of_ours_and_all_of_theirs(sb: Sandbox, k: int, owned: bool) -> None:
+def test_sigkill_after_step_k_leaves_nothing_of_ours_and_all_of_theirs(sb: Sandbox, k: int, how: str) -> None:
     sb.run(Command(("nft", "-f", "-"), stdin="".join(f"add table {f} {n}\n" for f, n in DECOYS)))
     try:
         child = subprocess.run(
-            [sys.executable, "-c", CHILD, str(sb.pid), str(k), "owned" if owned else "plain"],
+            [sys.executable, "-c", CHILD, str(sb.pid), str(k), how],
             capture_output=True,
             text=True,
             timeout=60,
@@ -78,7 +83,7 @@ def test_sigkill_after_step_k_leaves_nothing_of_ours_and_all_of_theirs(sb: Sandb
         )
         assert child.returncode == -9, child.stderr
         (name,) = child.stdout.split()
-        if owned:
+        if how != "plain":
             # no cleanup of any kind: the holder saw end-of-file and the kernel deleted the table
             wait_until(lambda: _tables(sb) == sorted(DECOYS), timeout=5, what=f"the kernel to delete {name}")
         else:
