@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -101,10 +102,54 @@ def table(executor: Executor, requested: str | None, netns: str | None, needs: t
     return nft.Table.of(executor.owner, split=choice(requested, executor, netns, needs).split)
 
 
+#: who keeps the owner's table in a namespace of a machine: (id of the executor's
+#: ``underlying``, netns, table name) -> the ids of its holders' run-time states (firewalls
+#: made on their own, by their ``create()``; topologies' :class:`OwnerTable` s)
+_holders: dict[tuple[int, str | None, str], set[int]] = {}
+#: a holder's state id -> its key and the command deleting the table
+_held: dict[int, tuple[tuple[int, str | None, str], Command]] = {}
+
+
+def hold(resource: Any, executor: Executor, needs: tuple[str, ...]) -> None:
+    """``resource`` (a firewall made on its own, a topology's :class:`OwnerTable`) keeps the
+    owner's table in its namespace, if its rules go to nft: the last holder to let go
+    (:func:`let_go`) deletes the table; while another holds it, it stays."""
+    if resource.adopted or resolve(resource.backend, executor, resource.netns, needs) != "nft":
+        return
+    owned = table(executor, resource.backend, resource.netns, needs)
+    key = (id(executor.underlying), resource.netns, owned.name)
+    state = id(resource._state)
+    if state not in _held:
+        weakref.finalize(resource._state, _forget, state)  # a holder dropped unused holds nothing
+    _holders.setdefault(key, set()).add(state)
+    _held[state] = (key, owned.delete().command(resource.netns))
+
+
+def let_go(resource: Any) -> list[Command]:
+    """``resource`` no longer keeps the owner's table: the commands deleting the table when
+    it was the last holder (else none). Forgets it: a second call gives none."""
+    entry = _forget(id(resource._state))
+    if entry is None:
+        return []
+    key, delete = entry
+    return [] if key in _holders else [delete]
+
+
+def _forget(state: int) -> tuple[tuple[int, str | None, str], Command] | None:
+    entry = _held.pop(state, None)
+    if entry is not None:
+        holders = _holders[entry[0]]
+        holders.discard(state)
+        if not holders:
+            del _holders[entry[0]]
+    return entry
+
+
 @attrs.frozen(kw_only=True)
 class OwnerTable(Resource):
     """The owner's nft table in one namespace, made before the firewall resources of a
-    topology that use nft and deleted after them (their removes leave it empty)."""
+    topology that use nft and deleted after them (their removes leave it empty), unless
+    firewalls made on their own still use it (:func:`hold`): the last of those deletes it."""
 
     netns: str | None = attrs.field(default=None, converter=to_name, validator=valid_optional_netns)
     backend: str | None = attrs.field(default="nft", validator=valid_backend)
@@ -118,7 +163,22 @@ class OwnerTable(Resource):
             return []
         owned = table(executor, self.backend, self.netns, self.needs)
         lines = tuple(owned.create(family) for family in owned.families)
+        hold(self, executor, self.needs)
         return [nft.Transaction(lines).command(self.netns, undo=owned.delete())]
+
+    def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
+        undo = self.undo_plan(done)
+        if undo:
+            executor.run_all(undo)
+
+    def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
+        """The table deleted, unless a firewall made on its own still uses it (:func:`let_go`)."""
+        deleted = let_go(self)
+        return [c.tolerant() for c in deleted] if done else []
+
+    def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
+        """For another process (the owner is gone then): the table deleted."""
+        return [u.tolerant() for c in reversed(done) for u in c.undo]
 
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         return () if self.netns in doomed else None

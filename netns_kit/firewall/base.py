@@ -112,8 +112,11 @@ class Firewall(Resource):
 
     def create(self, executor: Executor | None = None) -> Self:
         """Create it (a real run first says when an interface it names is not there)."""
-        look_for_interfaces(self._executor(executor), [self])
-        return super().create(executor)
+        executor = self._executor(executor)
+        look_for_interfaces(executor, [self])
+        super().create(executor)
+        backend.hold(self, executor, self.needs)  # on nft, the last made on its own deletes the owner's table
+        return self
 
     def plan(self, executor: Executor) -> list[Command]:
         tag = iptables.comment(f"{type(self).__name__}.executor.owner.tag", executor.owner.tag)
@@ -139,11 +142,11 @@ class Firewall(Resource):
         return undo
 
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
-        iptables.checked_undo(executor, self._undo_commands(done))
+        iptables.checked_undo(executor, self._undo_commands(done) + backend.let_go(self))
 
     def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
         """The undo, for a batching executor (which checks a ``-D`` when its batch fails)."""
-        return [u.tolerant() for u in self._undo_commands(done)]
+        return [u.tolerant() for u in self._undo_commands(done) + backend.let_go(self)]
 
     def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
         """The undo for another process (its sysctls restored from their claims then)."""

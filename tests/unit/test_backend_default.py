@@ -26,6 +26,8 @@ from netns_kit.firewall.portforward import PortForward
 from netns_kit.lifecycle.overlay import PlannedSysctls
 from netns_kit.lifecycle.resource import Resource
 from netns_kit.owner import Owner
+from netns_kit.resources.namespace import Namespace
+from netns_kit.resources.partition import Partition
 from netns_kit.topology import scenarios
 from netns_kit.topology.topology import Topology
 
@@ -248,3 +250,21 @@ def test_plan_on_the_command_line_names_a_bad_environment_value(
     monkeypatch.setenv("NETNS_KIT_FIREWALL", "nftables")
     assert cli.main(["plan", str(SEED001_TOML)]) != cli.EXIT_OK
     assert "NETNS_KIT_FIREWALL: 'nftables' must be one of auto, iptables, nft" in capsys.readouterr().err
+
+
+def test_a_partition_takes_the_topology_backend_and_else_the_executors() -> None:
+    cut = Partition("red", "blue", a_addresses=["10.0.0.1"], b_addresses=["10.0.0.2"])
+    topo = Topology([Namespace("red"), Namespace("blue"), cut], firewall="nft")
+    assert [p.backend for p in topo.of_type(Partition)] == ["nft"]
+    rec = Recorder(firewall="iptables")
+    topo.up(rec)
+    assert _programs(rec.commands) == {"nft"}
+    topo.down()
+    topo.firewall = None
+    rec = Recorder(firewall="nft")
+    topo.up(rec)
+    assert _programs(rec.commands) == {"nft"}
+    topo.down()
+    rec = Recorder()
+    topo.up(rec)
+    assert _programs(rec.commands) == {"iptables"}
