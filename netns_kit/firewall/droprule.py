@@ -17,7 +17,7 @@ commented with the tag::
 
     add table inet netns_kit_42.7
     add chain inet netns_kit_42.7 NK-PART-0c1d2e3f4a-IN { type filter hook input priority filter; policy accept; }
-    add rule inet netns_kit_42.7 NK-PART-0c1d2e3f4a-IN ip saddr 10.0.0.2 drop comment "netns_kit:42.7"
+    add rule inet netns_kit_42.7 NK-PART-0c1d2e3f4a-IN ip saddr 10.0.0.2 counter drop comment "netns_kit:42.7"
 
 undone by ``flush chain`` + ``delete chain`` of those chains only (the
 table, and the other resources' chains in it, stay). A ``drop`` in any base
@@ -94,9 +94,13 @@ class Drops:
         return out
 
     def nft(self, owned: nft.Table, tag: str) -> Command:
-        """ONE ``nft -f -``: the table (if missing), the chains and their drops; undone by
-        flushing and deleting these chains (nothing else of the table)."""
-        return owned.plan(self.chains(), iptables.comment("Drops.tag", tag), self.netns)
+        """ONE ``nft -f -``: the table (if missing), the chains and their drops, each counting
+        what it drops (as iptables rules do); undone by flushing and deleting these chains
+        (nothing else of the table)."""
+        chains = self.chains()
+        added = owned.add(chains, iptables.comment("Drops.tag", tag))
+        lines = tuple(_counted(line) for line in added.lines)
+        return nft.Transaction(lines).command(self.netns, undo=owned.remove(chains))
 
     def plan(self, requested: str | None, executor: Executor, needs: tuple[str, ...]) -> list[Command]:
         """The commands on the backend ``requested`` resolves to in this namespace."""
@@ -127,6 +131,15 @@ class Drops:
         except CommandError:  # no nft, or the table went between the two reads
             return False
         return True
+
+
+def _counted(line: str) -> str:
+    """``add rule ... drop comment "TAG"`` as ``... counter drop comment "TAG"``: nft counts
+    only where asked (``nft list ruleset`` then shows ``counter packets N bytes M drop``)."""
+    head, verdict, tail = line.rpartition(' drop comment "')
+    if not line.startswith("add rule ") or not verdict:
+        return line
+    return f"{head} counter{verdict}{tail}"
 
 
 def _check(rule: Command) -> Command:

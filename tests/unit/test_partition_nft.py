@@ -54,19 +54,19 @@ def test_a_partition_on_nft_is_one_transaction_per_namespace_in_the_owners_table
             ("nft", "-f", "-"),
             f"add table {T}\n"
             f"add chain {T} {c} {hook}\n"
-            f"add rule {T} {c} ip saddr 10.0.0.2 drop {TAG}\n"
+            f"add rule {T} {c} ip saddr 10.0.0.2 counter drop {TAG}\n"
             f"add chain {T} {c}-6 {hook}\n"
-            f"add rule {T} {c}-6 ip6 saddr fe80::2 drop {TAG}\n",
+            f"add rule {T} {c}-6 ip6 saddr fe80::2 counter drop {TAG}\n",
         ),
         (
             "blue",
             ("nft", "-f", "-"),
             f"add table {T}\n"
             f"add chain {T} {c} {hook}\n"
-            f"add rule {T} {c} ip saddr 10.0.0.1 drop {TAG}\n"
+            f"add rule {T} {c} ip saddr 10.0.0.1 counter drop {TAG}\n"
             f"add chain {T} {c}-6 {hook}\n"
-            f"add rule {T} {c}-6 ip6 saddr fd00::1 drop {TAG}\n"
-            f"add rule {T} {c}-6 ip6 saddr fe80::1 drop {TAG}\n",
+            f"add rule {T} {c}-6 ip6 saddr fd00::1 counter drop {TAG}\n"
+            f"add rule {T} {c}-6 ip6 saddr fe80::1 counter drop {TAG}\n",
         ),
     ]
     cut.heal(rec)
@@ -83,8 +83,8 @@ def test_a_side_with_one_family_gets_one_chain() -> None:
     rec = Recorder()
     Partition("a", "b", a_addresses="fd00::a", b_addresses="10.0.0.2", backend="nft").create(rec)
     stdin = [cmd.stdin or "" for cmd in rec.commands]
-    assert "ip saddr 10.0.0.2 drop" in stdin[0] and "-6 " not in stdin[0]
-    assert "ip6 saddr fd00::a drop" in stdin[1] and "hook input" in stdin[1] and f"{T} NK-PART-" in stdin[1]
+    assert "ip saddr 10.0.0.2 counter drop" in stdin[0] and "-6 " not in stdin[0]
+    assert "ip6 saddr fd00::a counter drop" in stdin[1] and "hook input" in stdin[1] and f"{T} NK-PART-" in stdin[1]
     assert stdin[1].count("add chain") == 1
 
 
@@ -181,9 +181,9 @@ def _loss(loss: str) -> str:
     return (
         f"add table {T}\n"
         f"add chain {T} {c} {hook}\n"
-        f'add rule {T} {c} meta nfproto ipv4 iifname "b-eth" numgen random mod 1000000 < {share} drop {TAG}\n'
+        f'add rule {T} {c} meta nfproto ipv4 iifname "b-eth" numgen random mod 1000000 < {share} counter drop {TAG}\n'
         f"add chain {T} {c}-6 {hook}\n"
-        f'add rule {T} {c}-6 meta nfproto ipv6 iifname "b-eth" numgen random mod 1000000 < {share} drop {TAG}\n'
+        f'add rule {T} {c}-6 meta nfproto ipv6 iifname "b-eth" numgen random mod 1000000 < {share} counter drop {TAG}\n'
     )
 
 
@@ -281,7 +281,7 @@ def test_a_partitions_entry_takes_a_backend_key(tmp_path: Path, capsys: pytest.C
     assert (
         f"ip netns exec red nft -f - <<'EOF'\nadd table inet {table}\n"
         f"add chain inet {table} {chain} {{ type filter hook input priority filter; policy accept; }}\n"
-        f'add rule inet {table} {chain} ip saddr 192.168.1.2 drop comment "netns_kit:{owner[1]}"\nEOF\n'
+        f'add rule inet {table} {chain} ip saddr 192.168.1.2 counter drop comment "netns_kit:{owner[1]}"\nEOF\n'
     ) in out
     assert "iptables" not in out
     assert cli.main(["plan", "--down", str(path)]) == cli.EXIT_OK
@@ -304,3 +304,15 @@ def test_a_topology_with_a_nat_on_nft_keeps_its_chains_when_a_partition_heals() 
         ]
     down = [cmd.stdin for cmd in rec.commands if cmd.stdin]
     assert down[-1].startswith(f"add table {T}\ndelete table {T}")  # the topology's table goes last
+
+
+def test_a_topology_gives_its_firewall_to_partitions_and_loss_fallbacks() -> None:
+    cut = Partition("a", "b", a_addresses="10.8.0.1", b_addresses="10.8.0.2")
+    lossy = LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name")[0]
+    topo = Topology([Namespace("a"), Namespace("b"), VETH, cut, lossy], firewall="nft")
+    assert [r.backend for r in (*topo.of_type(Partition), *topo.of_type(LinkImpairment))] == ["nft", "nft"]
+    plan = topo.plan()
+    assert not any(c.argv[0] in ("iptables", "ip6tables") for c in plan.commands)
+    stdin = [c.stdin or "" for c in plan.commands]
+    assert sum("hook input priority filter" in s for s in stdin) == 2  # in a and in b
+    assert sum("hook prerouting priority raw" in s for s in stdin) == 1  # in b
