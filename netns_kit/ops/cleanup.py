@@ -30,7 +30,7 @@ The plan is made by :mod:`~netns_kit.ops.cleanup_plan` (from what
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from netns_kit import signals
 from netns_kit.errors import CommandError
@@ -88,7 +88,8 @@ def cleanup(
     with signals.terminate_cleanly(), signals.shielded():
         try:
             work.execute(progress)
-            _nft_tables(executor, wanted, report)
+            goes = _deleted_whole(wanted)
+            _nft_tables(executor, wanted, report, [n for n, tag in scan.namespaces.items() if not goes(n, tag)])
         except KeyboardInterrupt as error:
             raise CleanupInterrupted(report, work.done, work.total) from error
         except signals.Terminated as error:
@@ -97,20 +98,25 @@ def cleanup(
     return report
 
 
-def _nft_tables(executor: Executor, wanted: Owner | None, report: CleanupReport) -> None:
-    """Delete the nft tables in the host namespace of owners that are gone (or of ``wanted``)
-    whole, by name, in one transaction; tables of no owner of ours are never touched."""
-    try:
-        tables = nftread.list_tables(executor)
-    except CommandError:  # no nft here (or no nftables in this kernel): no tables of ours either
-        return
-    doomed = [t for t in tables if t.owner == wanted] if wanted is not None else nftread.dead_tables(tables)
-    command = nftread.delete_tables(doomed)
-    if command is None:
-        return
-    report.removed.extend(f"nft table {t.family} {t.name} (in the host)" for t in doomed)
-    if not report.dry_run:
-        executor.run(command)
+def _nft_tables(
+    executor: Executor, wanted: Owner | None, report: CleanupReport, namespaces: Sequence[str] = ()
+) -> None:
+    """Delete the nft tables of owners that are gone (or of ``wanted``) whole, by name, one
+    transaction per namespace: in the host and in ``namespaces`` (those not deleted whole: a
+    partition's or a loss fallback's drops sit in namespaces others made); tables of no owner
+    of ours are never touched."""
+    for netns in (None, *namespaces):
+        try:
+            tables = nftread.list_tables(executor, netns)
+        except CommandError:  # no nft here (or no nftables in this kernel, or the namespace went)
+            continue
+        doomed = [t for t in tables if t.owner == wanted] if wanted is not None else nftread.dead_tables(tables)
+        command = nftread.delete_tables(doomed, netns)
+        if command is None:
+            continue
+        report.removed.extend(f"nft table {t.family} {t.name} (in {netns or 'the host'})" for t in doomed)
+        if not report.dry_run:
+            executor.run(command)
 
 
 def _deleted_whole(wanted: Owner | None) -> Callable[[str, str | None], bool]:

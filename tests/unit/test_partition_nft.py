@@ -22,6 +22,7 @@ from netns_kit import (
     cli,
 )
 from netns_kit.firewall import droprule, nft
+from netns_kit.ops.cleanup import cleanup
 from netns_kit.owner import Owner
 from netns_kit.topology.tomlfile import loads
 
@@ -316,3 +317,24 @@ def test_a_topology_gives_its_firewall_to_partitions_and_loss_fallbacks() -> Non
     stdin = [c.stdin or "" for c in plan.commands]
     assert sum("hook input priority filter" in s for s in stdin) == 2  # in a and in b
     assert sum("hook prerouting priority raw" in s for s in stdin) == 1  # in b
+
+
+def test_cleanup_deletes_a_dead_owners_table_in_a_namespace_it_did_not_make() -> None:
+    """A partition's drops sit in namespaces another owner made: cleanup looks in each one left."""
+    tables = {None: "table inet netns_kit_1.1\n", "a": "table inet netns_kit_1.1\ntable inet other\n"}
+
+    def machine(command: Command) -> str | None:
+        if command.argv == ("ip", "-j", "netns", "list"):
+            return json.dumps([{"name": "a"}])
+        if command.argv == ("nft", "list", "tables"):
+            return tables.get(command.netns, "")
+        return None
+
+    rec = Recorder(machine)
+    report = cleanup(rec)
+    assert report.removed == ["nft table inet netns_kit_1.1 (in the host)", "nft table inet netns_kit_1.1 (in a)"]
+    delete = "add table inet netns_kit_1.1\ndelete table inet netns_kit_1.1\n"
+    assert [(c.netns, c.argv, c.stdin) for c in rec.commands] == [
+        (None, ("nft", "-f", "-"), delete),
+        ("a", ("nft", "-f", "-"), delete),
+    ]
