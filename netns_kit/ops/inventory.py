@@ -115,9 +115,22 @@ def scan(
             inventory.namespaces.setdefault(netns, None)
     if firewall:
         read_firewalls(executor, inventory)
-        for netns in (None, *sorted(inventory.namespaces)):
+        for netns in nft_places(inventory):
             inventory.nft_tables += read_nft_tables(executor, netns)
     return inventory
+
+
+def nft_places(inventory: Inventory) -> list[str | None]:
+    """Where our nft tables may be: the host, every namespace netns_kit did not make (someone
+    else's, an attached one), and those of ours where a ledger records an ``nft`` change. A
+    namespace of ours with no ``nft`` in its ledgers is not entered (one process less each: on
+    W(100), ``status`` took 2.6-3.1 s reading every namespace, 1.4-1.7 s without nft)."""
+    recorded = {e.command.netns for lf in inventory.ledgers for e in lf.standing if e.command.program == "nft"}
+    return [
+        netns
+        for netns in (None, *sorted(inventory.namespaces))
+        if netns is None or netns in recorded or inventory.namespace_owner(netns) is None
+    ]
 
 
 def _together(executor: Executor, calls: Sequence[Callable[[], Any]]) -> list[Any]:

@@ -170,6 +170,18 @@ def test_scan_lists_the_tables_in_the_host_and_every_namespace_with_their_owner(
     assert inventory.scan(Recorder(handler), firewall=False).nft_tables == []
 
 
+def test_scan_enters_only_namespaces_where_a_table_of_ours_can_be(tmp_path: Path) -> None:
+    owner = Owner("42.7")
+    table = nft.Table.of(owner)
+    _ledger(tmp_path, owner, nft.Transaction((table.create("inet"),)).command("red", undo=table.delete()))
+    found = inventory.Inventory(
+        namespaces={"red": owner.tag, "blue": owner.tag, "theirs": None},
+        ledgers=inventory.read_ledgers(FakeHost(tmp_path)),
+    )
+    # the host, ours where nft ran (red), and someone else's; not blue (ours, no nft in its ledger)
+    assert inventory.nft_places(found) == [None, "red", "theirs"]
+
+
 def test_the_json_of_a_table_is_its_chains_with_hooks_and_rule_counts() -> None:
     found = inventory.Inventory(nft_tables=[OURS, attrs_evolve_netns(OURS, "red")])
     objects = data.objects(found, [Owner("42.7")])
