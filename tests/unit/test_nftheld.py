@@ -58,7 +58,7 @@ class Machine(Executor):
         self.tables: set[str] = set()
 
     def argv_for(self, command: Command) -> tuple[str, ...]:
-        assert command.argv == ("nft", "-i")
+        assert command.argv == ("env", "HOME=/dev/null", "nft", "-i")
         return (sys.executable, "-c", FAKE_NFT, str(self.log), self.refuse, self.error)
 
     def handle(
@@ -248,3 +248,29 @@ def test_the_view_answers_as_inner_does(machine: Machine) -> None:
     assert held.refuse == ""  # anything else: inner's
     with pytest.raises(AttributeError):
         held._nothing  # noqa: B018
+
+
+def test_consecutive_transactions_go_as_one_line_and_one_by_one_when_it_fails(machine: Machine) -> None:
+    adds = [_nft(TABLE.create("inet"), f"add chain inet {OURS} c{i}") for i in range(3)]
+    with Held(machine) as held:
+        ticks: list[list[int]] = []
+        held.run_all([*adds, Command(("ip", "link", "set", "lo", "up")), *adds[:1]], on_done=ticks.append)
+        assert [sorted(t) for t in ticks] == [[0, 1, 2], [3], [4]]
+    create = f"add table inet {OURS} {{ flags owner ; }}"
+    one = [f"{create} ; add chain inet {OURS} c{i}" for i in range(3)]
+    assert machine.lines() == [create, " ; ".join(one), one[0]]
+    machine.log.unlink()
+    machine.refuse = "c1"  # the stand-in refuses every line naming c1: the merged one, then c1's own
+    with Held(machine) as held:
+        outcome = held.attempt(adds)
+    assert outcome.progress.completed == (0,) and outcome.progress.failed == 1
+    assert isinstance(outcome.error, CommandError) and outcome.results[1].returncode == 1
+    assert machine.lines() == [create, " ; ".join(one), one[0], one[1]]
+
+
+def test_a_line_to_the_holder_is_at_most_merged_bytes(machine: Machine) -> None:
+    big = [_nft(TABLE.create("inet"), f"add chain inet {OURS} {'c' * 2000}{i}") for i in range(9)]
+    with Held(machine) as held:
+        held.run_all(big)
+    assert [line.count("add chain") for line in machine.lines()[1:]] == [3, 3, 3]
+    assert len("".join(c.stdin or "" for c in big[:3])) <= nftheld.MERGED < len("".join(c.stdin or "" for c in big[:4]))

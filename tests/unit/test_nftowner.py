@@ -40,7 +40,7 @@ class FakeNft(Executor):
         self.log = log
 
     def argv_for(self, command: Command) -> tuple[str, ...]:
-        assert command.argv == ("nft", "-i")
+        assert command.argv == ("env", "HOME=/dev/null", "nft", "-i")
         return (sys.executable, "-c", FAKE_NFT, self.log)
 
 
