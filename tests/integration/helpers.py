@@ -1,11 +1,16 @@
-"""Tiny TCP/UDP servers and clients run inside namespaces with this interpreter."""
+"""Tiny TCP/UDP servers and clients run inside namespaces with this interpreter; the firewall's
+rules read back from the backend the tests run on (``NETNS_KIT_FIREWALL``, ``--netns-firewall``)."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 
 from netns_kit.executors.process import Process
+from netns_kit.firewall import backend, nft, nftread
+from netns_kit.firewall.base import Firewall
+from netns_kit.ops import state
 from netns_kit.resources.namespace import _Place
 
 PY = sys.executable
@@ -83,3 +88,64 @@ def request(
             return result.stdout.strip()
         time.sleep(0.1)
     return None
+
+
+# -- the firewall's rules, read back from the backend in use -------------------------------
+
+
+def firewall_backend(place: _Place) -> str:
+    """``"iptables"`` or ``"nft"``: where the rules of a NAT rule or port forward that names no
+    backend go in ``place`` (``NETNS_KIT_FIREWALL`` / ``--netns-firewall``; ``auto`` resolved)."""
+    return backend.resolve(None, place._executor(), place._where(), Firewall.needs)
+
+
+def saved_rules(place: _Place) -> dict[str, object]:
+    """Every rule of ``place``'s firewall, as the state snapshots read them: ``iptables-save``,
+    ``ip6tables-save`` and the native nft tables (``nft -s list ruleset``, our owner ids masked)."""
+    return {
+        "iptables": state.iptables_rules(place.run(["iptables-save"]).stdout),
+        "ip6tables": state.iptables_rules(place.run(["ip6tables-save"]).stdout),
+        "nft": state.nft_tables(place.run(["nft", "-s", "list", "ruleset"]).stdout),
+    }
+
+
+def our_rules(place: _Place) -> list[tuple[str, str | None]]:
+    """The rules our firewalls made in ``place``, on the backend in use, each as (chain, comment):
+    from ``iptables-save``/``ip6tables-save`` (the rules in an ``NK-`` chain or jumping to one),
+    or from ``nft -j`` (every rule in the owner's table)."""
+    if firewall_backend(place) == "nft":
+        executor, netns = place._executor(), place._where()
+        name = nft.table_name(executor.owner)
+        found: list[tuple[str, str | None]] = []
+        for table in nftread.list_tables(executor, netns):
+            if table.name == name:
+                ruleset = nftread.list_table(executor, table.family, table.name, netns)
+                found += [(rule.chain, rule.comment) for rule in ruleset.rules]
+        return found
+    return [(chain, comment) for chain, comment, ours in _iptables_rules(place) if ours]
+
+
+def untagged_rules_are_not_ours(place: _Place) -> None:
+    """Every iptables rule in an ``NK-`` chain or jumping to one carries a netns_kit tag, and no
+    other rule does; on nft, every rule in the owner's table carries the owner's tag."""
+    for chain, comment, ours in _iptables_rules(place):
+        tagged = comment is not None and comment.startswith("netns_kit:")
+        assert ours == tagged, (chain, comment)
+    if firewall_backend(place) == "nft":
+        tag = place._executor().owner.tag
+        rules = our_rules(place)
+        assert rules and all(comment == tag for _, comment in rules), rules
+
+
+def _iptables_rules(place: _Place) -> list[tuple[str, str | None, bool]]:
+    """Each ``-A`` rule of ``iptables-save`` and ``ip6tables-save``: (chain, comment, whether it
+    is in an ``NK-`` chain or jumps to one)."""
+    found = []
+    for tool in ("iptables-save", "ip6tables-save"):
+        for line in place.run([tool]).stdout.splitlines():
+            if not line.startswith("-A "):
+                continue
+            parts = shlex.split(line)
+            comment = parts[parts.index("--comment") + 1] if "--comment" in parts else None
+            found.append((parts[1], comment, parts[1].startswith("NK-") or parts[-1].startswith("NK-")))
+    return found

@@ -5,7 +5,6 @@ other iptables backend is reported."""
 from __future__ import annotations
 
 import logging
-import shlex
 
 import pytest
 
@@ -16,7 +15,7 @@ from netns_kit.firewall.iptables import check_backend
 from netns_kit.ops import state
 from netns_kit.topology import scenarios
 
-from .helpers import request, serve
+from .helpers import our_rules, request, saved_rules, serve, untagged_rules_are_not_ours
 
 #: untagged rules a user (or Docker) had before, in every built-in chain we jump from,
 #: and how iptables-save shows them
@@ -74,8 +73,7 @@ SYSCTLS = (
 
 def _firewall(host: Host) -> dict[str, object]:
     return {
-        "iptables": state.iptables_rules(host.run(["iptables-save"]).stdout),
-        "ip6tables": state.iptables_rules(host.run(["ip6tables-save"]).stdout),
+        **saved_rules(host),  # iptables-save, ip6tables-save and the nft tables
         "sysctl": {key: host.sysctl(key) for key in SYSCTLS},
         "hairpin": host.run(["ip", "-j", "-d", "link", "show", "dev", "veth-red"]).json()[0]["linkinfo"][
             "info_slave_data"
@@ -127,15 +125,9 @@ def test_delete_restores_rules_and_sysctls_and_keeps_untagged_rules(sb: Sandbox,
 
 
 def _assert_only_tagged_rules_were_added(host: Host) -> None:
-    """Every rule in an NK- chain or jumping to one carries our tag; the decoys carry none."""
-    for tool in ("iptables-save", "ip6tables-save"):
-        for line in host.run([tool]).stdout.splitlines():
-            if not line.startswith("-A "):
-                continue
-            parts = shlex.split(line)
-            ours = parts[1].startswith("NK-") or parts[-1].startswith("NK-")
-            tagged = "--comment" in parts and parts[parts.index("--comment") + 1].startswith("netns_kit:")
-            assert ours == tagged, line
+    """Every rule in an NK- chain or jumping to one carries our tag; the decoys carry none
+    (on nft: every rule in the owner's table carries the owner's tag)."""
+    untagged_rules_are_not_ours(host)
 
 
 def test_rules_in_a_router_namespace_nat_and_forward_there(sb: Sandbox) -> None:
@@ -169,12 +161,13 @@ def test_rules_in_a_router_namespace_nat_and_forward_there(sb: Sandbox) -> None:
         assert request(topo["lan"], "198.51.100.2", 9000) == "wan 198.51.100.1 hello"
         assert request(topo["wan"], "198.51.100.1", 8080) == "lan 198.51.100.2 hello"
         assert topo["router"].sysctl("net.ipv4.ip_forward") == "1"
-        assert "NK-NAT-" in topo["router"].run(["iptables-save"]).stdout
+        assert any(chain.startswith("NK-NAT-") for chain, _ in our_rules(topo["router"]))
         # nothing of it on the sandbox's host
         assert state.snapshot(sb)["<host>"] == host_before
 
 
 def test_rules_held_by_the_other_backend_are_reported(fresh_sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """iptables' own check (so the NatRule says backend="iptables", whatever the default)."""
     import netns_kit
 
     with netns_kit.use(fresh_sandbox):
@@ -186,6 +179,10 @@ def test_rules_held_by_the_other_backend_are_reported(fresh_sandbox: Sandbox, ca
             check_backend(fresh_sandbox)
         assert f"iptables-{other} tables present" in info.value.hint
         assert "filter FORWARD policy DROP" in info.value.hint
-        with caplog.at_level(logging.WARNING, logger="netns_kit"), Bridge("br0"), NatRule("10.0.0.0/24", bridge="br0"):
+        with (
+            caplog.at_level(logging.WARNING, logger="netns_kit"),
+            Bridge("br0"),
+            NatRule("10.0.0.0/24", bridge="br0", backend="iptables"),
+        ):
             pass
         assert any("filter FORWARD policy DROP" in r.getMessage() for r in caplog.records)
