@@ -350,3 +350,49 @@ def test_emulation_works_through_the_fixtures_and_leaves_nothing(pytester: pytes
     pytester.makepyfile(test_emulation_user=EMULATION)
     result = pytester.runpytest_inprocess("-p", "no:randomly")
     result.assert_outcomes(passed=4)
+
+
+ON_THE_CHOSEN_BACKEND = """
+from netns_kit import Bridge, NatRule, Namespace, Sandbox
+from netns_kit.firewall import nft, nftread
+
+
+def test_nat_goes_to_the_chosen_backend(netns_firewall, netns_sandbox, netns_factory, netns_executor):
+    assert netns_firewall == netns_sandbox.firewall
+    ns = netns_factory.namespace()
+    netns_factory(Bridge("br0", netns=ns.name, addresses="10.7.0.1/24"), Namespace(ns.name, adopt=True))
+    with NatRule("10.7.0.0/24", bridge="br0", netns=ns.name):
+        on_nft = nft.table_name(netns_executor.owner) in [t.name for t in nftread.list_tables(netns_executor, ns.name)]
+        on_iptables = "NK-NAT-" in ns.run(["iptables-save"]).stdout
+        print(f"chosen={netns_firewall} nft={on_nft} iptables={on_iptables}")
+    # the leak check after the test: the table went with the rule
+
+
+def test_a_fresh_sandbox_too(netns_firewall, netns_fresh_sandbox):
+    assert netns_fresh_sandbox.firewall == netns_firewall
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "chosen"),
+    [((), "iptables"), (("--netns-firewall=nft",), "nft"), (("--netns-firewall", "iptables"), "iptables")],
+)
+def test_the_fixtures_sandboxes_take_the_chosen_firewall_backend(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: tuple[str, ...], chosen: str
+) -> None:
+    monkeypatch.delenv("NETNS_KIT_FIREWALL", raising=False)
+    pytester.makepyfile(test_user=ON_THE_CHOSEN_BACKEND)
+    result = pytester.runpytest_inprocess("-s", *how)
+    result.assert_outcomes(passed=2)
+    on_nft = chosen == "nft"
+    result.stdout.fnmatch_lines([f"*chosen={chosen} nft={on_nft} iptables={not on_nft}*"])
+
+
+def test_the_environment_variable_chooses_when_no_option_does(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NETNS_KIT_FIREWALL", "nft")
+    pytester.makepyfile(test_user=ON_THE_CHOSEN_BACKEND)
+    result = pytester.runpytest_inprocess("-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*chosen=nft nft=True iptables=False*"])
