@@ -96,6 +96,13 @@ class Progress(logging.Handler):
         return not verbose and (stream or sys.stderr).isatty()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING and not self._heard_elsewhere():
+            # Python prints a warning nobody handles (logging.lastResort); this handler
+            # being there would silence it: it says it as Python would have
+            wipe = "\r" + " " * 80 + "\r" if self.shown else ""
+            self.stream.write(f"{wipe}{record.getMessage()}\n")
+            self.stream.flush()
+            return
         command = _ran(record)
         if command is None:
             return
@@ -104,6 +111,16 @@ class Progress(logging.Handler):
             line = f"\r[{self.done}/{self.total}] {command[:70]}"
             self.stream.write(f"{line:<80}")
             self.stream.flush()
+
+    def _heard_elsewhere(self) -> bool:
+        """Whether another handler gets the ``netns_kit`` logger's records (--verbose's, an
+        application's, pytest's)."""
+        logger: logging.Logger | None = log
+        while logger is not None:
+            if any(handler is not self for handler in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
 
     def __enter__(self) -> Progress:
         log.addHandler(self)

@@ -175,6 +175,34 @@ def test_progress_counts_off_a_terminal_without_drawing() -> None:
     assert (progress.done, stream.getvalue()) == (1, "")
 
 
+def test_a_warning_during_up_is_said_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # with no other handler, Python prints a warning itself (logging.lastResort): the
+    # progress handler must not silence it (a firewall rule naming a missing interface)
+    log = logging.getLogger("netns_kit")
+    monkeypatch.setattr(log, "propagate", False)
+    stream = Terminal()
+    with Progress(2, verbose=False, stream=stream) as progress:
+        log.debug("%s %s", "run", "ip netns add red")
+        log.warning("NatRule.out_interface: %s does not exist", "eth9")
+        log.info("not a warning")
+    text = stream.getvalue()
+    assert "NatRule.out_interface: eth9 does not exist\n" in text
+    assert "not a warning" not in text and progress.done == 1
+
+
+def test_a_warning_another_handler_hears_is_not_said_twice() -> None:
+    stream = io.StringIO()
+    heard = logging.NullHandler()
+    log = logging.getLogger("netns_kit")
+    log.addHandler(heard)
+    try:
+        with Progress(None, verbose=False, stream=stream):
+            log.warning("said by the other handler")
+    finally:
+        log.removeHandler(heard)
+    assert stream.getvalue() == ""
+
+
 # -- exit codes, and no traceback ----------------------------------------------------
 def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
