@@ -20,7 +20,8 @@ commented with the tag::
     add rule inet netns_kit_42.7 NK-PART-0c1d2e3f4a-IN ip saddr 10.0.0.2 counter drop comment "netns_kit:42.7"
 
 undone by ``flush chain`` + ``delete chain`` of those chains only (the
-table, and the other resources' chains in it, stay). A ``drop`` in any base
+other resources' chains in the table stay; the table too, unless this resource
+was the last to use it: :class:`TableHold`). A ``drop`` in any base
 chain is final in nftables, so these drops hold whatever other tables (or
 iptables) accept.
 """
@@ -63,6 +64,31 @@ def chain_name(kind: str, spec: object, hook: str) -> str:
     return f"{iptables.CHAIN_PREFIX}{kind}-{digest}-{hook}"
 
 
+class TableHold:
+    """A resource's hold on the owner's nft table in one namespace (:func:`netns_kit.firewall.
+    backend.hold`, which asks for ``netns``, ``backend``, ``adopted`` and ``_state``): while
+    any holder is left the table stays; the last to let go deletes it. A partition holds it
+    in two namespaces, so each namespace has one of these, kept in the resource's state."""
+
+    adopted = False
+
+    def __init__(self, netns: str | None, backend: str | None) -> None:
+        self.netns = netns
+        self.backend = backend
+
+    @property
+    def _state(self) -> TableHold:
+        return self
+
+
+def let_go(holds: dict[str | None, TableHold], done: bool) -> list[Command]:
+    """The resource no longer keeps the owner's table in any namespace of ``holds``: the
+    commands deleting each table it was the last holder of (none when ``done`` is False:
+    nothing of it took effect)."""
+    deletes = [c.tolerant() for hold in holds.values() for c in backend.let_go(hold)]
+    return deletes if done else []
+
+
 @attrs.frozen
 class Drops:
     """The DROP rules of one resource in one namespace, at one built-in chain.
@@ -102,10 +128,19 @@ class Drops:
         lines = tuple(_counted(line) for line in added.lines)
         return nft.Transaction(lines).command(self.netns, undo=owned.remove(chains))
 
-    def plan(self, requested: str | None, executor: Executor, needs: tuple[str, ...]) -> list[Command]:
-        """The commands on the backend ``requested`` resolves to in this namespace."""
+    def plan(
+        self,
+        requested: str | None,
+        executor: Executor,
+        needs: tuple[str, ...],
+        holds: dict[str | None, TableHold] | None = None,
+    ) -> list[Command]:
+        """The commands on the backend ``requested`` resolves to in this namespace. On nft,
+        the resource keeps the owner's table there (``holds``, by namespace: :func:`let_go`)."""
         tag = executor.owner.tag
         if backend.resolve(requested, executor, self.netns, needs) == "nft":
+            if holds is not None:
+                backend.hold(holds.setdefault(self.netns, TableHold(self.netns, requested)), executor, needs)
             return [self.nft(backend.table(executor, requested, self.netns, needs), tag)]
         return self.iptables(tag)
 

@@ -33,7 +33,7 @@ from netns_kit.errors import ValidationError
 from netns_kit.executors import capability
 from netns_kit.executors.base import Executor
 from netns_kit.firewall.backend import valid_backend
-from netns_kit.firewall.droprule import Drops, chain_name
+from netns_kit.firewall.droprule import Drops, TableHold, chain_name, let_go
 from netns_kit.impairment import Impairment, to_impairment
 from netns_kit.lifecycle.resource import Resource, _State
 from netns_kit.linkemu import plan as emulator
@@ -50,6 +50,8 @@ LOSS_NEEDS = ("numgen",)
 class _ImpairState(_State):
     #: the impairment in effect after :meth:`LinkImpairment.change` (None: the one given)
     current: Impairment | None = None
+    #: the loss fallback on nft: its hold on the owner's table in ``peer_netns``
+    holds: dict[str | None, TableHold] = attrs.field(factory=dict)
 
 
 def _key(command: Command) -> tuple[object, ...]:
@@ -168,7 +170,7 @@ class LinkImpairment(Resource):
                 f"must name the other end of {self.dev} for loss through iptables (it drops where packets "
                 "arrive); use LinkImpairment.on(veth, ...), or a kernel with netem",
             )
-        return self._loss_drops(impairment).plan(self.backend, executor, LOSS_NEEDS)
+        return self._loss_drops(impairment).plan(self.backend, executor, LOSS_NEEDS, self._state.holds)
 
     @property
     def loss_chain(self) -> str:
@@ -187,12 +189,13 @@ class LinkImpairment(Resource):
     def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
         current, self._state.current = self._state.current, None
         if current is None:
-            super().undo(executor, done, complete=complete)
-            return
-        # changed at run time: remove what is in effect now, whatever it is
-        removal = [u for c in reversed(self._commands(current, executor, verb="add")) for u in c.undo]
+            removal = [u for c in reversed(done) for u in c.undo]
+        else:  # changed at run time: remove what is in effect now, whatever it is
+            removal = [u for c in reversed(self._commands(current, executor, verb="add")) for u in c.undo]
+        # then (nft) the owner's table, where the loss fallback was the last to use it
+        removal = [u.tolerant() for u in removal] + let_go(self._state.holds, bool(done) or current is not None)
         if removal:
-            executor.run_all([u.tolerant() for u in removal])
+            executor.run_all(removal)
 
     # -- at run time -----------------------------------------------------------
     def change(self, impairment: Impairment | Mapping[str, Any], executor: Executor | None = None) -> None:

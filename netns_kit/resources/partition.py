@@ -34,6 +34,7 @@ in any base chain is final, so it holds whatever other tables accept.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -42,8 +43,8 @@ from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors.base import Executor
 from netns_kit.firewall.backend import valid_backend
-from netns_kit.firewall.droprule import Drops, chain_name
-from netns_kit.lifecycle.resource import Resource
+from netns_kit.firewall.droprule import Drops, TableHold, chain_name, let_go
+from netns_kit.lifecycle.resource import Resource, _State
 from netns_kit.resources.link import VethPair
 from netns_kit.validate import (
     IPAddress,
@@ -83,6 +84,12 @@ def _valid_addresses(instance: Any, attribute: attrs.Attribute[Any], value: Any)
 NEEDS: tuple[str, ...] = ()
 
 
+@attrs.define
+class _PartitionState(_State):
+    #: on nft: its hold on the owner's table, by namespace (the last holder deletes it)
+    holds: dict[str | None, TableHold] = attrs.field(factory=dict)
+
+
 @attrs.frozen
 class Partition(Resource):
     """Drop all traffic between namespaces ``a`` and ``b``, both ways, until healed.
@@ -106,6 +113,7 @@ class Partition(Resource):
     )
     #: ``"iptables"``, ``"nft"`` or ``"auto"`` (None: the topology's ``firewall=``, else the default)
     backend: str | None = attrs.field(default=None, validator=valid_backend, kw_only=True)
+    _state: _PartitionState = attrs.field(factory=_PartitionState, init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.a == self.b:
@@ -151,7 +159,22 @@ class Partition(Resource):
         return out
 
     def plan(self, executor: Executor) -> list[Command]:
-        return [c for drops in self.drops(executor) for c in drops.plan(self.backend, executor, NEEDS)]
+        holds = self._state.holds
+        return [c for drops in self.drops(executor) for c in drops.plan(self.backend, executor, NEEDS, holds)]
+
+    def undo(self, executor: Executor, done: Sequence[Command], *, complete: bool) -> None:
+        undo = self.undo_plan(done)
+        if undo:
+            executor.run_all(undo)
+
+    def undo_plan(self, done: Sequence[Command]) -> list[Command] | None:
+        """Its drops removed, then (nft) the owner's table in each namespace where it was the
+        last to use it."""
+        return [u.tolerant() for c in reversed(done) for u in c.undo] + let_go(self._state.holds, bool(done))
+
+    def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
+        """For another process: its drops removed (cleanup deletes a dead owner's tables)."""
+        return [u.tolerant() for c in reversed(done) for u in c.undo]
 
     def exists(self, executor: Executor | None = None) -> bool:
         executor = self._executor(executor)

@@ -139,10 +139,10 @@ def test_a_partition_cuts_ipv4_and_ipv6_link_local_and_healing_restores_both(
     assert not cut.exists()
     assert {"a": firewall(a), "b": firewall(b)} == rules_before
     assert our_chains(a) == our_chains(b) == []
-    # iptables-save and ip6tables-save too; nft: the owner's table stays, empty (as a NatRule's does):
-    # a topology deletes it at down (firewall/backend.OwnerTable), or with the namespace
-    empty = ["/a/nft/inet netns_kit_*: None -> []", "/b/nft/inet netns_kit_*: None -> []"]
-    assert state.diff(before, state.snapshot(sb)) == (empty if backend == "nft" else [])
+    # iptables-save and ip6tables-save too; nft: the owner's table, which the partition was the
+    # last to use, is gone too
+    assert state.diff(before, state.snapshot(sb)) == []
+    assert our_tables(a) == our_tables(b) == []
     for src, _, address, _ in paths:
         src.wait_reachable(address, timeout=UP)
 

@@ -28,6 +28,7 @@ from netns_kit.topology.tomlfile import loads
 
 T = "inet netns_kit_dry-run"
 TAG = 'comment "netns_kit:dry-run"'
+DELETE = f"add table {T}\ndelete table {T}\n"
 ADDRS = {
     "red": [
         {"ifname": "lo", "addr_info": [{"local": "127.0.0.1"}, {"local": "::1"}]},
@@ -71,13 +72,47 @@ def test_a_partition_on_nft_is_one_transaction_per_namespace_in_the_owners_table
         ),
     ]
     cut.heal(rec)
-    # only its own chains: the table and whatever else is in it stay
+    # its own chains; then the table, as nothing else made on its own or in a topology uses it
     remove = f"flush chain {T} {c}-6\ndelete chain {T} {c}-6\nflush chain {T} {c}\ndelete chain {T} {c}\n"
     assert [(cmd.netns, cmd.argv, cmd.stdin) for cmd in rec.commands[2:]] == [
         ("blue", ("nft", "-f", "-"), remove),
         ("red", ("nft", "-f", "-"), remove),
+        ("red", ("nft", "-f", "-"), DELETE),
+        ("blue", ("nft", "-f", "-"), DELETE),
     ]
-    assert not any("iptables" in cmd.line or "delete table" in (cmd.stdin or "") for cmd in rec.commands)
+    assert all(cmd.missing_ok for cmd in rec.commands[2:])
+    assert not any("iptables" in cmd.line for cmd in rec.commands)
+
+
+def test_the_owners_table_goes_with_the_last_partition_or_firewall_using_it() -> None:
+    rec = Recorder()
+    first = Partition("a", "b", a_addresses="10.0.0.1", b_addresses="10.0.0.2", backend="nft").create(rec)
+    second = Partition("a", "c", a_addresses="10.0.0.1", b_addresses="10.0.0.3", backend="nft").create(rec)
+    nat = NatRule("10.0.0.0/24", out_interface="eth0", netns="c", backend="nft").create(rec)
+    assert first.chain != second.chain
+
+    def deletes(start: int) -> list[str | None]:
+        return [cmd.netns for cmd in rec.commands[start:] if cmd.stdin == DELETE]
+
+    mark = len(rec.commands)
+    first.heal(rec)
+    assert deletes(mark) == ["b"]  # a: the second partition still uses it
+    mark = len(rec.commands)
+    second.heal(rec)
+    assert deletes(mark) == ["a"]  # c: the NAT rule still uses it
+    mark = len(rec.commands)
+    nat.delete(rec)
+    assert deletes(mark) == ["c"]
+
+
+def test_a_partition_in_a_topology_keeps_the_table_from_a_firewall_made_on_its_own() -> None:
+    rec = Recorder()
+    cut = Partition("a", "b", a_addresses="10.0.0.1", b_addresses="10.0.0.2")
+    with Topology([Namespace("a"), Namespace("b"), cut], executor=rec, firewall="nft"):
+        nat = NatRule("10.0.0.0/24", out_interface="eth0", netns="a", backend="nft").create(rec)
+        mark = len(rec.commands)
+        nat.delete(rec)
+        assert not any(cmd.stdin == DELETE for cmd in rec.commands[mark:])  # the partition's drops stay
 
 
 def test_a_side_with_one_family_gets_one_chain() -> None:
@@ -196,7 +231,7 @@ def test_the_loss_fallback_on_nft_drops_a_share_at_the_peers_raw_prerouting() ->
     assert [(cmd.netns, cmd.argv, cmd.stdin) for cmd in rec.commands] == [("b", ("nft", "-f", "-"), _loss("20%"))]
     lossy.delete(rec)
     remove = f"flush chain {T} {c}-6\ndelete chain {T} {c}-6\nflush chain {T} {c}\ndelete chain {T} {c}\n"
-    assert [(cmd.netns, cmd.stdin) for cmd in rec.commands[1:]] == [("b", remove)]
+    assert [(cmd.netns, cmd.stdin) for cmd in rec.commands[1:]] == [("b", remove), ("b", DELETE)]
 
 
 def test_changing_the_loss_on_nft_replaces_its_transaction() -> None:
@@ -211,7 +246,7 @@ def test_changing_the_loss_on_nft_replaces_its_transaction() -> None:
     lossy.change({"loss": "10%", "loss_via": "iptables"}, rec)  # the same: nothing to do
     assert len(rec.commands) == 3
     lossy.delete(rec)
-    assert [cmd.stdin for cmd in rec.commands[3:]] == [remove]
+    assert [cmd.stdin for cmd in rec.commands[3:]] == [remove, DELETE]
 
 
 def test_the_loss_fallback_on_iptables_is_unchanged() -> None:
