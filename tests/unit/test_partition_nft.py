@@ -373,3 +373,28 @@ def test_cleanup_deletes_a_dead_owners_table_in_a_namespace_it_did_not_make() ->
         (None, ("nft", "-f", "-"), delete),
         ("a", ("nft", "-f", "-"), delete),
     ]
+
+
+def test_the_executors_firewall_and_the_environment_choose_where_none_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def programs(rec: Recorder) -> set[str]:
+        Partition("a", "b", a_addresses="10.0.0.1", b_addresses="10.0.0.2").create(rec)
+        LinkImpairment.on(VETH, {"loss": "20%", "loss_via": "iptables"}, end="name")[0].create(rec)
+        return {cmd.argv[0] for cmd in rec.commands}
+
+    assert programs(Recorder(firewall="nft")) == {"nft"}
+    monkeypatch.setenv("NETNS_KIT_FIREWALL", "nft")
+    assert programs(Recorder()) == {"nft"}
+    assert programs(Recorder(firewall="iptables")) == {"iptables", "ip6tables"}
+
+
+def test_an_impairments_entry_takes_a_backend_key() -> None:
+    text = PIPE + (
+        '[[impairments]]\ndev = "veth-red"\nnetns = "red"\npeer = "veth-blue"\npeer_netns = "blue"\n'
+        'impairment = { loss = "5%", loss_via = "iptables" }\nbackend = "nft"\n'
+    )
+    [lossy] = [r for r in loads(text).topology.resources if isinstance(r, LinkImpairment)]
+    assert lossy.backend == "nft"
+    stdin = [c.stdin or "" for c in loads(text).topology.plan().commands if c.netns == "blue"]
+    assert any("numgen random mod 1000000 < 50000 counter drop" in s for s in stdin)
