@@ -104,6 +104,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("netns_sandbox_scope", "how long one netns_sandbox lives", default="session")
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Which firewall backend the fixtures' executors take, when something chose one."""
+    chosen = config.getoption("netns_firewall") or config.getini("netns_firewall") or os.environ.get(backend.ENV)
+    return f"netns_kit: firewall backend {chosen}" if chosen else None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield

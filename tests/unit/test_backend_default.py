@@ -22,6 +22,7 @@ from netns_kit.executors.recorder import Recorder
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import backend, nft
 from netns_kit.firewall.nat import NatRule
+from netns_kit.firewall.nftheld import Held
 from netns_kit.firewall.portforward import PortForward
 from netns_kit.lifecycle.overlay import PlannedSysctls
 from netns_kit.lifecycle.resource import Resource
@@ -162,6 +163,14 @@ def test_a_view_over_an_executor_says_its_default() -> None:
     assert _made_by_view(view, inner) == {"nft"}
     view.firewall = "iptables"
     assert view.firewall == "iptables" and inner.firewall == "nft"
+
+
+def test_the_wrapper_holding_nft_tables_says_its_inners_default() -> None:
+    inner = Recorder(firewall="nft")
+    held = Held(inner)
+    assert held.firewall == "nft"
+    assert _made_by_view(held, inner) == {"nft"}
+    assert Held(Recorder()).firewall is None
 
 
 def _made_by_view(view: Executor, inner: Recorder) -> set[str]:

@@ -25,19 +25,20 @@ def test_iptables_when_nothing_says(pytester: pytest.Pytester) -> None:
     result = _run(pytester)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*chosen=iptables recorder=iptables programs=iptables*"])
+    assert "firewall backend" not in result.stdout.str()  # nothing chosen: no header line
 
 
 def test_the_option_sets_the_fixtures_executors(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--netns-firewall=nft")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*chosen=nft recorder=nft programs=nft*"])
+    result.stdout.fnmatch_lines(["netns_kit: firewall backend nft", "*chosen=nft recorder=nft programs=nft*"])
 
 
 def test_the_environment_is_the_default_and_the_option_says_over_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NETNS_KIT_FIREWALL", "nft")
-    _run(pytester).stdout.fnmatch_lines(["*chosen=nft recorder=nft programs=nft*"])
+    _run(pytester).stdout.fnmatch_lines(["netns_kit: firewall backend nft", "*chosen=nft recorder=nft programs=nft*"])
     _run(pytester, "--netns-firewall", "iptables").stdout.fnmatch_lines(
         ["*chosen=iptables recorder=iptables programs=iptables*"]
     )
