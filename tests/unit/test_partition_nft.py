@@ -398,3 +398,21 @@ def test_an_impairments_entry_takes_a_backend_key() -> None:
     assert lossy.backend == "nft"
     stdin = [c.stdin or "" for c in loads(text).topology.plan().commands if c.netns == "blue"]
     assert any("numgen random mod 1000000 < 50000 counter drop" in s for s in stdin)
+
+
+def test_split_tables_hold_each_family_in_its_own_table_under_one_chain_name() -> None:
+    """Where the kernel lacks inet NAT, auto picks ip and ip6 tables: the drops follow them."""
+    drops = droprule.Drops("NK-PART-x-IN", ((4, ("-s", "10.0.0.2")), (6, ("-s", "fe80::2"))), "red")
+    command = drops.nft(nft.Table.of(Owner.dry_run(), split=True), "netns_kit:dry-run")
+    hook = "{ type filter hook input priority filter; policy accept; }"
+    assert command.stdin == (
+        "add table ip netns_kit_dry-run\nadd table ip6 netns_kit_dry-run\n"
+        f"add chain ip netns_kit_dry-run NK-PART-x-IN {hook}\n"
+        f"add rule ip netns_kit_dry-run NK-PART-x-IN ip saddr 10.0.0.2 counter drop {TAG}\n"
+        f"add chain ip6 netns_kit_dry-run NK-PART-x-IN {hook}\n"
+        f"add rule ip6 netns_kit_dry-run NK-PART-x-IN ip6 saddr fe80::2 counter drop {TAG}\n"
+    )
+    assert [u.stdin for u in command.undo] == [
+        "flush chain ip6 netns_kit_dry-run NK-PART-x-IN\ndelete chain ip6 netns_kit_dry-run NK-PART-x-IN\n"
+        "flush chain ip netns_kit_dry-run NK-PART-x-IN\ndelete chain ip netns_kit_dry-run NK-PART-x-IN\n"
+    ]
