@@ -89,7 +89,8 @@ def cleanup(
         try:
             work.execute(progress)
             goes = _deleted_whole(wanted)
-            _nft_tables(executor, wanted, report, [n for n, tag in scan.namespaces.items() if not goes(n, tag)])
+            places = [n for n in inv.nft_places(scan) if n is not None and not goes(n, scan.namespaces.get(n))]
+            _nft_tables(executor, wanted, report, places)
         except KeyboardInterrupt as error:
             raise CleanupInterrupted(report, work.done, work.total) from error
         except signals.Terminated as error:
@@ -102,9 +103,10 @@ def _nft_tables(
     executor: Executor, wanted: Owner | None, report: CleanupReport, namespaces: Sequence[str] = ()
 ) -> None:
     """Delete the nft tables of owners that are gone (or of ``wanted``) whole, by name, one
-    transaction per namespace: in the host and in ``namespaces`` (those not deleted whole: a
-    partition's or a loss fallback's drops sit in namespaces others made); tables of no owner
-    of ours are never touched."""
+    transaction per namespace: in the host and in ``namespaces``, those left standing where
+    one may be (:func:`~netns_kit.ops.inventory.nft_places`: a partition's or a loss
+    fallback's drops sit in namespaces others made); tables of no owner of ours are never
+    touched."""
     for netns in (None, *namespaces):
         try:
             tables = nftread.list_tables(executor, netns)

@@ -4,16 +4,20 @@ and a killed owner's partition chains removed by cleanup. State read back with `
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from netns_kit import LinkImpairment, Namespace, NatRule, Partition, Topology, VethPair
+from netns_kit.command import Command
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft, nftread
 from netns_kit.ops import state
+from netns_kit.resources.namespace import _Place
 
 from .cli import netns_kit
 from .test_partition import UP, cut_both_ways, our_chains, our_tables
@@ -89,8 +93,8 @@ from netns_kit import Partition
 from netns_kit.executors.sandbox import Sandbox
 
 box = Sandbox.attach(int(sys.argv[1]))
-cut = Partition("a", "b", backend="nft")
-if sys.argv[2] == "resource":
+cut = Partition(sys.argv[3], sys.argv[4], backend="nft")
+if sys.argv[2] == "ledger":
     cut.create(box)
 else:  # no journal, so no ledger: only the tables' names say whose the drops are
     box.run_all(cut.plan(box))
@@ -98,17 +102,45 @@ print(box.owner.id, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
+#: two namespaces made by hand (not netns_kit's: no tag), joined by a veth
+BY_HAND = [
+    "ip netns add x",
+    "ip netns add y",
+    "ip link add x-eth netns x type veth peer name y-eth netns y",
+    "ip -n x addr add 10.7.0.1/24 dev x-eth",
+    "ip -n y addr add 10.7.0.2/24 dev y-eth",
+    "ip -n x link set x-eth up",
+    "ip -n y link set y-eth up",
+]
 
-@pytest.mark.parametrize("how", ["resource", "no ledger"])
+
+@contextlib.contextmanager
+def _namespaces(sb: Sandbox, whose: str) -> Iterator[tuple[_Place, _Place]]:
+    if whose == "ledger":  # a living owner's (this test's topology)
+        with pipe() as topo:
+            yield topo["a"], topo["b"]
+        return
+    for line in BY_HAND:
+        sb.run(Command(tuple(line.split())))
+    try:
+        yield Namespace("x"), Namespace("y")
+    finally:
+        for name in ("x", "y"):
+            sb.run(Command(("ip", "netns", "del", name)))
+
+
+@pytest.mark.parametrize("how", ["ledger", "no ledger"])
 def test_cleanup_removes_a_killed_owners_partition_from_namespaces_it_did_not_make(sb: Sandbox, how: str) -> None:
-    """The namespaces are another (living) owner's, so cleanup does not delete them: it deletes
-    the dead owner's tables in them (the ledger's undo, when there is one, empties them first)."""
-    with pipe() as topo:
-        a, b = topo["a"], topo["b"]
-        a.wait_reachable("10.8.0.2", timeout=UP)
+    """The namespaces are another owner's (alive) or no owner's, so cleanup leaves them standing
+    and deletes the dead owner's tables in them: found by the dead owner's ledger (whose undo
+    empties them first), or, in namespaces netns_kit did not make, by the tables' names alone."""
+    with _namespaces(sb, how) as (a, b):
+        address = "10.8.0.2" if how == "ledger" else "10.7.0.2"
+        a.wait_reachable(address, timeout=UP)
         before = state.snapshot(sb)
+        names = [str(a._where()), str(b._where())]
         child = subprocess.run(
-            [sys.executable, "-c", _KILLED_WITH_A_PARTITION, str(sb.pid), how],
+            [sys.executable, "-c", _KILLED_WITH_A_PARTITION, str(sb.pid), how, *names],
             capture_output=True,
             timeout=120,
             check=False,
@@ -119,12 +151,12 @@ def test_cleanup_removes_a_killed_owners_partition_from_namespaces_it_did_not_ma
             (table,) = our_tables(place)
             assert table.tables[0].name == nft.TABLE_PREFIX + dead
             assert len(table.chains) == 2 and table.tagged(f"netns_kit:{dead}")
-        assert not a.ping("10.8.0.2", timeout=0.5)  # still cut
+        assert not a.ping(address, timeout=0.5)  # still cut
         result = netns_kit("cleanup", "--attach", str(sb.pid))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "FAILED" not in result.stdout
-        for netns in ("a", "b"):
+        for netns in names:
             assert f"removed: nft table inet {nft.TABLE_PREFIX}{dead} (in {netns})" in result.stdout
-        assert our_chains(a) == our_chains(b) == []
-        a.wait_reachable("10.8.0.2", timeout=UP)
+        assert our_tables(a) == our_tables(b) == []
+        a.wait_reachable(address, timeout=UP)
         assert state.diff(before, state.snapshot(sb)) == []
