@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -106,43 +106,46 @@ def table(executor: Executor, requested: str | None, netns: str | None, needs: t
 #: ``underlying``, netns, table name) -> the ids of its holders' run-time states (firewalls
 #: made on their own, by their ``create()``; topologies' :class:`OwnerTable` s)
 _holders: dict[tuple[int, str | None, str], set[int]] = {}
-#: a holder's state id -> its key and the command deleting the table
-_held: dict[int, tuple[tuple[int, str | None, str], Command]] = {}
+#: a holder's state id -> per key it holds, the command deleting that table
+_held: dict[int, dict[tuple[int, str | None, str], Command]] = {}
 
 
-def hold(resource: Any, executor: Executor, needs: tuple[str, ...]) -> None:
-    """``resource`` (a firewall made on its own, a topology's :class:`OwnerTable`) keeps the
-    owner's table in its namespace, if its rules go to nft: the last holder to let go
-    (:func:`let_go`) deletes the table; while another holds it, it stays."""
-    if resource.adopted or resolve(resource.backend, executor, resource.netns, needs) != "nft":
+def hold(
+    resource: Any, executor: Executor, needs: tuple[str, ...], namespaces: Iterable[str | None] | None = None
+) -> None:
+    """``resource`` (a firewall made on its own, a topology's :class:`OwnerTable`; anything
+    with ``backend``, ``adopted`` and a run-time ``_state``) keeps the owner's table in each of
+    ``namespaces`` (default: its ``netns``) where its rules go to nft: the last holder to let
+    go (:func:`let_go`) deletes a table; while another holds it, it stays."""
+    if resource.adopted:
         return
-    owned = table(executor, resource.backend, resource.netns, needs)
-    key = (id(executor.underlying), resource.netns, owned.name)
     state = id(resource._state)
-    if state not in _held:
-        weakref.finalize(resource._state, _forget, state)  # a holder dropped unused holds nothing
-    _holders.setdefault(key, set()).add(state)
-    _held[state] = (key, owned.delete().command(resource.netns))
+    for netns in [resource.netns] if namespaces is None else namespaces:
+        if resolve(resource.backend, executor, netns, needs) != "nft":
+            continue
+        owned = table(executor, resource.backend, netns, needs)
+        if state not in _held:
+            weakref.finalize(resource._state, _forget, state)  # a holder dropped unused holds nothing
+        key = (id(executor.underlying), netns, owned.name)
+        _holders.setdefault(key, set()).add(state)
+        _held.setdefault(state, {})[key] = owned.delete().command(netns)
 
 
 def let_go(resource: Any) -> list[Command]:
-    """``resource`` no longer keeps the owner's table: the commands deleting the table when
-    it was the last holder (else none). Forgets it: a second call gives none."""
-    entry = _forget(id(resource._state))
-    if entry is None:
-        return []
-    key, delete = entry
-    return [] if key in _holders else [delete]
+    """``resource`` no longer keeps the owner's tables: the commands deleting each table it
+    was the last holder of (none else). Forgets it: a second call gives none."""
+    held = _forget(id(resource._state))
+    return [delete for key, delete in held.items() if key not in _holders]
 
 
-def _forget(state: int) -> tuple[tuple[int, str | None, str], Command] | None:
-    entry = _held.pop(state, None)
-    if entry is not None:
-        holders = _holders[entry[0]]
+def _forget(state: int) -> dict[tuple[int, str | None, str], Command]:
+    held = _held.pop(state, {})
+    for key in held:
+        holders = _holders[key]
         holders.discard(state)
         if not holders:
-            del _holders[entry[0]]
-    return entry
+            del _holders[key]
+    return held
 
 
 @attrs.frozen(kw_only=True)

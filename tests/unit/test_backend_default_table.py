@@ -11,7 +11,7 @@ import attrs
 import netns_kit  # noqa: F401  (the package first: it orders the imports of its layers)
 from netns_kit.command import Command
 from netns_kit.executors.recorder import Recorder
-from netns_kit.firewall import nft
+from netns_kit.firewall import backend, nft
 from netns_kit.firewall.nat import NatRule
 from netns_kit.firewall.portforward import PortForward
 from netns_kit.lifecycle.resource import Resource
@@ -129,3 +129,34 @@ def test_a_forward_and_a_rule_share_the_table() -> None:
     assert _deletes(rec.commands) == []
     forward.delete()
     assert _deletes(rec.commands) == [None]
+
+
+class _Cut:
+    """A holder in two namespaces (as a partition between them would be)."""
+
+    backend = None
+    adopted = False
+    netns = None
+
+    def __init__(self) -> None:
+        self._state = _Cut.State()
+
+    class State:
+        pass
+
+
+def test_a_holder_in_two_namespaces_lets_go_of_each() -> None:
+    rec = Recorder(firewall="nft")
+    cut = _Cut()
+    backend.hold(cut, rec, ("nft",), ["a", "b"])
+    nat = _nat(netns="a").create(rec)
+    assert [c.netns for c in backend.let_go(cut)] == ["b"]
+    assert backend.let_go(cut) == []
+    nat.delete()
+    assert _deletes(rec.commands) == ["a"]
+
+
+def test_a_holder_on_iptables_holds_nothing() -> None:
+    cut = _Cut()
+    backend.hold(cut, Recorder(), ("nat",), ["a"])
+    assert backend.let_go(cut) == []
