@@ -9,6 +9,7 @@ Run as ``.venv/bin/python scripts/bench_nftheld.py`` (``--runs 5 --sizes 200``).
   down with ``firewall="nft"`` through a plain executor (batched: consecutive ``nft -f -``
   as one process) and through ``Held``;
 * W(N) whole (its rules are all in the host), the same two ways;
+* the nft transactions of those rules alone, one process each, batched, through Held;
 * the holder: starting one (``nft -i`` and the owned table) and its memory (``VmRSS``)
   idle and holding W(N)'s rules.
 """
@@ -82,6 +83,31 @@ def timed(make: Callable[[int], Topology], held: bool) -> Callable[[int], tuple[
     return run
 
 
+def transactions(n: int, how: str) -> tuple[float, float]:
+    """The nft part of W(N) alone: the table, the NAT rule and N port forwards as N + 2
+    ``nft -f -`` transactions, then their undo and the table's deletion, run ``how``: one process
+    each (``per-process``), batched (``batched``: one process), through Held (``held``: lines of
+    up to 8 KB), or through Held one ``run`` at a time (``held, one by one``)."""
+    base = netns_kit.ShExecutor(batch=how == "batched")
+    executor: netns_kit.Executor = Held(base) if how.startswith("held") else base
+    table = nft.Table.of(base.owner)
+    rules = [NatRule(scenarios.WORKLOAD_SUBNET, bridge="br0")]
+    rules += [PortForward(10000 + i, scenarios.workload_address(i), 80, bridge="br0") for i in range(n)]
+    up = [nft.Transaction((table.create("inet"),)).command()]
+    up += [table.plan(rule.chains(), base.owner.tag) for rule in rules]
+    down = [u for command in reversed(up[1:]) for u in command.undo] + [table.delete().command()]
+    times = []
+    for commands in (up, down):
+        t0 = time.perf_counter()
+        if how == "held, one by one":
+            for command in commands:
+                executor.run(command)
+        else:
+            executor.run_all(commands)
+        times.append(time.perf_counter() - t0)
+    return times[0], times[1]
+
+
 def rss(pid: int) -> int:
     """VmRSS of ``pid`` in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -128,6 +154,8 @@ def main() -> int:
         "W(N), plain (batched)": timed(whole, held=False),
         "W(N), held": timed(whole, held=True),
     }
+    for how in ("per-process", "batched", "held", "held, one by one"):
+        contenders[f"transactions, {how}"] = lambda n, how=how: transactions(n, how)
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for run in range(args.runs):
         for n in args.sizes:
@@ -140,13 +168,13 @@ def main() -> int:
                     f"run {run + 1} N={n:<4} {name:<24} build {build:7.3f} s  teardown {teardown:7.3f} s",
                     file=sys.stderr,
                 )
-    print(f"{'contender':<26} {'N':>5} {'build (s)':>10} {'teardown (s)':>13}")
+    print(f"{'contender':<34} {'N':>5} {'build (s)':>10} {'teardown (s)':>13}")
     for (name, n), cells in results.items():
         build = statistics.median(c[0] for c in cells)
         teardown = statistics.median(c[1] for c in cells)
         spread = f"  [{min(c[0] for c in cells):.3f}-{max(c[0] for c in cells):.3f} / "
         spread += f"{min(c[1] for c in cells):.3f}-{max(c[1] for c in cells):.3f}]"
-        print(f"{name:<26} {n:>5} {build:>10.3f} {teardown:>13.3f}{spread}")
+        print(f"{name:<34} {n:>5} {build:>10.3f} {teardown:>13.3f}{spread}")
     for n in args.sizes:
         costs = holder_costs(n, args.runs)
         print(

@@ -16,16 +16,18 @@ their ``add table`` lines given ``flags owner``. A holder starts with the first 
 that creates the table in its namespace and stops once one deletes it (a topology's down), on
 :meth:`Held.close`, and when this process ends (its pipe closes: ``nft -i`` exits and the
 kernel deletes the table). Only that process may change such a table: every change must come
-through the same :class:`Held`; anything else (``nft delete table`` from a shell, another
-executor) gets "Operation not permitted" while it lives. Reading it works for everyone.
+through a :class:`Held` over the same executor (they share the holders); anything else (``nft
+delete table`` from a shell, the plain executor itself) gets "Operation not permitted" while
+it lives. Reading it works for everyone.
 
-It changes a table's lifetime: the table lives as long as this process (and this object).
+It changes a table's lifetime: the table lives until it is deleted (its topology's down),
+:meth:`Held.close`, or the end of this process, whichever comes first.
 Wrong for ``netns-kit up`` or a script that builds and exits; right where the table's life is
 a test's (the pytest fixtures). Where it does nothing, the transactions run plain, as given:
 
 * a dry-run (over a :class:`~netns_kit.executors.recorder.Recorder`): a printed script holds
   no socket, and never carries the flag;
-* a namespace made through this executor (``ip netns add``): its teardown and crash cleanup
+* a namespace made through it (``ip netns add``): its teardown and crash cleanup
   delete it whole, its table with it, so a holder gains nothing there (and would keep the
   namespace alive until the teardown stops the processes in it);
 * where the kernel (before 5.12) or nft (before 0.9.9) refuses ``flags owner``, or nft is
@@ -71,11 +73,42 @@ def _close_all(holders: dict[str | None, OwnerHolder]) -> None:
     holders.clear()
 
 
+class _Shared:
+    """What every :class:`Held` of one owner over one machine shares: only the process that made
+    an owned table may change it, so two of them must never each start a holder for it."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str | None, OwnerHolder] = {}  # by namespace
+        self.plain: dict[str | None, str] = {}  # namespaces whose transactions run plain: why
+        self.ours: set[str] = set()  # namespaces made through one of them
+        self.lock = threading.RLock()
+
+
+#: by machine (an executor's :attr:`~netns_kit.executors.hook.Executor.underlying`) and table
+_shared: weakref.WeakKeyDictionary[Executor, dict[str, _Shared]] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def _share(machine: Executor, table: str) -> _Shared:
+    with _shared_lock:
+        tables = _shared.get(machine)
+        if tables is None:
+            tables = _shared[machine] = {}
+        shared = tables.get(table)
+        if shared is None:
+            shared = tables[table] = _Shared()
+            # the holders stop when the machine's executor goes (at the latest at this process's end)
+            weakref.finalize(machine, _close_all, shared.holders)
+        return shared
+
+
 class Held(Executor):
     """``inner``, with the owner's nft tables held by ``nft -i`` (see the module's doc).
 
     A view over ``inner``: what it does not answer itself, ``inner`` does (``held.pid`` of a
-    sandbox). ``timeout``: how long a transaction through a holder may take.
+    sandbox). Every :class:`Held` over the same executor (:attr:`underlying`) shares the
+    holders of its owner's table: a transaction through any of them goes to the one holder.
+    ``timeout``: how long a transaction through a holder may take.
     """
 
     def __init__(self, inner: Executor, *, timeout: float = 10.0) -> None:
@@ -86,11 +119,8 @@ class Held(Executor):
         self.timeout = timeout
         #: the table it holds, in each namespace where one is held
         self.table = nft.table_name(inner.owner)
-        self._holders: dict[str | None, OwnerHolder] = {}
-        self._plain: dict[str | None, str] = {}  # namespaces whose transactions run plain: why
-        self._ours: set[str] = set()  # namespaces made through this executor
-        self._lock = threading.RLock()
-        weakref.finalize(self, _close_all, self._holders)
+        shared = _share(inner.underlying, self.table)
+        self._holders, self._plain, self._ours, self._lock = shared.holders, shared.plain, shared.ours, shared.lock
 
     def __repr__(self) -> str:
         return f"Held({self.inner!r})"
@@ -284,7 +314,8 @@ class Held(Executor):
             return {netns: holder.pid for netns, holder in self._holders.items() if holder.alive}
 
     def close(self) -> None:
-        """Stop every holder: the kernel deletes their tables (``inner`` is not closed)."""
+        """Stop every holder of the owner's table over this executor (those of every other
+        :class:`Held` over it too): the kernel deletes their tables (``inner`` is not closed)."""
         with self._lock:
             _close_all(self._holders)
 
@@ -324,9 +355,7 @@ def _where(netns: str | None) -> str:
     return f"namespace {netns}" if netns else "the host"
 
 
-def held(executor: Executor) -> Executor:
-    """``executor`` with the owner's nft tables held (:class:`Held`); a dry-run and an
-    executor that holds them already as they are."""
-    if executor.dry_run or isinstance(executor, Held):
-        return executor
-    return Held(executor)
+def held(executor: Executor) -> Held:
+    """``executor`` with the owner's nft tables held: ``Held(executor)``, or ``executor`` itself
+    when it is a :class:`Held` already (over a dry-run, a :class:`Held` passes everything through)."""
+    return executor if isinstance(executor, Held) else Held(executor)

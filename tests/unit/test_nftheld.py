@@ -119,11 +119,10 @@ def test_only_the_owners_table_goes_to_the_holder_the_rest_to_inner_in_order(mac
 
 
 def test_the_printed_script_never_carries_the_flag_and_a_dry_run_is_passed_through(golden) -> None:
-    recorder = Recorder()
-    held = nftheld.held(recorder)
-    assert held is recorder  # a dry-run holds nothing
     through = Recorder()
-    Topology(scenarios.seed001_nat().resources, firewall="nft").up(Held(through))
+    held = nftheld.held(through)
+    Topology(scenarios.seed001_nat().resources, firewall="nft").up(held)
+    assert held.dry_run and held.holders() == {}  # a dry-run holds nothing
     assert "flags owner" not in through.script() + through.teardown_script()
     golden("seed001_nat_nft.up.sh", through.script())
     golden("seed001_nat_nft.down.sh", through.teardown_script())
@@ -224,11 +223,23 @@ def test_a_table_there_already_without_the_flag_is_left_plain_in_its_namespace(
     machine.tables.clear()
     machine.refuse = ""
     held.run(_nft(TABLE.create("inet")))
-    assert held.holders() == {}  # remembered for that namespace
-    other = Held(machine)
-    other.run(_nft(TABLE.create("inet")))
-    assert list(other.holders()) == [None]  # not for the machine
-    other.close()
+    Held(machine).run(_nft(TABLE.create("inet")))
+    assert held.holders() == {}  # remembered for that namespace (by every Held over this machine)
+    held.run(_nft(TABLE.create("inet"), netns="red"))
+    assert list(held.holders()) == ["red"]  # not for the machine
+    held.close()
+
+
+def test_every_held_over_one_executor_shares_its_holders(machine: Machine, tmp_path: Path) -> None:
+    first, second = Held(machine), Held(machine)
+    first.run(_nft(TABLE.create("inet")))
+    second.run(_nft(f"add chain inet {OURS} x"))
+    assert first.holders() == second.holders() and list(first.holders()) == [None]
+    assert machine.calls == []  # both to the one holder
+    other = Machine(tmp_path / "other.log")
+    assert Held(other).holders() == {}  # another executor: holders of its own
+    second.close()
+    assert first.holders() == {}
 
 
 def test_split_tables_are_held_in_both_families(machine: Machine) -> None:
