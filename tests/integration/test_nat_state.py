@@ -11,6 +11,7 @@ import pytest
 from netns_kit import Bridge, Host, Namespace, NatRule, PortForward, Route, Topology, VethPair
 from netns_kit.errors import CommandError
 from netns_kit.executors.sandbox import Sandbox
+from netns_kit.firewall import nft, nftread
 from netns_kit.firewall.iptables import check_backend
 from netns_kit.ops import state
 from netns_kit.topology import scenarios
@@ -186,3 +187,36 @@ def test_rules_held_by_the_other_backend_are_reported(fresh_sandbox: Sandbox, ca
         ):
             pass
         assert any("filter FORWARD policy DROP" in r.getMessage() for r in caplog.records)
+
+
+def test_on_nft_the_owners_table_stays_while_a_rule_uses_it_and_goes_with_the_last(sb: Sandbox) -> None:
+    """A topology's NAT and a port forward made on its own share the owner's table: the
+    topology going down leaves the forward working, and the forward's delete takes the table."""
+    name = nft.table_name(sb.owner)
+
+    def chains() -> set[str] | None:
+        """The chains of the owner's table in the sandbox's host (None: no table)."""
+        if name not in [t.name for t in nftread.list_tables(sb)]:
+            return None
+        return {c.name for c in nftread.list_table(sb, "inet", name).chains}
+
+    assert chains() is None
+    world = scenarios.seed001_bridge().add(*scenarios.outside())
+    world.wait = True
+    with world:
+        red, outside = world["red"], world[scenarios.OUTSIDE]
+        serve(outside, 9000, "outside")
+        serve(red, 80, "red")
+        nat = Topology([NatRule("192.168.1.0/24", out_interface="eth0")], firewall="nft").up()
+        forward = PortForward(8080, "192.168.1.1", 80, bridge="v-net-0", backend="nft").create()
+        forward_chains = {n for c in forward.chains() for n, _, _ in nft.chain_names(c, False)}
+        try:
+            assert request(red, scenarios.OUTSIDE_ADDRESS, 9000) == f"outside {scenarios.HOST_OUTSIDE_ADDRESS} hello"
+            assert request(outside, scenarios.HOST_OUTSIDE_ADDRESS, 8080) == f"red {scenarios.OUTSIDE_ADDRESS} hello"
+            nat.down()
+            assert chains() == forward_chains
+            assert request(outside, scenarios.HOST_OUTSIDE_ADDRESS, 8080) == f"red {scenarios.OUTSIDE_ADDRESS} hello"
+        finally:
+            nat.down()
+            forward.delete()
+        assert chains() is None
