@@ -44,8 +44,10 @@ from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors.base import Executor
 from netns_kit.firewall.backend import valid_backend
 from netns_kit.firewall.droprule import Drops, TableHold, chain_name, let_go
+from netns_kit.lifecycle.interfaces import Whole
 from netns_kit.lifecycle.resource import Resource, _State
 from netns_kit.resources.link import VethPair
+from netns_kit.resources.namespace import Namespace
 from netns_kit.validate import (
     IPAddress,
     field_name,
@@ -143,6 +145,20 @@ class Partition(Resource):
     def heal(self, executor: Executor | None = None) -> None:
         """End the partition (the same as :meth:`delete`)."""
         self.delete(executor)
+
+    def check_topology(self, topology: Whole) -> None:
+        """A side whose namespace ``topology`` makes needs its addresses given: a topology
+        plans everything before it runs anything, when there is nothing to read them from."""
+        made = {r.name for r in topology.resources if isinstance(r, Namespace) and not r.adopt}
+        for side, given in (("a", self.a_addresses), ("b", self.b_addresses)):
+            netns = getattr(self, side)
+            if given is None and netns in made:
+                raise ValidationError(
+                    f"Partition.{side}_addresses",
+                    None,
+                    f"must be given when the topology makes namespace {netns} (a topology plans before it "
+                    "makes anything, so they cannot be read then); or create the Partition once it is up",
+                )
 
     @property
     def chain(self) -> str:

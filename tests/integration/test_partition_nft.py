@@ -17,6 +17,7 @@ from netns_kit.command import Command
 from netns_kit.executors.sandbox import Sandbox
 from netns_kit.firewall import nft, nftread
 from netns_kit.ops import state
+from netns_kit.owner import Owner
 from netns_kit.resources.namespace import _Place
 
 from .cli import netns_kit
@@ -160,3 +161,35 @@ def test_cleanup_removes_a_killed_owners_partition_from_namespaces_it_did_not_ma
         assert our_tables(a) == our_tables(b) == []
         a.wait_reachable(address, timeout=UP)
         assert state.diff(before, state.snapshot(sb)) == []
+
+
+def _cut_and_lossy() -> Topology:
+    veth = VethPair("a-eth", "b-eth", netns="a", peer_netns="b", addresses="10.8.0.1/24", peer_addresses="10.8.0.2/24")
+    return Topology(
+        [
+            Namespace("a"),
+            Namespace("b"),
+            veth,
+            *LinkImpairment.on(veth, {"loss": "2%", "loss_via": "iptables"}),
+            Partition("a", "b", a_addresses=["10.8.0.1", "fd00::1"], b_addresses="10.8.0.2"),
+        ],
+        firewall="nft",
+    )
+
+
+def test_the_printed_nft_script_makes_the_same_state_as_the_library_and_its_teardown_none(sb: Sandbox) -> None:
+    plan = _cut_and_lossy().plan()
+    assert "hook input priority filter" in plan.script() and "iptables" not in plan.script()
+    with Sandbox(owner=Owner.dry_run()) as by_library:
+        empty = state.snapshot(by_library)
+        topo = _cut_and_lossy().up(by_library)
+        library_state = state.snapshot(by_library)
+        topo.down()
+        assert state.diff(empty, state.snapshot(by_library)) == []
+    for netns in ("a", "b"):  # the drops are there, in the owner's table
+        assert "inet netns_kit_*" in library_state[netns]["nft"]
+    with Sandbox() as by_script:
+        by_script.run_script(plan.script())
+        assert state.diff(library_state, state.snapshot(by_script)) == []
+        by_script.run_script(plan.teardown_script())
+        assert state.diff(empty, state.snapshot(by_script)) == []

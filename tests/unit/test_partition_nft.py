@@ -416,3 +416,15 @@ def test_split_tables_hold_each_family_in_its_own_table_under_one_chain_name() -
         "flush chain ip6 netns_kit_dry-run NK-PART-x-IN\ndelete chain ip6 netns_kit_dry-run NK-PART-x-IN\n"
         "flush chain ip netns_kit_dry-run NK-PART-x-IN\ndelete chain ip netns_kit_dry-run NK-PART-x-IN\n"
     ]
+
+
+def test_a_partition_of_namespaces_a_topology_makes_needs_their_addresses_given() -> None:
+    """Else up() made the namespaces, failed reading their addresses, and rolled back."""
+    with pytest.raises(ValidationError) as info:
+        Topology([Namespace("a"), Namespace("b"), VETH, Partition("a", "b", b_addresses="10.0.0.2")])
+    assert info.value.field == "Partition.a_addresses"
+    assert "a topology plans before it makes anything" in str(info.value)
+    with pytest.raises(Exception, match=r"partitions\[0\]\.b_addresses"):
+        loads(PIPE.replace('b_addresses = ["192.168.1.2"]\n', ""))
+    # adopted namespaces exist when the topology plans: read then
+    Topology([Namespace("a", adopt=True), Namespace("b", adopt=True), Partition("a", "b")])

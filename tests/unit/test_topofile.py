@@ -216,7 +216,7 @@ def test_impairments_take_an_inline_table_and_errors_point_inside_it() -> None:
 
 def test_partitions_and_netns_files_have_tables() -> None:
     text = PIPE + (
-        '[[partitions]]\na = "red"\nb = "blue"\n'
+        '[[partitions]]\na = "red"\nb = "blue"\na_addresses = ["192.168.1.1"]\nb_addresses = ["192.168.1.2"]\n'
         '[[netns_files]]\nnetns = "red"\nname = "hosts"\ncontent = "192.168.1.2 blue\\n"\n'
         '[[links_down]]\ndev = "veth-blue"\nnetns = "blue"\n'
     )
