@@ -428,3 +428,17 @@ def test_a_partition_of_namespaces_a_topology_makes_needs_their_addresses_given(
         loads(PIPE.replace('b_addresses = ["192.168.1.2"]\n', ""))
     # adopted namespaces exist when the topology plans: read then
     Topology([Namespace("a", adopt=True), Namespace("b", adopt=True), Partition("a", "b")])
+
+
+def test_an_undo_planned_twice_still_deletes_the_table() -> None:
+    """A teardown plans every undo, and when one resource cannot plan its own (a LinkImpairment)
+    drops that plan and undoes one resource at a time: the table delete must not get lost."""
+    rec = Recorder()
+    cut = Partition("a", "b", a_addresses="10.0.0.1", b_addresses="10.0.0.2", backend="nft")
+    done = cut.plan(rec)
+    first, second = cut.undo_plan(done), cut.undo_plan(done)
+    assert first == second and [c.stdin for c in first or []].count(DELETE) == 2
+    other = Partition("a", "c", a_addresses="10.0.0.1", b_addresses="10.0.0.3", backend="nft")
+    other.plan(rec)
+    cut.plan(rec)  # held again: what the last let-go said is forgotten
+    assert [c.netns for c in cut.undo_plan(done) or [] if c.stdin == DELETE] == ["b"]  # a: other holds it
