@@ -355,7 +355,7 @@ def _where(netns: str | None) -> str:
     return f"namespace {netns}" if netns else "the host"
 
 
-def held(executor: Executor) -> Held:
-    """``executor`` with the owner's nft tables held: ``Held(executor)``, or ``executor`` itself
-    when it is a :class:`Held` already (over a dry-run, a :class:`Held` passes everything through)."""
-    return executor if isinstance(executor, Held) else Held(executor)
+def held(executor: Executor) -> Executor:
+    """``executor`` with the owner's nft tables held: ``Held(executor)``; a dry-run (which holds
+    nothing) and a :class:`Held` as they are. For the test helpers: ``Factory(executor)``."""
+    return executor if executor.dry_run or isinstance(executor, Held) else Held(executor)

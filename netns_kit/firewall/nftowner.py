@@ -14,15 +14,17 @@ table: crash cleanup with no ledger and no sweep.
 so after each transaction the holder sends a line nft cannot parse, carrying a
 counter: its syntax error marks the end of the transaction's answer.
 
-Costs and limits (measured on kernel 6.18, nft 1.0.6, 2 vCPU): starting the
-holder 5-12 ms (one ``nft`` process and the owned table); a transaction through
-it 0.6 ms for a NatRule's two chains, against 3-5 ms for an ``nft -f -`` process,
-whose cost grows with the table (each process reads the table first: 201 port
-forwards one process each took 1.1-1.5 s to add and 3.4 s to remove, through the
-holder 0.5 s and 0.3 s). It cannot be used by a dry-run (no process) nor by a
-printed script, and a table it holds can be changed by nothing else: ``nft
-delete table`` from the shell or from ``netns-kit cleanup`` gets "Operation not
-permitted" while the holder lives. ``flags owner`` needs kernel 5.12; nft 1.0.6
+Costs and limits (measured on kernel 6.18, nft 1.0.6, 2 vCPU, scripts/bench_nftheld.py):
+starting the holder 6 ms (one ``nft -i`` and the owned table; it runs with ``HOME=/dev/null``:
+``nft -i`` otherwise reads and rewrites ``~/.nft.history``, which grows with every line: 45 ms
+to start and 250 ms to stop with 3.6 MB of it); its memory 4 MB, 9.6 MB holding W(200)'s rules.
+A transaction through it costs about what an ``nft -f -`` process does, less the process (each
+re-reads the table): W(200)'s 202 transactions one by one took 0.6-0.9 s to add and 0.3-0.6 s
+to remove, one process each 1.1-2.1 s and 3.8-4.7 s, all in ONE ``nft -f -`` 0.11 s and 0.04 s
+(:class:`~netns_kit.firewall.nftheld.Held` sends lines of up to 8 KB: 0.27 s and 0.09 s). It
+cannot be used by a dry-run (no process) nor by a printed script, and a table it holds can be
+changed by nothing else: ``nft delete table`` from the shell or from ``netns-kit cleanup`` gets
+"Operation not permitted" while the holder lives. ``flags owner`` needs kernel 5.12; nft 1.0.6
 prints such a table's flags wrongly in JSON (see :mod:`netns_kit.firewall.nftread`).
 """
 

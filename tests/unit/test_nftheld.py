@@ -120,9 +120,10 @@ def test_only_the_owners_table_goes_to_the_holder_the_rest_to_inner_in_order(mac
 
 def test_the_printed_script_never_carries_the_flag_and_a_dry_run_is_passed_through(golden) -> None:
     through = Recorder()
-    held = nftheld.held(through)
+    assert nftheld.held(through) is through  # a dry-run holds nothing
+    held = Held(through)
     Topology(scenarios.seed001_nat().resources, firewall="nft").up(held)
-    assert held.dry_run and held.holders() == {}  # a dry-run holds nothing
+    assert held.dry_run and held.holders() == {}  # and Held over one passes everything through
     assert "flags owner" not in through.script() + through.teardown_script()
     golden("seed001_nat_nft.up.sh", through.script())
     golden("seed001_nat_nft.down.sh", through.teardown_script())
