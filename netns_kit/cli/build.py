@@ -28,7 +28,6 @@ from netns_kit.errors import AlreadyExistsError, ValidationError
 from netns_kit.executors import binaries
 from netns_kit.ops import cleanup as opscleanup
 from netns_kit.ops import inventory, quickdown
-from netns_kit.ops.doctor_firewall import nft_warnings
 from netns_kit.owner import Owner
 from netns_kit.topology import picture
 from netns_kit.topology import tomlfile as topofile
@@ -126,8 +125,6 @@ def _up(args: argparse.Namespace, loaded: topofile.TopologyFile, owner: Owner, h
     topology = loaded.topology
     if getattr(args, "firewall", None) is not None:
         topology.firewall = args.firewall
-    for warning in nft_warnings(here.executor, topology.resources):  # firewall="nft" by name
-        print(f"up: warning: {warning}", file=sys.stderr)
     remember(here.executor, owner, loaded, args.name)
     try:
         topology.wait = topology.wait or args.wait

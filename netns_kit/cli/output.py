@@ -100,7 +100,7 @@ class Progress(logging.Handler):
             # Python prints a warning nobody handles (logging.lastResort); this handler
             # being there would silence it: it says it as Python would have
             wipe = "\r" + " " * 80 + "\r" if self.shown else ""
-            self.stream.write(f"{wipe}{record.getMessage()}\n")
+            self.stream.write(f"{wipe}warning: {record.getMessage()}\n")
             self.stream.flush()
             return
         command = _ran(record)

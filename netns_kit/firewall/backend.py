@@ -13,6 +13,7 @@ no way but its commands; ask for ``nft`` to print an nft script).
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Iterable, Sequence
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 import attrs
 
 from netns_kit.command import Command
-from netns_kit.errors import UnsupportedError, ValidationError
+from netns_kit.errors import CommandError, UnsupportedError, ValidationError
 from netns_kit.executors.base import Executor
 from netns_kit.firewall import nft, nftchoice
 from netns_kit.lifecycle.resource import Resource
@@ -32,6 +33,11 @@ BACKENDS = nftchoice.BACKENDS
 DEFAULT = "iptables"
 #: the environment variable saying the backend where nothing else does
 ENV = "NETNS_KIT_FIREWALL"
+
+log = logging.getLogger("netns_kit")
+
+#: how a warning of :func:`drop_warnings` says another table drops our forwarded traffic
+DROPPED = "its forwarded traffic will be dropped by "
 
 _probes: weakref.WeakKeyDictionary[Executor, dict[str | None, nftchoice.Probe]] = weakref.WeakKeyDictionary()
 
@@ -74,6 +80,27 @@ def probe(executor: Executor, netns: str | None) -> nftchoice.Probe:
     if netns not in seen:
         seen[netns] = nftchoice.probe(executor, netns)
     return seen[netns]
+
+
+def drop_warnings(executor: Executor, netns: str | None, needs: tuple[str, ...]) -> list[str]:
+    """What would drop the forwarded traffic of nft rules asked for by name in ``netns``
+    (``auto`` refuses such a machine by itself), in the words of ``doctor``: the table and
+    chain, and what to do. Nft is used all the same (the drop may be meant, or fixed
+    later); a dry-run reads nothing and warns of nothing. The probe is ``auto``'s (read
+    once per executor and namespace)."""
+    if executor.dry_run:
+        return []
+    try:
+        found = probe(executor, netns)
+    except CommandError:
+        return []  # nft cannot be read here: its first transaction says so itself
+    chosen = nftchoice.choose(found, "nft", needs=needs)
+    where = f'firewall="nft" in {netns or "the host"}'
+    said = []
+    if chosen.backend is None:
+        why = chosen.reason.removeprefix("nft cannot work here: ")
+        said.append(f"{where}: {chosen.reason}" if why.startswith("missing ") else f"{where}: {DROPPED}{why}")
+    return said + [f"{where}: {warning}" for warning in chosen.warnings]
 
 
 def choice(requested: str | None, executor: Executor, netns: str | None, needs: tuple[str, ...]) -> nftchoice.Choice:
@@ -164,6 +191,9 @@ class OwnerTable(Resource):
     def plan(self, executor: Executor) -> list[Command]:
         if resolve(self.backend, executor, self.netns, self.needs) != "nft":
             return []
+        if effective(self.backend, executor) == "nft":  # asked for by name: say what will drop
+            for warning in drop_warnings(executor, self.netns, self.needs):
+                log.warning("%s", warning)
         owned = table(executor, self.backend, self.netns, self.needs)
         lines = tuple(owned.create(family) for family in owned.families)
         hold(self, executor, self.needs)

@@ -146,32 +146,13 @@ def nft_choice(look: Look) -> Check:
     return Check(name, WARN if rest else OK, summary, "\n".join(rest))
 
 
-_DROPPED = "its forwarded traffic will be dropped by "
-
-
 def nft_warnings(executor: Executor, resources: Iterable[object]) -> list[str]:
-    """What would drop the forwarded traffic of ``resources`` whose firewalls ask for the
-    nft backend by name (``firewall="nft"``; ``auto`` refuses such a machine by itself), one
-    warning per namespace, in the words of ``doctor``: the table and chain, and what to do.
-
-    Asked for by name, nft is used all the same (the drop may be meant, or fixed later); a
-    dry-run reads nothing and warns of nothing. The probe is the one ``auto`` uses (read once
-    per executor and namespace)."""
-    if executor.dry_run:
-        return []
+    """What would drop the forwarded traffic of ``resources`` whose firewalls use the nft
+    backend asked for by name (``firewall="nft"``, theirs or the default), one warning per
+    namespace (:func:`netns_kit.firewall.backend.drop_warnings`, which ``up`` logs)."""
     firewalls = [r for r in resources if isinstance(r, Firewall)]
     found = []
-    for table in firewall_backend.owner_tables(firewalls):
-        if table.backend != "nft":
-            continue
-        try:
-            probe = firewall_backend.probe(executor, table.netns)
-        except CommandError:
-            continue  # nft cannot be read here: up says so itself
-        chosen = nftchoice.choose(probe, "nft", needs=table.needs)
-        where = f'firewall="nft" in {table.netns or "the host"}'
-        if chosen.backend is None:
-            why = chosen.reason.removeprefix("nft cannot work here: ")
-            found.append(f"{where}: {chosen.reason}" if why.startswith("missing ") else f"{where}: {_DROPPED}{why}")
-        found += [f"{where}: {warning}" for warning in chosen.warnings]
+    for table in firewall_backend.owner_tables(firewalls, executor):
+        if firewall_backend.effective(table.backend, executor) == "nft":
+            found += firewall_backend.drop_warnings(executor, table.netns, table.needs)
     return found

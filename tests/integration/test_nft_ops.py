@@ -122,7 +122,7 @@ def test_the_cleanup_report_names_the_tables_a_dead_owners_ledger_made(sb: Sandb
     decoys(sb)
     up = netns_kit("up", "--attach", str(sb.pid), "--firewall", "nft", "-p", "lab", NAT_FILE, state_dir=tmp_path)
     assert up.returncode == 0, up.stdout + up.stderr
-    assert "warning" not in up.stderr  # docker-bridges accepts here
+    assert 'firewall="nft"' not in up.stderr  # docker-bridges accepts here
     assert "inet netns_kit_cli.lab" in tables(sb)
     listed = json.loads(netns_kit("ls", "--attach", str(sb.pid), "--json", state_dir=tmp_path).stdout)
     (row,) = listed["topologies"]
@@ -140,10 +140,10 @@ def test_up_with_firewall_nft_warns_once_where_dockers_table_drops(sb: Sandbox, 
     up = netns_kit("up", "--attach", str(sb.pid), "--firewall", "nft", "-p", "lab", NAT_FILE, state_dir=tmp_path)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        warnings = [line for line in up.stderr.splitlines() if line.startswith("up: warning: ")]
+        warnings = [line for line in up.stderr.splitlines() if line.startswith('warning: firewall="nft"')]
         assert len(warnings) == 1, up.stderr
         assert warnings[0].startswith(
-            'up: warning: firewall="nft" in the host: its forwarded traffic will be dropped by '
+            'warning: firewall="nft" in the host: its forwarded traffic will be dropped by '
             "nft table ip docker-bridges chain filter-FORWARD: policy drop. "
         )
         assert "dockerd --bridge-accept-fwmark" in warnings[0]

@@ -186,7 +186,7 @@ def test_a_warning_during_up_is_said_not_swallowed(monkeypatch: pytest.MonkeyPat
         log.warning("NatRule.out_interface: %s does not exist", "eth9")
         log.info("not a warning")
     text = stream.getvalue()
-    assert "NatRule.out_interface: eth9 does not exist\n" in text
+    assert "warning: NatRule.out_interface: eth9 does not exist\n" in text
     assert "not a warning" not in text and progress.done == 1
 
 

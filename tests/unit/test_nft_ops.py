@@ -10,6 +10,7 @@ even carries our tag.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -428,17 +429,22 @@ bridge = "v-net-0"
 """
 
 
-def test_up_with_firewall_nft_warns_once_on_stderr(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_up_with_firewall_nft_warns_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # the library logs it (OwnerTable.plan); the CLI says it on stderr (test_cli.py:
+    # a warning during up is said, not swallowed; tests/integration/test_nft_ops.py)
     file = tmp_path / "lab.toml"
     file.write_text(NAT_FILE)
     monkeypatch.setattr(cliplace, "open_executor", lambda args, owner: Machine(tmp_path / "run", owner=owner))
     monkeypatch.setattr(records, "gone", lambda *args, **kwargs: False)
+    caplog.set_level(logging.WARNING, logger="netns_kit")
     assert cli.main(["up", "--attach", "42", "--firewall", "nft", "-p", "lab", str(file)]) == cli.EXIT_OK
-    err = capsys.readouterr().err
-    assert err.count("up: warning: ") == 1
-    assert 'up: warning: firewall="nft" in the host: its forwarded traffic will be dropped by nft table ip ' in err
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [w for w in said if w.startswith('firewall="nft"')]  # (and: no eth0 here)
+    assert len(warnings) == 1
+    assert warnings[0].startswith('firewall="nft" in the host: its forwarded traffic will be dropped by nft table ip ')
     # asked for iptables, or auto (which picks iptables here by itself): nothing to warn of
+    caplog.clear()
     assert cli.main(["up", "--attach", "42", "--firewall", "iptables", "-p", "lab2", str(file)]) == cli.EXIT_OK
-    assert "warning" not in capsys.readouterr().err
+    assert [r for r in caplog.records if 'firewall="nft"' in r.getMessage()] == []
