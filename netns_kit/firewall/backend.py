@@ -135,6 +135,10 @@ def table(executor: Executor, requested: str | None, netns: str | None, needs: t
 _holders: dict[tuple[int, str | None, str], set[int]] = {}
 #: a holder's state id -> per key it holds, the command deleting that table
 _held: dict[int, dict[tuple[int, str | None, str], Command]] = {}
+#: a holder's state id -> what its let-go said to run, until it holds again (a teardown
+#: may plan an undo, drop that plan and undo one resource at a time: the second let-go
+#: must say the same)
+_said: dict[int, list[Command]] = {}
 
 
 def hold(
@@ -147,6 +151,7 @@ def hold(
     if resource.adopted:
         return
     state = id(resource._state)
+    _said.pop(state, None)
     for netns in [resource.netns] if namespaces is None else namespaces:
         if resolve(resource.backend, executor, netns, needs) != "nft":
             continue
@@ -160,12 +165,16 @@ def hold(
 
 def let_go(resource: Any) -> list[Command]:
     """``resource`` no longer keeps the owner's tables: the commands deleting each table it
-    was the last holder of (none else). Forgets it: a second call gives none."""
-    held = _forget(id(resource._state))
-    return [delete for key, delete in held.items() if key not in _holders]
+    was the last holder of (none else). Forgets it; a second call says the same again."""
+    state = id(resource._state)
+    if state in _held:
+        held = _forget(state)
+        _said[state] = [delete for key, delete in held.items() if key not in _holders]
+    return list(_said.get(state, ()))
 
 
 def _forget(state: int) -> dict[tuple[int, str | None, str], Command]:
+    _said.pop(state, None)
     held = _held.pop(state, {})
     for key in held:
         holders = _holders[key]
