@@ -54,7 +54,7 @@ from netns_kit.executors.base import Executor, use
 from netns_kit.executors.local import ShExecutor
 from netns_kit.executors.recorder import Recorder
 from netns_kit.executors.sandbox import Sandbox
-from netns_kit.firewall import backend
+from netns_kit.firewall import backend, nftheld
 from netns_kit.ops.leakcheck import LeakCheck
 from netns_kit.resources.namespace import Namespace
 from netns_kit.testing import Factory, Pair, assert_plan, environment_problem, unique_name
@@ -177,7 +177,9 @@ def _host(config: pytest.Config) -> Executor:
         pytest.fail(f"--netns-host: {problem}; drop --netns-host to use a rootless sandbox", pytrace=False)
     if problem:
         _cannot_run(config, problem)
-    return ShExecutor(firewall=_firewall(config))
+    # this machine's own network outlives the test run: its nft tables are held (flags
+    # owner), so the kernel deletes them if the run is killed (a sandbox dies with it anyway)
+    return nftheld.held(ShExecutor(firewall=_firewall(config)))
 
 
 def _claim(request: pytest.FixtureRequest) -> None:

@@ -156,6 +156,26 @@ def test_netns_host_checks_leaks_by_owner_tag(pytester: pytest.Pytester, netns_f
     )
 
 
+HELD = """
+from netns_kit import Host, NatRule
+from netns_kit.firewall.nftheld import Held
+
+def test_the_machines_nft_tables_are_held(netns_executor):
+    # this machine's own network outlives the run: the kernel deletes the table if it is killed
+    assert isinstance(netns_executor, Held)
+    with NatRule("10.7.0.0/24", out_interface="eth7", backend="nft"):
+        listing = Host().run(["nft", "list", "table", "inet", "netns_kit_" + netns_executor.owner.id]).stdout
+        assert "flags owner" in listing
+    assert "netns_kit_" not in Host().run(["nft", "list", "tables"]).stdout
+"""
+
+
+def test_netns_host_holds_the_nft_tables_it_makes(pytester: pytest.Pytester, netns_fresh_sandbox: Sandbox) -> None:
+    pytester.makepyfile(HELD)
+    result = pytest_in(netns_fresh_sandbox, pytester, "--netns-host")
+    result.assert_outcomes(passed=1)
+
+
 MANY = """
 import json, os, pathlib
 import pytest
