@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from netns_kit.executors.recorder import Recorder
     from netns_kit.executors.sandbox import Sandbox
     from netns_kit.firewall.nat import NatRule
+    from netns_kit.firewall.nftheld import Held
     from netns_kit.firewall.portforward import PortForward
     from netns_kit.impairment import Impairment
     from netns_kit.lifecycle.resource import Resource
@@ -87,6 +88,7 @@ _WHERE = {
     "Host": ".resources.namespace",
     "Namespace": ".resources.namespace",
     "NatRule": ".firewall.nat",
+    "Held": ".firewall.nftheld",
     "NetnsFile": ".resources.files",
     "hosts_files": ".resources.files",
     "Owner": ".owner",
@@ -133,6 +135,7 @@ __all__ = [
     "LinkImpairment",
     "Namespace",
     "NatRule",
+    "Held",
     "NetnsFile",
     "NetnsKitError",
     "NotFoundError",
