@@ -125,6 +125,27 @@ def our_rules(place: _Place) -> list[tuple[str, str | None]]:
     return [(chain, comment) for chain, comment, ours in _iptables_rules(place) if ours]
 
 
+def our_chains(place: _Place) -> dict[str, list[str]]:
+    """The chains of the owner's nft table(s) in ``place`` by name, each as its lines of
+    ``nft -s list table`` (no counter values): the hook line first, then one line per rule."""
+    executor, netns = place._executor(), place._where()
+    name = nft.table_name(executor.owner)
+    chains: dict[str, list[str]] = {}
+    for table in nftread.list_tables(executor, netns):
+        if table.name != name:
+            continue
+        lines: list[str] | None = None
+        for raw in place.run(["nft", "-s", "list", "table", table.family, name]).stdout.splitlines():
+            line = raw.strip()
+            if line.startswith("chain ") and line.endswith("{"):
+                lines = chains.setdefault(line.split()[1], [])
+            elif line == "}":
+                lines = None
+            elif lines is not None and line:
+                lines.append(line)
+    return chains
+
+
 def untagged_rules_are_not_ours(place: _Place) -> None:
     """Every iptables rule in an ``NK-`` chain or jumping to one carries a netns_kit tag, and no
     other rule does; on nft, every rule in the owner's table carries the owner's tag."""

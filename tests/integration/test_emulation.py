@@ -29,8 +29,8 @@ from netns_kit.executors.sandbox import Sandbox
 from netns_kit.ops import state
 from netns_kit.topology import scenarios
 
-from .helpers import PY, request, serve
-from .traffic import GENEROUS, assert_dropped, binomial_bound, bulk_mbit, ping_loss, start_sink
+from .helpers import PY, firewall_backend, our_chains, request, serve
+from .traffic import GENEROUS, assert_dropped, binomial_bound, bulk_mbit, dropped, ping_loss, start_sink
 
 
 def pipe(*extra: netns_kit.Resource) -> Topology:
@@ -86,7 +86,15 @@ def test_removing_an_impairment_leaves_the_link_with_its_default_qdisc(sb: Sandb
         topo["a"].wait_reachable("10.8.0.2")
 
 
-# -- loss without netem: iptables statistic drops on the receiving end ------------
+# -- loss without netem: random drops on the receiving end ---------------------------
+# (iptables: a statistic rule in the raw table; nft: numgen in a raw-priority prerouting chain
+# of the owner's table; NETNS_KIT_FIREWALL picks which)
+
+
+def loss_rules(topo: Topology, lossy: LinkImpairment, netns: str) -> dict[str, list[str]]:
+    """The loss fallback's chains in the owner's nft table of ``netns`` (``lossy.loss_chain``)."""
+    chains = our_chains(topo[netns])
+    return {name: lines for name, lines in chains.items() if name.startswith(lossy.loss_chain)}
 
 
 def test_loss_without_netem_shows_in_a_ping_run_within_a_binomial_bound(sb: Sandbox) -> None:
@@ -94,12 +102,25 @@ def test_loss_without_netem_shows_in_a_ping_run_within_a_binomial_bound(sb: Sand
         topo["a"].wait_reachable("10.8.0.2")
         (lossy,) = LinkImpairment.on(veth_of(topo), {"loss": "20%", "loss_via": "iptables"}, end="name")
         with lossy:
-            (rule,) = [r for r in raw_rules("b") if "statistic" in r]
-            assert rule[rule.index("--probability") + 1].startswith(("0.2", "0.19999"))
-            assert rule[-4:] == ["--comment", sb.owner.tag, "-j", "DROP"]
+            if firewall_backend(topo["b"]) == "nft":
+                hook = "type filter hook prerouting priority raw; policy accept;"
+                drop = f'iifname "b-eth" numgen random mod 1000000 < 200000 counter drop comment "{sb.owner.tag}"'
+                assert loss_rules(topo, lossy, "b") == {
+                    lossy.loss_chain: [hook, f"meta nfproto ipv4 {drop}"],
+                    f"{lossy.loss_chain}-6": [hook, f"meta nfproto ipv6 {drop}"],
+                }
+                assert not [r for r in raw_rules("b") if "statistic" in r]  # nothing of it in iptables
+            else:
+                (rule,) = [r for r in raw_rules("b") if "statistic" in r]
+                assert rule[rule.index("--probability") + 1].startswith(("0.2", "0.19999"))
+                assert rule[-4:] == ["--comment", sb.owner.tag, "-j", "DROP"]
+            assert lossy.loss_drops()
+            before = dropped(topo["b"], families=[4])
             sent, received = ping_loss(topo["a"], "10.8.0.2", count=600)
             low, high = binomial_bound(0.2, sent)
             assert low <= 1 - received / sent <= high, (sent, received)
+            # every echo request lost was dropped by the loss fallback on b (the replies go unimpaired)
+            assert dropped(topo["b"], families=[4]) - before == sent - received
         sent, received = ping_loss(topo["a"], "10.8.0.2", count=100)
         assert received == sent
 
@@ -111,7 +132,11 @@ def test_auto_loss_follows_the_kernel_and_netem_settings_fail_clearly_without_ne
             raw = Namespace("b").run(["iptables-save", "-t", "raw"]).stdout
             kind = (lossy.qdisc() or {}).get("kind")
             if has_netem(sb):
-                assert kind == "netem" and "statistic" not in raw
+                assert kind == "netem" and "statistic" not in raw and not loss_rules(topo, lossy, "b")
+            elif firewall_backend(topo["b"]) == "nft":
+                assert kind is None and "statistic" not in raw
+                assert sorted(loss_rules(topo, lossy, "b")) == [lossy.loss_chain, f"{lossy.loss_chain}-6"]
+                assert lossy.loss_drops()
             else:
                 assert kind is None and "statistic" in raw
         if not has_netem(sb):
@@ -135,8 +160,17 @@ def test_a_partition_stops_a_tcp_exchange_both_ways_and_healing_restores_it(sb: 
         assert_dropped(topo["a"], "10.8.0.2", 8000, by=(topo["a"], topo["b"]))
         assert_dropped(topo["b"], "10.8.0.1", 8001, by=(topo["a"], topo["b"]))
         filters = Namespace("a").run(["iptables-save", "-t", "filter"]).stdout
-        assert f'-A INPUT -s 10.8.0.2/32 -m comment --comment "{sb.owner.tag}" -j DROP' in filters
+        if firewall_backend(topo["a"]) == "nft":
+            assert our_chains(topo["a"])[cut.chain] == [
+                "type filter hook input priority filter; policy accept;",
+                f'ip saddr 10.8.0.2 counter drop comment "{sb.owner.tag}"',
+            ]
+            assert "DROP" not in filters  # nothing of it in iptables
+        else:
+            assert f'-A INPUT -s 10.8.0.2/32 -m comment --comment "{sb.owner.tag}" -j DROP' in filters
         cut.heal()
+        if firewall_backend(topo["a"]) == "nft":
+            assert cut.chain not in our_chains(topo["a"])
         assert request(topo["a"], "10.8.0.2", 8000) == "b 10.8.0.1 hello"
         assert request(topo["b"], "10.8.0.1", 8001) == "a 10.8.0.2 hello"
 
@@ -252,7 +286,12 @@ def test_teardown_stops_every_process_and_removes_every_qdisc_rule_and_file(sb: 
         assert during["a"]["qdiscs"] == [("a-eth", "tbf", "root")]
         assert during["b"]["qdiscs"] == [("b-eth", "tbf", "root")]
         assert {"/etc/netns/a/hosts", "/etc/netns/b/hosts"} <= set(during["etc_netns"])
-        assert any("statistic" in rule for rule in during["a"]["iptables-save"]["raw"])
+        if firewall_backend(topo["a"]) == "nft":
+            # the owner's table(s): "inet netns_kit_*" (ids masked), or "ip ..." and "ip6 ..." split
+            lines = [line for name, table in during["a"]["nft"].items() if "netns_kit_" in name for line in table]
+            assert any("numgen random" in line for line in lines), during["a"]["nft"]
+        else:
+            assert any("statistic" in rule for rule in during["a"]["iptables-save"]["raw"])
         assert len(process.running()) == 2
     assert [p for p in servers if p.is_alive()] == []
     assert process.running() == []

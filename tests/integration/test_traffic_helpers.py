@@ -11,7 +11,7 @@ from netns_kit import Namespace, Partition, Topology, VethPair
 from netns_kit.executors.sandbox import Sandbox
 
 from .helpers import PY, request, serve
-from .traffic import assert_dropped, assert_unanswered, dropped
+from .traffic import assert_dropped, assert_unanswered, dropped, nft_dropped
 
 SEND6 = """
 import socket, sys, time
@@ -57,6 +57,21 @@ def test_dropped_counts_drop_rules_and_drop_policies_of_both_families(pipe: Topo
     a.run([PY, "-c", SEND6, "1", "0"])
     assert dropped(b) - before == 1
     b.run(["ip6tables", "-w", "-D", *rule6], mutating=True)
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_dropped_counts_a_partitions_drops_on_either_backend_by_family(pipe: Topology, backend: str) -> None:
+    """On nft the drops are the counters of the owner's table (IPv4 chain ``NK-PART-...-IN``,
+    IPv6 ``...-IN-6``): counted there, by family, and never twice (iptables-nft's own tables
+    are iptables'); on iptables that table is not there and counts nothing."""
+    a, b = pipe["a"], pipe["b"]
+    with Partition("a", "b", backend=backend):
+        before4, before6 = dropped(b, families=[4]), dropped(b, families=[6])
+        assert not a.ping("10.8.0.2", count=3, timeout=0.2)
+        a.run([PY, "-c", SEND6, "2", "0"])  # from a's link-local address, which b's partition drops
+        assert dropped(b, families=[4]) - before4 == 3
+        assert dropped(b, families=[6]) - before6 == 2
+        assert nft_dropped(b) == (dropped(b) if backend == "nft" else 0)
 
 
 def test_assert_dropped_fails_on_an_open_path(pipe: Topology) -> None:

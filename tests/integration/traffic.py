@@ -2,9 +2,10 @@
 
 "Blocked" is never "no answer within a short timeout" (that cannot tell blocked from
 slow). :func:`assert_dropped` shows the packets dropped: netfilter's DROP counters
-rise by one packet per try. :func:`assert_unanswered`, for paths with no rule to
-count (no route, no forwarding, no NAT), waits :data:`GENEROUS` seconds and then
-needs a control request on an open path to be answered right after.
+(iptables', and those of the owner's nft table) rise by one packet per try.
+:func:`assert_unanswered`, for paths with no rule to count (no route, no forwarding,
+no NAT), waits :data:`GENEROUS` seconds and then needs a control request on an open
+path to be answered right after.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from netns_kit.executors.process import Process
+from netns_kit.firewall import nft, nftread
 from netns_kit.resources.namespace import _Place
 
 from .helpers import PY, request
@@ -90,12 +92,14 @@ GENEROUS = 3.5
 
 def dropped(*places: _Place, families: Sequence[int] = (4, 6)) -> int:
     """Packets netfilter has dropped in ``places`` so far, in ``families`` (IPv4, IPv6): the
-    counters of every DROP or REJECT rule and of every chain whose policy is DROP.
+    counters of every DROP or REJECT rule and of every chain whose policy is DROP, plus
+    (either backend: a resource may name its own) the counters of the drops in the owner's
+    nft table (:func:`nft_dropped`).
 
     Read with ``iptables-save -c``; where that cannot list the tables (iptables-legacy in a
     rootless sandbox cannot read /proc/net/ip_tables_names), with ``-t TABLE -S -v``.
     """
-    total = 0
+    total = sum(nft_dropped(place, families=families) for place in places)
     for place in places:
         for tool in [{4: "iptables", 6: "ip6tables"}[family] for family in families]:
             saved = place.run([f"{tool}-save", "-c"], check=False)
@@ -105,6 +109,27 @@ def dropped(*places: _Place, families: Sequence[int] = (4, 6)) -> int:
             for table in ("filter", "raw", "mangle"):
                 listed = place.run([tool, "-w", "-t", table, "-S", "-v"])
                 total += sum(_dropped_by(line) for line in listed.stdout.splitlines())
+    return total
+
+
+def nft_dropped(place: _Place, *, families: Sequence[int] = (4, 6)) -> int:
+    """Packets the drops of the owner's nft table in ``place`` have counted (``nft -j``: the
+    ``counter`` of each rule with a ``drop`` or ``reject``; every drop of ours has one), in
+    ``families``: an ``ip``/``ip6`` table's own, an ``inet`` table's by chain (an IPv6 chain is
+    named ``...-6``: netns_kit.firewall.nft). No nft, or no such table: 0.
+
+    Only the owner's table: iptables-nft's tables are iptables' (counted by :func:`dropped`
+    through ``iptables-save``), and counting them here too would count each drop twice."""
+    listed = place.run(["nft", "list", "tables"], check=False)  # "table inet netns_kit_42.7" a line
+    executor, netns = place._executor(), place._where()
+    name = nft.table_name(executor.owner)
+    ours = [line.split()[1] for line in listed.stdout.splitlines() if listed.ok and line.split()[2:] == [name]]
+    total = 0
+    for family_name in ours:
+        for rule in nftread.list_table(executor, family_name, name, netns).rules:
+            family = {"ip": 4, "ip6": 6}.get(rule.family, 6 if rule.chain.endswith("-6") else 4)
+            if family in families and rule.verdicts & {"drop", "reject"}:
+                total += sum(s["counter"]["packets"] for s in rule.expr if isinstance(s, dict) and "counter" in s)
     return total
 
 
