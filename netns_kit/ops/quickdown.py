@@ -31,6 +31,7 @@ from netns_kit import signals
 from netns_kit.command import Command
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors.base import Executor
+from netns_kit.firewall import nftread
 from netns_kit.lifecycle import ledger, teardown
 from netns_kit.lifecycle.sysctl_leftovers import leftovers
 from netns_kit.lifecycle.undoable import Undoing, Unit
@@ -137,8 +138,9 @@ def _removed(units: Sequence[Unit], holders: frozenset[str]) -> list[str]:
 
 
 def _said(command: Command) -> str:
+    """What ``command`` made, as the report says it (an nft transaction by what it adds)."""
     where = "in the host" if command.netns is None else f"in {command.netns}"
-    return " ".join(word for word in command.argv if word != "-w") + f" ({where})"
+    return nftread.describe(command) or " ".join(word for word in command.argv if word != "-w") + f" ({where})"
 
 
 def _commands(data: object) -> tuple[Command, ...] | None:

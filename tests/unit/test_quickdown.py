@@ -124,3 +124,19 @@ def test_a_dry_run_seals_nothing(tmp_path: Path) -> None:
     topology = scenarios.workload(3).up(recorder)
     assert topology.journal is not None and recorder.commands
     assert not quickdown.seal(topology.journal)  # a printed script is taken down by its own script
+
+
+def test_the_report_says_what_nft_transactions_made(tmp_path: Path) -> None:
+    host = BatchingHost(tmp_path, owner=OWNER)
+    topology = scenarios.workload(3)
+    topology.firewall = "nft"
+    topology.up(host)
+    assert topology.journal is not None and quickdown.seal(topology.journal)
+    record = ledger.sealed(_ledger(tmp_path))
+    assert record is not None
+    said = [line for line in record["removed"] if line.startswith("nft ")]
+    assert said[0] == "nft table inet netns_kit_cli.w3 (in the host)"
+    assert said[1].startswith("nft chains NK-NAT-") and said[1].endswith(
+        " of table inet netns_kit_cli.w3 (in the host)"
+    )
+    assert not any(line.startswith("nft -f -") for line in record["removed"])
