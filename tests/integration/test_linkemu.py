@@ -29,7 +29,7 @@ from netns_kit.linkemu import probe
 from netns_kit.ops import state
 from netns_kit.resources.namespace import _Place
 
-from .helpers import PY, wait_listening
+from .helpers import PY, firewall_backend, our_chains, wait_listening
 from .traffic import binomial_bound, bulk_mbit, ping_loss, start_sink
 
 ADDRESS = "10.8.0.2"
@@ -96,6 +96,9 @@ def emulators(tag: str) -> list[int]:
 
 
 def queue_rules(netns: str) -> list[list[str]]:
+    """The NFQUEUE rules in ``netns``'s mangle tables. iptables on either firewall backend
+    (NETNS_KIT_FIREWALL=nft too): the emulator's queue rule has no nft form here, as this
+    kernel's nf_tables has no ``queue`` (nft_queue), so the library keeps it on iptables."""
     out = []
     for tool in ("iptables-save", "ip6tables-save"):
         text = Namespace(netns).run([tool, "-t", "mangle"]).stdout
@@ -228,6 +231,8 @@ def test_teardown_removes_the_queue_rules_and_stops_the_emulator(sb: Sandbox) ->
             assert rule[rule.index("--comment") + 1] == sb.owner.tag
             assert rule[rule.index("--queue-num") + 1] == str(delayed.queue_num)
             assert "--queue-bypass" not in rule
+        if firewall_backend(topo["a"]) == "nft":
+            assert our_chains(topo["a"]) == {}  # nft the default: still nothing of the emulator in nft
         assert len(emulators(sb.owner.tag)) == 1
         delayed.delete()
         assert queue_rules("a") == [] and emulators(sb.owner.tag) == []
