@@ -220,7 +220,7 @@ class OwnerTable(Resource):
 
     def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
         """For another process (the owner is gone then): the table deleted."""
-        return [u.tolerant() for c in reversed(done) for u in c.undo]
+        return [u for c in reversed(done) for u in c.undo]
 
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         return () if self.netns in doomed else None

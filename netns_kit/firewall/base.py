@@ -150,7 +150,7 @@ class Firewall(Resource):
 
     def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
         """The undo for another process (its sysctls restored from their claims then)."""
-        return [u.tolerant() for c in reversed(done) for u in c.undo if u.program != "sysctl"]
+        return [u for c in reversed(done) for u in c.undo if u.program != "sysctl"]
 
     def vanishes_with(self, doomed: frozenset[str]) -> tuple[tuple[str | None, str], ...] | None:
         return () if self.netns in doomed else None

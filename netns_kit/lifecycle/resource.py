@@ -129,10 +129,10 @@ class Resource:
         """What another process runs later to undo ``done`` (the record a completed ``up``
         leaves: :mod:`netns_kit.ops.quickdown`): :meth:`undo_plan` without shared
         state, and changing none (sysctls are restored from their claims then); None
-        when it must run itself."""
+        when it must run itself. (The record makes each idempotent: ``missing_ok``.)"""
         if type(self).undo is not Resource.undo:
             return None
-        return [u.tolerant() for c in reversed(done) for u in c.undo if u.program != "sysctl"]
+        return [u for c in reversed(done) for u in c.undo if u.program != "sysctl"]
 
     # -- shared behaviour ----------------------------------------------------
     def _executor(self, executor: Executor | None = None) -> Executor:

@@ -59,7 +59,7 @@ def seal(journal: Undoing) -> bool:
     sealed = {
         "holders": list(whole.holders),
         "quiet": _json(whole.quiet),
-        "undo": _json(whole.undo),
+        "undo": [{**command.to_json(), "missing_ok": True} for command in whole.undo],  # idempotent
         "delete": _json(whole.delete),
         "left": [list(device) for device in whole.left],
         "appended": [[netns, list(argv)] for netns, argv in sorted(whole.appended, key=repr)],

@@ -190,7 +190,7 @@ class Partition(Resource):
 
     def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
         """For another process: its drops removed (cleanup deletes a dead owner's tables)."""
-        return [u.tolerant() for c in reversed(done) for u in c.undo]
+        return [u for c in reversed(done) for u in c.undo]
 
     def exists(self, executor: Executor | None = None) -> bool:
         executor = self._executor(executor)

@@ -60,6 +60,7 @@ def test_the_sealed_teardown_is_the_last_line_and_names_what_goes(tmp_path: Path
     assert [c["argv"] for c in record["quiet"]] == [["ip", "link", "set", "dev", "br0", "down"]]
     assert [c["argv"] for c in record["delete"]] == [["ip", "netns", "del", f"w{i}"] for i in range(3)]
     assert not any(c["argv"][0] == "sysctl" for c in record["undo"])  # restored from the claims
+    assert all(c["missing_ok"] is True for c in record["undo"])  # each undo idempotent
     assert record["removed"][:3] == ["namespace w0", "namespace w1", "namespace w2"]
     # the ledger's readers see the entries above it, and nothing damaged
     contents = ledger.load(_ledger(tmp_path))
