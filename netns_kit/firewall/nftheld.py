@@ -42,7 +42,6 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from netns_kit import shape
@@ -50,7 +49,7 @@ from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import CommandError
 from netns_kit.executors.base import Executor, OnDone, in_order
-from netns_kit.executors.process import Process
+from netns_kit.executors.view import View
 from netns_kit.firewall import nft
 from netns_kit.firewall.nftowner import OwnerHolder
 
@@ -102,7 +101,7 @@ def _share(machine: Executor, table: str) -> _Shared:
         return shared
 
 
-class Held(Executor):
+class Held(View):
     """``inner``, with the owner's nft tables held by ``nft -i`` (see the module's doc).
 
     A view over ``inner``: what it does not answer itself, ``inner`` does (``held.pid`` of a
@@ -112,9 +111,7 @@ class Held(Executor):
     """
 
     def __init__(self, inner: Executor, *, timeout: float = 10.0) -> None:
-        super().__init__(inner.owner)
-        self.inner = inner
-        self.dry_run = inner.dry_run
+        super().__init__(inner)
         self.parallel = inner.parallel
         self.timeout = timeout
         #: the table it holds, in each namespace where one is held
@@ -324,27 +321,6 @@ class Held(Executor):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- the view over inner ----------------------------------------------------
-    @property
-    def underlying(self) -> Executor:
-        return self.inner.underlying
-
-    def argv_for(self, command: Command) -> tuple[str, ...]:
-        return self.inner.argv_for(command)
-
-    @property
-    def ledger_dir(self) -> Path | None:
-        return self.inner.ledger_dir
-
-    def popen(self, command: Command, **kwargs: Any) -> Process:
-        return self.inner.popen(command, **kwargs)
-
-    def host_devices(self) -> set[str] | None:
-        return self.inner.host_devices()
-
-    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
-        return self.inner.netns_pids(names)
 
 
 def _shifted(on_done: OnDone, start: int) -> OnDone:

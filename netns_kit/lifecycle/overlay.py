@@ -13,26 +13,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import Any
 
 from netns_kit import shape
 from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result
 from netns_kit.executors.base import Executor, OnDone
-from netns_kit.executors.process import Process
+from netns_kit.executors.view import View
 
 log = logging.getLogger("netns_kit")
 
 
-class PlannedSysctls(Executor):
+class PlannedSysctls(View):
     """An executor for planning: ``sysctl -n KEY`` answered from the sysctls planned so
     far (:meth:`learn`); everything else goes to ``inner`` (its :attr:`underlying`)."""
 
     def __init__(self, inner: Executor) -> None:
-        super().__init__(inner.owner)
-        self.inner = inner
-        self.dry_run = inner.dry_run
+        super().__init__(inner)
         self._planned: dict[tuple[str | None, str], str] = {}
 
     def __repr__(self) -> str:
@@ -63,20 +59,3 @@ class PlannedSysctls(Executor):
                     log.debug("planned already: %s = %s", key, value)
                     return Outcome({0: Result(command, 0, value + "\n", "")}, Progress((0,)))
         return self.inner.handle(commands, input=input, timeout=timeout, on_done=on_done)
-
-    @property
-    def underlying(self) -> Executor:
-        return self.inner.underlying
-
-    def argv_for(self, command: Command) -> tuple[str, ...]:
-        return self.inner.argv_for(command)
-
-    @property
-    def ledger_dir(self) -> Path | None:
-        return self.inner.ledger_dir
-
-    def popen(self, command: Command, **kwargs: Any) -> Process:
-        return self.inner.popen(command, **kwargs)
-
-    def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
-        return self.inner.netns_pids(names)

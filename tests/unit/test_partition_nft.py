@@ -26,24 +26,11 @@ from netns_kit.ops.cleanup import cleanup
 from netns_kit.owner import Owner
 from netns_kit.topology.tomlfile import loads
 
+from .test_partition import addresses
+
 T = "inet netns_kit_dry-run"
 TAG = 'comment "netns_kit:dry-run"'
 DELETE = f"add table {T}\ndelete table {T}\n"
-ADDRS = {
-    "red": [
-        {"ifname": "lo", "addr_info": [{"local": "127.0.0.1"}, {"local": "::1"}]},
-        {"ifname": "red-eth", "addr_info": [{"local": "10.0.0.1"}, {"local": "fd00::1"}, {"local": "fe80::1"}]},
-    ],
-    "blue": [{"ifname": "blue-eth", "addr_info": [{"local": "10.0.0.2"}, {"local": "fe80::2"}]}],
-}
-
-
-def addresses(command: Command) -> str | None:
-    if command.argv == ("ip", "-j", "addr", "show"):
-        return json.dumps(ADDRS.get(command.netns or "", []))
-    return None
-
-
 def test_a_partition_on_nft_is_one_transaction_per_namespace_in_the_owners_table() -> None:
     rec = Recorder(addresses)
     cut = Partition("red", "blue", backend="nft").create(rec)
