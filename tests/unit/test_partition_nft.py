@@ -31,6 +31,8 @@ from .test_partition import addresses
 T = "inet netns_kit_dry-run"
 TAG = 'comment "netns_kit:dry-run"'
 DELETE = f"add table {T}\ndelete table {T}\n"
+
+
 def test_a_partition_on_nft_is_one_transaction_per_namespace_in_the_owners_table() -> None:
     rec = Recorder(addresses)
     cut = Partition("red", "blue", backend="nft").create(rec)
