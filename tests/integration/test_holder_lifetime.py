@@ -29,11 +29,19 @@ import pytest
 from netns_kit import Command
 from netns_kit.errors import SandboxError
 from netns_kit.executors import holder
+from netns_kit.executors.base import wait_until
 from netns_kit.executors.sandbox import Sandbox, verify_holder
 from netns_kit.ops.inventory import holds_nothing
 from netns_kit.owner import proc_stat
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def gone(pid: int) -> bool:
@@ -106,6 +114,8 @@ def test_attach_refuses_a_process_inside_the_sandbox(sandbox: Sandbox) -> None:
     """It sees the holder's marker on the private /run, but the marker names the holder."""
     inside = sandbox.popen(Command(("sleep", "1000")))
     try:
+        # until it runs `sleep` it is still nsenter, outside the sandbox's /run (a race CI met once)
+        wait_until(lambda: _comm(inside.pid) == "sleep", timeout=10, what="sleep to run inside the sandbox")
         with pytest.raises(SandboxError, match=rf"process {inside.pid} .* its /run/.netns_kit/holder names another"):
             Sandbox.attach(inside.pid)
     finally:
