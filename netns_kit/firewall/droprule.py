@@ -75,9 +75,6 @@ class TableHold:
     def __init__(self, netns: str | None, backend: str | None) -> None:
         self.netns = netns
         self.backend = backend
-        #: what its last let-go said to run (a teardown may plan an undo, drop that plan and
-        #: undo one resource at a time: the second let-go must say the same)
-        self.deletes: list[Command] = []
 
     @property
     def _state(self) -> TableHold:
@@ -88,9 +85,9 @@ def let_go(holds: dict[str | None, TableHold], done: bool) -> list[Command]:
     """The resource no longer keeps the owner's table in any namespace of ``holds``: the
     commands deleting each table it was the last holder of (none when ``done`` is False:
     nothing of it took effect)."""
-    for hold in holds.values():
-        hold.deletes = [c.tolerant() for c in backend.let_go(hold)] or hold.deletes
-    return [c for hold in holds.values() for c in hold.deletes] if done else []
+    # asked again (a teardown planned an undo, dropped the plan, undid one by one): the same
+    deletes = [c.tolerant() for hold in holds.values() for c in backend.let_go(hold)]
+    return deletes if done else []
 
 
 @attrs.frozen
@@ -145,7 +142,6 @@ class Drops:
         if backend.resolve(requested, executor, self.netns, needs) == "nft":
             if holds is not None:
                 hold = holds.setdefault(self.netns, TableHold(self.netns, requested))
-                hold.deletes = []
                 backend.hold(hold, executor, needs)
             return [self.nft(backend.table(executor, requested, self.netns, needs), tag)]
         return self.iptables(tag)

@@ -27,6 +27,7 @@ from netns_kit.owner import Owner
 from netns_kit.topology.tomlfile import loads
 
 from .test_partition import addresses
+from .test_topofile import PIPE as TWO_NAMESPACES
 
 T = "inet netns_kit_dry-run"
 TAG = 'comment "netns_kit:dry-run"'
@@ -272,24 +273,16 @@ def test_loss_drops_reads_the_fallback_back() -> None:
 
 # -- topologies and files ---------------------------------------------------------------------
 
-PIPE = """
-[[namespaces]]
-name = "red"
-[[namespaces]]
-name = "blue"
-[[veths]]
-name = "veth-red"
-netns = "red"
-addresses = ["192.168.1.1/24"]
-peer = "veth-blue"
-peer_netns = "blue"
-peer_addresses = "192.168.1.2/24"
+PIPE = (
+    TWO_NAMESPACES
+    + """
 [[partitions]]
 a = "red"
 b = "blue"
 a_addresses = ["192.168.1.1"]
 b_addresses = ["192.168.1.2"]
 """
+)
 
 
 def test_a_partitions_entry_takes_a_backend_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
