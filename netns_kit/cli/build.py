@@ -10,24 +10,23 @@ from typing import Any, TextIO
 
 from netns_kit.cli import data, records
 from netns_kit.cli.codes import EXIT_OK, Conflict, Unavailable
+from netns_kit.cli.hints import clash, quiet
 from netns_kit.cli.output import Progress
 from netns_kit.cli.parser import PICTURE_FORMATS
 from netns_kit.cli.place import (
     Place,
-    clash,
     down_command,
     forget,
     needs_root,
     origin,
     owner_for,
     place,
-    quiet,
     remember,
 )
 from netns_kit.errors import AlreadyExistsError, ValidationError
 from netns_kit.executors import binaries
 from netns_kit.ops import cleanup as opscleanup
-from netns_kit.ops import inventory, quickdown
+from netns_kit.ops import inventory, seal
 from netns_kit.owner import Owner
 from netns_kit.topology import picture
 from netns_kit.topology import tomlfile as topofile
@@ -143,7 +142,7 @@ def _up(args: argparse.Namespace, loaded: topofile.TopologyFile, owner: Owner, h
                 raise Conflict(f"{args.file}: {taken}") from error
         elapsed = time.monotonic() - started
         if topology.journal is not None:
-            quickdown.seal(topology.journal)  # what `down` carries out, trusted while it is the last line
+            seal.seal(topology.journal)  # what `down` carries out, trusted while it is the last line
     except BaseException as error:
         if not getattr(error, "cleanup_errors", None):  # undone (Topology.up rolls back)
             forget(here.executor, owner)

@@ -6,8 +6,9 @@ The table names modules, not functions, and :func:`command` imports only the
 module of the command being run (as pip's command table does): ``netns-kit
 down`` does not pay for loading the TOML reader, the picture or the demo.
 
-Modules: :mod:`~netns_kit.cli.build` (plan, up), :mod:`~netns_kit.cli.teardown`
-(down, cleanup), :mod:`~netns_kit.cli.look` (status, ls, inspect, doctor),
+Modules: :mod:`~netns_kit.cli.build` (plan, up), :mod:`~netns_kit.cli.down` (down),
+:mod:`~netns_kit.cli.teardown` (down --all, cleanup), :mod:`~netns_kit.cli.look`
+(status, ls, inspect, doctor),
 :mod:`~netns_kit.cli.enter` (exec, shell), :mod:`~netns_kit.cli.complete`
 (completion), :mod:`~netns_kit.cli.demo_command` (demo).
 """
@@ -25,7 +26,7 @@ Command = Callable[[argparse.Namespace, TextIO], int]
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("netns_kit.cli.build", "cmd_plan"),
     "up": ("netns_kit.cli.build", "cmd_up"),
-    "down": ("netns_kit.cli.teardown", "cmd_down"),
+    "down": ("netns_kit.cli.down", "cmd_down"),
     "status": ("netns_kit.cli.look", "cmd_status"),
     "ls": ("netns_kit.cli.look", "cmd_ls"),
     "inspect": ("netns_kit.cli.look", "cmd_inspect"),

@@ -9,7 +9,8 @@ from typing import Any, TextIO
 
 from netns_kit.cli import data, records
 from netns_kit.cli.codes import EXIT_FAILED, EXIT_OK
-from netns_kit.cli.place import CLI_OWNER_PREFIX, Place, elsewhere, origin, owner_for, place
+from netns_kit.cli.hints import elsewhere
+from netns_kit.cli.place import CLI_OWNER_PREFIX, Place, origin, owner_for, place
 from netns_kit.command import query
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors import holder

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -39,8 +40,6 @@ from netns_kit.executors import holder
 from netns_kit.executors.base import Executor
 from netns_kit.executors.local import ShExecutor
 from netns_kit.executors.sandbox import Sandbox
-from netns_kit.lifecycle.ledger import created_by
-from netns_kit.ops import inventory
 from netns_kit.owner import Owner
 
 if TYPE_CHECKING:
@@ -108,7 +107,9 @@ def place(
             if out is not None:
                 print(f"sandbox holder {pid} stopped: it holds nothing any more", file=out)
 
-        with holder.session(owner, start=start, on_stop=stopped, empty=inventory.holds_nothing) as sandbox:
+        # what the sandbox holds is read only here: on this machine, `down` does not load the inventory
+        empty = importlib.import_module("netns_kit.ops.inventory").holds_nothing
+        with holder.session(owner, start=start, on_stop=stopped, empty=empty) as sandbox:
             yield Place(sandbox, f"in sandbox holder {sandbox.pid}", "--sandbox", sandbox.pid)
         return
     executor = open_executor(args, owner)
@@ -126,28 +127,6 @@ def open_executor(args: argparse.Namespace, owner: Owner | None) -> Executor:
             sandbox.owner = owner
         return sandbox
     return ShExecutor(owner=owner)
-
-
-def elsewhere(here: Place, owner: Owner | None = None) -> str | None:
-    """When ``here`` is this machine and the ``--sandbox`` holder holds something (or
-    ``owner``'s objects), the sentence that says so and how to reach it; else None."""
-    if here.option:
-        return None
-    sandbox = holder.find()
-    if sandbox is None:
-        return None
-    # the ledgers first (files: no process); the whole scan only when they do not tell
-    owners = sorted({lf.owner for lf in inventory.read_ledgers(sandbox) if lf.standing}, key=lambda o: o.id)
-    if not owners or (owner is not None and owner not in owners):
-        owners = inventory.scan(sandbox, firewall=False).owners()
-    if owner is not None:
-        if owner not in owners:
-            return None
-        return f"{owner.id} is up in sandbox holder {sandbox.pid}: add --sandbox to reach it"
-    if not owners:
-        return None
-    ids = ", ".join(o.id for o in owners)
-    return f"the sandbox (holder {sandbox.pid}) holds {ids}: add --sandbox to reach it (netns-kit status --sandbox)"
 
 
 # -- origins ----------------------------------------------------------------------
@@ -210,76 +189,6 @@ def forget(executor: Executor, owner: Owner) -> None:
     if path is not None:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def namesakes(here: Place, loaded: TopologyFile | TopologyHead, owner: Owner) -> list[str]:
-    """Other CLI owners up ``here`` that may be what ``down FILE`` was meant for: one up
-    from a file of the same name that is gone (moved, renamed directory), or one named
-    ``cli.NAME`` by an older netns_kit (before owners named the file). One line each,
-    with the command that removes it."""
-    if loaded.path is None:
-        return []
-    found: list[str] = []
-    standing = sorted({lf.owner for lf in inventory.read_ledgers(here.executor) if lf.standing}, key=lambda o: o.id)
-    for other in standing:
-        if other == owner or not other.id.startswith(CLI_OWNER_PREFIX):
-            continue
-        remove = here.command("cleanup", "--owner", other.id)
-        source = origin(here.executor, other)
-        if source is None and other.id == CLI_OWNER_PREFIX + loaded.name and not loaded.named:
-            found.append(f"{other.id} (a file named {loaded.name}, up before owners named the file) is up: {remove}")
-        elif source is not None and Path(source).name == loaded.path.name and not Path(source).exists():
-            found.append(f"{other.id} is up from {source}, which is gone: if that was this file: {remove}")
-        elif source == str(loaded.path) and project(here.executor, other) is not None:
-            found.append(f"{other.id} is up from this file as a project: {down_command(here, other)}")
-    return found
-
-
-# -- clashes ----------------------------------------------------------------------
-def clash(here: Place, loaded: TopologyFile) -> str | None:
-    """After ``up`` failed on a name that is taken: which of the file's names are taken,
-    by whom (the file it came from), and what to do; None when none is."""
-    with quiet():
-        planned = loaded.topology.plan().commands
-    adopting = {getattr(r, "name", None) for r in loaded.topology.resources if getattr(r, "adopt", False)}
-    found = inventory.scan(here.executor, firewall=False)
-    taken: dict[str, list[str]] = {}  # why -> what (grouped: one line per owner)
-    for made in (obj for command in planned for obj in created_by(command)):
-        if isinstance(made, str):
-            if made in found.namespaces and made not in adopting:
-                taken.setdefault(_why(here, found.namespaces[made]), []).append(f"namespace {made}")
-        else:
-            link = found.link(*made)
-            if link is not None and made[0] not in adopting:
-                taken.setdefault(_why(here, link.alias), []).append(str(link))
-    if not taken:
-        return None
-    return "names taken already:\n  " + "\n  ".join(f"{', '.join(what)}: {why}" for why, what in taken.items())
-
-
-def _why(here: Place, alias: str | None) -> str:
-    """Who holds an object carrying ``alias``, and what to do about it."""
-    other = Owner.from_tag(alias) if alias else None
-    if other is None:
-        return "not made by netns_kit: rename yours, delete it, or set adopt = true to use it"
-    if other.pid is not None:
-        if other.is_alive():
-            return f"made by running process {other.pid} (owner {other.id})"
-        return f"left by process {other.pid}, which is gone: {here.command('cleanup')} removes it"
-    source = origin(here.executor, other)
-    if source is not None:
-        return f"up from {source} (owner {other.id}): take it down first: {down_command(here, other)}"
-    return f"owner {other.id}: remove it with {here.command('cleanup', '--owner', other.id)}"
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """No ``netns_kit`` log lines (a dry-run pass is not what --verbose shows)."""
-    disabled, log.disabled = log.disabled, True
-    try:
-        yield
-    finally:
-        log.disabled = disabled
 
 
 def needs_root(args: argparse.Namespace, what: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
+from netns_kit.cli.output import lines
 from netns_kit.cli.place import Place, forget, origin
 from netns_kit.command import query
 from netns_kit.firewall.nftread import tables_in
@@ -47,12 +48,6 @@ def forget_gone(here: Place, owner: Owner, out: TextIO) -> None:
         file=out,
     )
     lines(out, report.lines())
-
-
-def lines(out: TextIO, text: list[str]) -> None:
-    """``text`` in one write (W(200)'s 2,200 report lines: one system call, not 4,400)."""
-    if text:
-        out.write("".join(line + "\n" for line in text))
 
 
 def listing(here: Place) -> list[dict[str, Any]]:

@@ -1,77 +1,65 @@
-"""``netns-kit down`` and ``netns-kit cleanup``: the undo, held against Ctrl-C."""
+"""``netns-kit down --all``, ``down --json``, a ``down`` that proves what is left, and
+``netns-kit cleanup``: the undo, held against Ctrl-C (:func:`netns_kit.cli.down.held`)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
 from typing import Any, TextIO
 
-from netns_kit import signals
 from netns_kit.cli import data
-from netns_kit.cli.codes import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Conflict
-from netns_kit.cli.output import Removals
-from netns_kit.cli.place import (
-    CLI_OWNER_PREFIX,
-    Place,
-    elsewhere,
-    forget,
-    namesakes,
-    needs_root,
-    origin,
-    owner_for,
-    place,
-)
-from netns_kit.cli.records import lines
+from netns_kit.cli.codes import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
+from netns_kit.cli.down import Target, finished, held, same_origin, target
+from netns_kit.cli.down import quick as quick_down
+from netns_kit.cli.hints import elsewhere, namesakes
+from netns_kit.cli.output import Removals, lines
+from netns_kit.cli.place import CLI_OWNER_PREFIX, Place, forget, needs_root, origin, place
 from netns_kit.errors import ValidationError
 from netns_kit.ops import cleanup as opscleanup
-from netns_kit.ops import inventory, quickdown
+from netns_kit.ops import inventory
 from netns_kit.owner import Owner
-from netns_kit.topology.tomlread import head
 
 
 def cmd_down(args: argparse.Namespace, out: TextIO) -> int:
+    """``down --all``, ``down --json``; the rest of ``down`` is :mod:`netns_kit.cli.down`'s."""
     if args.all:
         if args.file is not None or args.name is not None:
             raise ValidationError("--all", True, "takes down every topology: give no FILE and no -p NAME with it")
         needs_root(args, "down")
         with held(), place(args, out=out) as here:
             return _down_all(args, here, out)
-    if args.file is None and args.name is None:
-        raise ValidationError("FILE", None, "down needs the FILE that `up` was given, -p NAME, or --all")
-    loaded = None if args.file is None else head(args.file)  # the owner is all down needs
-    owner = Owner(CLI_OWNER_PREFIX + args.name) if loaded is None else owner_for(loaded, args.name)
+    down = target(args)
     needs_root(args, "down")
-    what = args.name if loaded is None else loaded.name
-    again = ("-p", args.name) if loaded is None else (args.file,)
-    with held(), place(args, owner, out=out) as here:
-        source = origin(here.executor, owner)
-        if loaded is not None and source is not None and loaded.path is not None and source != str(loaded.path):
-            raise Conflict(
-                f"{loaded.name} (owner {owner.id}) is up {here.where} from {source}, not from {args.file} "
-                f"(both are named {what!r}): {here.command('down', source)} takes it down"
-            )
-        found = inventory.scan(here.executor) if args.json else None
-        report = _cleanup(here, out, owner=owner, again=here.command("down", *again), verbose=args.verbose, quick=True)
-        if not report.errors:
-            forget(here.executor, owner)
-        if args.json:
-            data.emit(
-                args.stdout, "down", {"where": data.where(here), "topologies": [_gone(found, owner, source, report)]}
-            )
-        if not report.nothing_done:
-            print(f"down: {what}: {len(report.removed)} removed {here.where}", file=out)
-            return EXIT_FAILED if report.errors else EXIT_OK
-        print(f"down: nothing to do: {what} (owner {owner.id}) is not up {here.where}", file=out)
-        if loaded is not None:
-            for line in namesakes(here, loaded, owner):
-                print(f"down: note: {line}", file=out)
-        hint = elsewhere(here, owner)
-        if hint is not None:
-            print(f"down: {hint}: {here.command('down', '--sandbox', *again)}", file=out)
-            return EXIT_ENVIRONMENT
-        return EXIT_OK
+    with held(), place(args, down.owner, out=out) as here:
+        return down_here(args, here, out, down, same_origin(here, down), quick=True)
+
+
+def down_here(
+    args: argparse.Namespace, here: Place, out: TextIO, down: Target, source: str | None, *, quick: bool
+) -> int:
+    """Take ``down``'s topology down ``here`` (the teardown ``up`` recorded first, with
+    ``quick``); say so, or that it is not up and where it may be instead."""
+    owner = down.owner
+    found = inventory.scan(here.executor) if args.json else None
+    report = _cleanup(
+        here, out, owner=owner, again=here.command("down", *down.again), verbose=args.verbose, quick=quick
+    )
+    if not report.errors:
+        forget(here.executor, owner)  # a record of a topology that is not up goes too
+    if args.json:
+        data.emit(args.stdout, "down", {"where": data.where(here), "topologies": [_gone(found, owner, source, report)]})
+    if not report.nothing_done:
+        return finished(here, out, down, report)
+    print(f"down: nothing to do: {down.what} (owner {owner.id}) is not up {here.where}", file=out)
+    if down.loaded is not None:
+        for line in namesakes(here, down.loaded, owner):
+            print(f"down: note: {line}", file=out)
+    hint = elsewhere(here, owner)
+    if hint is not None:
+        print(f"down: {hint}: {here.command('down', '--sandbox', *down.again)}", file=out)
+        return EXIT_ENVIRONMENT
+    return EXIT_OK
 
 
 def _gone(
@@ -135,34 +123,20 @@ def _confirmed(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-@contextlib.contextmanager
-def held() -> Iterator[None]:
-    """The whole of ``down`` and ``cleanup`` is an undo: one Ctrl-C (or SIGTERM) is held
-    until it is done, its report printed, the origin record forgotten and an emptied
-    sandbox holder stopped; then raised (exit 130). A second one is raised at once."""
-    with signals.terminate_cleanly(), signals.shielded():
-        yield
-
-
 def _cleanup(
     here: Place, out: TextIO, *, again: str, verbose: bool, quick: bool = False, **options: Any
 ) -> opscleanup.CleanupReport:
     """Run :func:`netns_kit.cleanup` at ``here`` and print its report (to the end,
     whatever happens to the output). With ``quick`` (``down``), the teardown a completed
-    ``up`` recorded, when it can be trusted (:mod:`netns_kit.ops.quickdown`). A Ctrl-C
-    is held until the removal is complete; a second one stops it; either way ``again``
-    is said, the command that finishes it."""
+    ``up`` recorded first (:func:`netns_kit.cli.down.quick`). A Ctrl-C is held until the
+    removal is complete; a second one stops it; either way ``again`` is said, the
+    command that finishes it."""
+    report = quick_down(here, out, options["owner"], again=again, verbose=verbose) if quick else None
+    if report is not None:
+        return report
     try:
         with Removals(verbose=verbose) as removals:
-            report = quickdown.down(here.executor, options["owner"], progress=removals) if quick else None
-            if isinstance(report, str):
-                if verbose:
-                    print(f"down: proving what is left from tags ({report})", file=out)
-                report = None
-            elif report is not None and verbose:
-                print("down: carried out the teardown `up` recorded", file=out)
-            if report is None:
-                report = opscleanup.cleanup(here.executor, progress=removals, **options)
+            report = opscleanup.cleanup(here.executor, progress=removals, **options)
     except opscleanup.CleanupInterrupted as error:
         lines(out, error.report.lines())
         print(

@@ -15,8 +15,10 @@ object with the ``executor=`` argument every resource takes.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import shlex
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, final
 from netns_kit.batching.outcome import Outcome, Progress
 from netns_kit.command import Command, Result, query
 from netns_kit.errors import CommandError, NetnsKitTimeoutError, ValidationError
+from netns_kit.executors import loopback
 from netns_kit.executors.inorder import OnDone
 from netns_kit.owner import Owner
 
@@ -265,6 +268,22 @@ class Executor:
         """The names of the network devices of this executor's host, read without
         starting a process; None when it cannot (then ask ``ip``)."""
         return None
+
+    def loopback_aliases(self, names: Sequence[str]) -> dict[str, str | None] | None:
+        """The alias of ``lo`` in each of the named namespaces, read by ONE process where
+        this executor acts (:mod:`~netns_kit.executors.loopback`); a namespace that could
+        not be read is left out; None when nothing could (a dry-run, no Python there)."""
+        if self.dry_run or not names:
+            return None if self.dry_run else {}
+        try:
+            program = query(sys.executable, "-I", "-S", "-c", loopback.PROGRAM)
+            result = self.run(program, input="\n".join(names), check=False)
+            found = json.loads(result.stdout) if result.ok else None
+        except (CommandError, ValueError):
+            return None
+        if not isinstance(found, dict):
+            return None
+        return {k: v for k, v in found.items() if k in names and (v is None or isinstance(v, str))}
 
     def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
         """The processes in each of the named namespaces: ``ip netns pids`` each (queries

@@ -22,7 +22,7 @@ from netns_kit import statedir
 from netns_kit.batching.outcome import Outcome
 from netns_kit.command import Command, Result
 from netns_kit.errors import ValidationError, classify, not_started
-from netns_kit.executors import batcher, procfs, spawn
+from netns_kit.executors import batcher, loopback, procfs, spawn
 from netns_kit.executors.hook import Executor
 from netns_kit.executors.inorder import OnDone, in_order
 from netns_kit.executors.process import Process, with_env
@@ -169,6 +169,15 @@ class ShExecutor(Executor):
 
     def _enter_net(self, path: Path) -> tuple[str, ...]:
         return ("nsenter", f"--net={path}", "--")
+
+    def loopback_aliases(self, names: Sequence[str]) -> dict[str, str | None] | None:
+        """Read in this process (a thread enters each namespace's file) where it may
+        enter them; else by one process where this executor acts."""
+        if not self.prefix and not self.dry_run:
+            found = loopback.read_here({name: self.netns_path(name) for name in names})
+            if found is not None:
+                return found
+        return super().loopback_aliases(names)
 
     def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
         """The processes in each of the named namespaces, by ONE scan of ``/proc``."""

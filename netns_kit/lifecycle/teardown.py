@@ -29,13 +29,14 @@ whether it goes along (``vanishes_with``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 
 import attrs
 
 from netns_kit import shape
 from netns_kit.batching.batch import is_delete
-from netns_kit.command import Command, query
+from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors.base import Executor, wait_until
 from netns_kit.lifecycle.undoable import Undoable, Undoing, Unit
@@ -257,3 +258,25 @@ def wait_gone(executor: Executor, devices: list[tuple[str | None, str]], *, time
         interval=0.002,
         max_interval=0.01,
     )
+
+
+def stop_processes_in(executor: Executor, names: Sequence[str], *, timeout: float = 3.0) -> None:
+    """Stop every process in the named namespaces (SIGTERM, then SIGKILL), found by one
+    look at all of them (:meth:`Executor.netns_pids`)."""
+
+    def left() -> list[int]:
+        return sorted(pid for pids in executor.netns_pids(names).values() for pid in pids)
+
+    pids = left()
+    if not pids:
+        return
+    log.debug("stopping processes left in namespaces %s: %s", names, pids)
+    for signal_name in ("TERM", "KILL"):
+        executor.run(change("kill", f"-{signal_name}", *map(str, pids)), check=False)
+        deadline = time.monotonic() + timeout
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+            pids = left()
+        if not pids:
+            return
+    raise NetnsKitError(f"processes {pids} in namespaces {list(names)} survived SIGKILL")

@@ -38,25 +38,11 @@ from netns_kit.executors.base import Executor, current
 from netns_kit.firewall import nftread
 from netns_kit.ops import inventory as inv
 from netns_kit.ops.cleanup_plan import stale_owners
-from netns_kit.ops.cleanup_report import CleanupReport
+from netns_kit.ops.cleanup_report import CleanupInterrupted, CleanupReport
 from netns_kit.ops.cleanup_run import Removal
 from netns_kit.owner import Owner
 
 __all__ = ["CleanupInterrupted", "CleanupReport", "cleanup", "stale_owners"]
-
-
-class CleanupInterrupted(KeyboardInterrupt):
-    """A second Ctrl-C forced :func:`cleanup` out before it was done.
-
-    ``report`` says what was removed; ``done`` of ``total`` steps were carried
-    out. Running the cleanup again finishes it (what is gone is not looked for).
-    """
-
-    def __init__(self, report: CleanupReport, done: int, total: int) -> None:
-        super().__init__(f"interrupted after {done} of {total} removals: run the cleanup again to finish it")
-        self.report = report
-        self.done = done
-        self.total = total
 
 
 def cleanup(

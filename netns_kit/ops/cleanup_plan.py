@@ -11,15 +11,22 @@ from typing import Any
 from netns_kit import shape
 from netns_kit.command import Command, query
 from netns_kit.executors.base import Executor
+from netns_kit.firewall import nftread
 from netns_kit.lifecycle import sysctl
 from netns_kit.lifecycle.ledger import Entry, created_by
 from netns_kit.linkemu import orphans
 from netns_kit.linkemu.plan import MODULE as LINK_EMULATOR
 from netns_kit.ops import inventory as inv
 from netns_kit.ops.cleanup_evidence import MAYBE, tag_key, tagging_target, taken_entries
-from netns_kit.ops.cleanup_report import CleanupReport, Keep, Step, said
+from netns_kit.ops.cleanup_report import CleanupReport, Keep, Step
 from netns_kit.owner import Owner
 from netns_kit.resources.namespace import Namespace
+
+
+def said(commands: list[Command]) -> str:
+    """``commands`` for a report: each its shell line, but an ``nft -f -`` transaction what it
+    removes (``nft table inet netns_kit_42.7 (in red)``), not ``nft -f -``."""
+    return "; ".join(nftread.describe(c) or c.line for c in commands)
 
 
 def attached(command: Command) -> str | None:

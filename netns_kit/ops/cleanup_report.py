@@ -8,7 +8,6 @@ from typing import Any
 import attrs
 
 from netns_kit.command import Command
-from netns_kit.firewall import nftread
 from netns_kit.owner import Owner
 
 
@@ -34,12 +33,6 @@ class CleanupReport:
         return out
 
 
-def said(commands: list[Command]) -> str:
-    """``commands`` for a report: each its shell line, but an ``nft -f -`` transaction what it
-    removes (``nft table inet netns_kit_42.7 (in red)``), not ``nft -f -``."""
-    return "; ".join(nftread.describe(c) or c.line for c in commands)
-
-
 @attrs.define
 class Step:
     what: str
@@ -47,6 +40,20 @@ class Step:
     owner: Owner
     #: the commands ``run`` runs, when that is all it does: run with others in few processes
     commands: list[Command] = attrs.field(factory=list)
+
+
+class CleanupInterrupted(KeyboardInterrupt):
+    """A second Ctrl-C forced :func:`cleanup` out before it was done.
+
+    ``report`` says what was removed; ``done`` of ``total`` steps were carried
+    out. Running the cleanup again finishes it (what is gone is not looked for).
+    """
+
+    def __init__(self, report: CleanupReport, done: int, total: int) -> None:
+        super().__init__(f"interrupted after {done} of {total} removals: run the cleanup again to finish it")
+        self.report = report
+        self.done = done
+        self.total = total
 
 
 class Keep(Exception):

@@ -8,7 +8,7 @@ host and in every namespace, the iptables/ip6tables rules with their
 (``netns_kit:OWNER``) say who owns what; :func:`owners` groups it all per
 owner. ``netns-kit status`` prints it and :func:`netns_kit.cleanup` acts on it.
 What it finds is in :mod:`~netns_kit.ops.inventory_items`; the namespaces' tags
-are read by :mod:`~netns_kit.ops.inventory_tags`.
+are read by :meth:`Executor.loopback_aliases() <netns_kit.executors.hook.Executor.loopback_aliases>`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from netns_kit.ops.inventory_items import (
     NftTable,
     Rule,
 )
-from netns_kit.ops.inventory_tags import read_tags
 from netns_kit.owner import Owner
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "read_firewalls",
     "read_ledgers",
     "read_nft_tables",
-    "read_tags",
     "scan",
     "summary",
 ]
@@ -74,7 +72,8 @@ def scan(
 
     ``skip_links(name, tag)``: namespaces whose links need not be listed (the ones a
     cleanup deletes whole): their ``lo`` tags are read all at once when the executor
-    can (:func:`read_tags`), and only the other namespaces are entered one by one.
+    can (:meth:`~netns_kit.executors.hook.Executor.loopback_aliases`), and only the
+    other namespaces are entered one by one.
     ``host_firewall``: read the host's rules (only), as ``firewall`` reads everyone's.
     The host's links and rules and the tags are read while the ledgers are parsed.
     """
@@ -87,7 +86,7 @@ def scan(
     calls: list[Callable[[], Any]] = [
         lambda: read_ledgers(executor),
         lambda: executor.run(query("ip", "-j", "-d", "link", "show"), check=False),
-        lambda: read_tags(executor, names) if skip_links is not None and names else None,
+        lambda: executor.loopback_aliases(names) if skip_links is not None and names else None,
     ]
     if host_firewall and not firewall:
         calls += [functools.partial(read_firewall, executor, tool, None) for tool in FIREWALL_TOOLS]

@@ -1,6 +1,6 @@
 """``netns-kit down`` of a topology whose ``up`` completed: the teardown it recorded.
 
-When ``up`` completes, the CLI seals its ledger (:func:`seal`) with the topology's
+When ``up`` completes, the CLI seals its ledger (:func:`netns_kit.ops.seal.seal`) with the topology's
 whole teardown, planned as :meth:`Topology.down() <netns_kit.Topology.down>` plans
 it (:func:`netns_kit.lifecycle.teardown.plan`): the namespaces deleted whole, what
 lives outside them undone in as few processes as the executor batches them into.
@@ -11,7 +11,7 @@ the machine's rules and links, and carries it out (:func:`down`), trusting it as
 * the record is still the last line of the owner's only ledger (nothing was
   recorded since ``up`` completed: no half-made change, no second process);
 * every namespace it deletes still carries the owner's tag (``lo``'s alias, read
-  for all of them by one process: :mod:`netns_kit.ops.inventory_tags`), so a
+  for all of them at once: :meth:`~netns_kit.executors.hook.Executor.loopback_aliases`), so a
   namespace someone made again under the same name is never deleted;
 * the executor is a real one (not a dry-run).
 
@@ -23,54 +23,17 @@ cleanup (:func:`netns_kit.ops.cleanup.cleanup`) proves and removes what is left.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from netns_kit import signals
 from netns_kit.command import Command
 from netns_kit.errors import NetnsKitError
 from netns_kit.executors.base import Executor
-from netns_kit.firewall import nftread
 from netns_kit.lifecycle import ledger, teardown
 from netns_kit.lifecycle.sysctl_leftovers import leftovers
-from netns_kit.lifecycle.undoable import Undoing, Unit
 from netns_kit.ops.cleanup_report import CleanupReport
-from netns_kit.ops.inventory_tags import read_tags
 from netns_kit.owner import Owner
-from netns_kit.resources.namespace import Namespace
-
-log = logging.getLogger("netns_kit")
-
-
-def seal(journal: Undoing) -> bool:
-    """Write the whole teardown of ``journal`` (an ``up`` that completed) last into its
-    ledger; False when it cannot be planned without running anything (then ``down``
-    takes the full cleanup's way)."""
-    executor, record = journal.executor, journal.ledger
-    if record is None or executor.dry_run:
-        return False
-    planned = teardown.plan(journal.units, lambda resource, done: resource.undo_record(done))
-    if planned is None:
-        return False
-    doomed, whole = planned
-    if not all(type(holder) is Namespace for holder in doomed):
-        return False
-    sealed = {
-        "holders": list(whole.holders),
-        "quiet": _json(whole.quiet),
-        "undo": [{**command.to_json(), "missing_ok": True} for command in whole.undo],  # idempotent
-        "delete": _json(whole.delete),
-        "left": [list(device) for device in whole.left],
-        "appended": [[netns, list(argv)] for netns, argv in sorted(whole.appended, key=repr)],
-        "removed": _removed(journal.units, frozenset(whole.holders)),
-    }
-    try:
-        record.seal(sealed)
-    except OSError as error:  # down proves it all then
-        log.debug("the ledger of %s not sealed: %s", executor.owner.id, error)
-        return False
-    return True
 
 
 def down(
@@ -94,7 +57,7 @@ def down(
     if read is None:
         return "its ledger does not end with the teardown of a completed up"
     whole, removed = read
-    tags = read_tags(executor, whole.holders) or {}
+    tags = executor.loopback_aliases(whole.holders) or {}
     strangers = [name for name in whole.holders if tags.get(name) != owner.tag]
     if strangers:
         return f"namespace {strangers[0]} does not carry the tag {owner.tag}"
@@ -105,7 +68,7 @@ def down(
         progress(0, total)
     with signals.terminate_cleanly(), signals.shielded():
         try:
-            Namespace.empty(executor, [Namespace(name) for name in whole.holders])
+            teardown.stop_processes_in(executor, whole.holders)
             for claim in claims:  # first: a sysctl write waits while the kernel frees devices
                 why = claim.run()
                 (report.removed if why is None else report.kept).append(claim.what if why is None else why)
@@ -119,28 +82,6 @@ def down(
     if progress is not None:
         progress(total, total)
     return report
-
-
-def _json(commands: Sequence[Command]) -> list[dict[str, Any]]:
-    return [command.to_json() for command in commands]
-
-
-def _removed(units: Sequence[Unit], holders: frozenset[str]) -> list[str]:
-    """What the teardown removes, as the cleanup report says it."""
-    said: list[str] = []
-    for unit in units:
-        resource = unit.resource
-        if resource.holds_others and unit.done:
-            said.append(f"namespace {resource.held_name()}")
-        elif unit.done and resource.vanishes_with(holders) is None:
-            said += [_said(command) for command, _ in unit.done if command.undo and command.program != "sysctl"]
-    return said
-
-
-def _said(command: Command) -> str:
-    """What ``command`` made, as the report says it (an nft transaction by what it adds)."""
-    where = "in the host" if command.netns is None else f"in {command.netns}"
-    return nftread.describe(command) or " ".join(word for word in command.argv if word != "-w") + f" ({where})"
 
 
 def _commands(data: object) -> tuple[Command, ...] | None:

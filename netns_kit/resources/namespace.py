@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from typing import ClassVar
 
 import attrs
 
 from netns_kit.command import Command, change, query
-from netns_kit.errors import NetnsKitError, ValidationError
+from netns_kit.errors import ValidationError
 from netns_kit.executors.base import Executor
 from netns_kit.executors.process import Process
 from netns_kit.lifecycle.resource import Resource
+from netns_kit.lifecycle.teardown import stop_processes_in
 from netns_kit.lifecycle.undoable import Undoable
 from netns_kit.resources.container import container_pid
 from netns_kit.resources.place import Host, _Place
@@ -106,24 +106,7 @@ def stop_processes(executor: Executor, namespaces: Sequence[Namespace], *, timeo
         for process in namespace._state.processes:
             process.stop(timeout)
         namespace._state.processes.clear()
-    names = [namespace.name for namespace in namespaces]
-
-    def left() -> list[int]:
-        return sorted(pid for pids in executor.netns_pids(names).values() for pid in pids)
-
-    pids = left()
-    if not pids:
-        return
-    log.debug("stopping processes left in namespaces %s: %s", names, pids)
-    for signal_name in ("TERM", "KILL"):
-        executor.run(change("kill", f"-{signal_name}", *map(str, pids)), check=False)
-        deadline = time.monotonic() + timeout
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.01)
-            pids = left()
-        if not pids:
-            return
-    raise NetnsKitError(f"processes {pids} in namespaces {names} survived SIGKILL")
+    stop_processes_in(executor, [namespace.name for namespace in namespaces], timeout=timeout)
 
 
 def _positive_pid(instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:

@@ -73,9 +73,41 @@ def head(path: str | Path) -> TopologyHead:
     :func:`~netns_kit.topology.tomlfile.load` checks it) and its resolved path. Its resources are neither built nor
     checked: ``netns-kit down`` needs no more, and takes down a file edited since ``up``."""
     source, text, resolved = read(path)
-    settings = settings_of(parse(text, source).get("topology", {}), source)
+    table = topology_alone(text)
+    if table is None:
+        table = parse(text, source).get("topology", {})
+    settings = settings_of(table, source)
     name = settings.get("name", name_from_stem(resolved.stem))
     return TopologyHead(source, name, resolved, named="name" in settings)
+
+
+#: a line that opens the ``[topology]`` table, and any line that opens a table
+_TOPOLOGY_HEADER = re.compile(r"^[ \t]*\[[ \t]*topology[ \t]*\][ \t]*(#.*)?$", re.MULTILINE)
+_ANY_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
+
+
+def topology_alone(text: str) -> dict[str, Any] | None:
+    """The ``[topology]`` table of ``text``, parsed alone (W(200)'s file: 0.2 ms, not the
+    whole file's 30 ms), when that is certain to be what the whole file says; else None.
+
+    Certain when the word ``topology`` occurs once, in that table's header line (no
+    dotted key, inline table or sub-table defines it elsewhere; no ``\\u`` escape
+    spells it in a quoted key), no multi-line string opens before that line (so the
+    header is one), and the lines up to the next header parse by themselves (a value
+    cut short by a line that opens with ``[`` does not).
+    """
+    header = _TOPOLOGY_HEADER.search(text)
+    if header is None or text.count("topology") != 1 or "\\u" in text or "\\U" in text:
+        return None
+    if '"""' in text[: header.start()] or "'''" in text[: header.start()]:
+        return None
+    following = _ANY_HEADER.search(text, header.end())
+    try:
+        table = tomllib.loads(text[header.start() : following.start() if following else len(text)])
+    except tomllib.TOMLDecodeError:
+        return None
+    found = table.get("topology")
+    return found if isinstance(found, dict) else None
 
 
 def read(path: str | Path) -> tuple[str, str, Path]:

@@ -26,7 +26,7 @@ from netns_kit.executors.recorder import Recorder
 from netns_kit.firewall import nft, nftread
 from netns_kit.lifecycle import ledger
 from netns_kit.ops import doctor_firewall, inventory, leakcheck, state
-from netns_kit.ops.cleanup_report import said
+from netns_kit.ops.cleanup_plan import said
 from netns_kit.ops.inventory import NftChain, NftTable
 from netns_kit.owner import Owner
 

@@ -43,3 +43,24 @@ def test_every_public_name_resolves() -> None:
     for name in netns_kit.__all__:
         assert getattr(netns_kit, name) is not None, name
     assert set(netns_kit.__all__) <= set(dir(netns_kit))
+
+
+def test_down_loads_only_what_the_recorded_teardown_needs() -> None:
+    """`netns-kit down FILE` of a topology `up` completed does not load the full cleanup,
+    the inventory, the firewall, the resources or the topology builder (W(200): 60 ms of
+    imports); they load when `down` has to prove what is left (netns_kit.cli.teardown)."""
+    code = (
+        "import sys\n"
+        "from netns_kit.cli.commands import command\n"
+        "command('down')\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('netns_kit'))))\n"
+        "command('cleanup')\n"
+        "print('netns_kit.ops.cleanup' in sys.modules, 'netns_kit.ops.inventory' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *loaded, slow = result.stdout.splitlines()
+    heavy = ("netns_kit.ops.cleanup", "netns_kit.ops.inventory", "netns_kit.firewall", "netns_kit.resources")
+    assert [m for m in loaded if m in heavy or m.startswith(tuple(f"{h}." for h in heavy))] == []
+    assert "netns_kit.topology.tomlfile" not in loaded
+    assert "netns_kit.ops.quickdown" in loaded and "netns_kit.cli.teardown" not in loaded
+    assert slow == "True True"

@@ -10,7 +10,7 @@ import pytest
 
 from netns_kit import Command, Owner, Recorder, Result
 from netns_kit.lifecycle import ledger
-from netns_kit.ops import quickdown
+from netns_kit.ops import quickdown, seal
 from netns_kit.ops.cleanup_report import CleanupReport
 from netns_kit.topology import scenarios
 
@@ -27,7 +27,7 @@ class Tagged(BatchingHost):
         self.tags = tags
 
     def answer(self, command: Command) -> Result | str | None:
-        if command.argv[1:4] == ("-I", "-S", "-c"):  # netns_kit.ops.inventory_tags
+        if command.argv[1:4] == ("-I", "-S", "-c"):  # netns_kit.executors.loopback.PROGRAM
             return json.dumps(self.tags)
         return super().answer(command)
 
@@ -43,7 +43,7 @@ def _up(tmp_path: Path) -> tuple[BatchingHost, list[str]]:
     host = BatchingHost(tmp_path, owner=OWNER)
     topology = scenarios.workload(3).up(host)
     assert topology.journal is not None
-    assert quickdown.seal(topology.journal)
+    assert seal.seal(topology.journal)
     return host, library
 
 
@@ -124,7 +124,7 @@ def test_a_dry_run_seals_nothing(tmp_path: Path) -> None:
     recorder = Recorder(owner=OWNER)
     topology = scenarios.workload(3).up(recorder)
     assert topology.journal is not None and recorder.commands
-    assert not quickdown.seal(topology.journal)  # a printed script is taken down by its own script
+    assert not seal.seal(topology.journal)  # a printed script is taken down by its own script
 
 
 def test_the_report_says_what_nft_transactions_made(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_the_report_says_what_nft_transactions_made(tmp_path: Path) -> None:
     topology = scenarios.workload(3)
     topology.firewall = "nft"
     topology.up(host)
-    assert topology.journal is not None and quickdown.seal(topology.journal)
+    assert topology.journal is not None and seal.seal(topology.journal)
     record = ledger.sealed(_ledger(tmp_path))
     assert record is not None
     said = [line for line in record["removed"] if line.startswith("nft ")]
