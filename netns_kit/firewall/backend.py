@@ -173,6 +173,13 @@ def let_go(resource: Any) -> list[Command]:
     return list(_said.get(state, ()))
 
 
+def held(resource: Any) -> list[Command]:
+    """The commands deleting every table ``resource`` holds, whoever else holds it too: for
+    a record another process carries out when the whole owner goes (the sealed teardown of
+    ``netns-kit up``). Changes nothing here."""
+    return list(_held.get(id(resource._state), {}).values())
+
+
 def _forget(state: int) -> dict[tuple[int, str | None, str], Command]:
     _said.pop(state, None)
     held = _held.pop(state, {})

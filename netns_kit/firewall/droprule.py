@@ -90,6 +90,12 @@ def let_go(holds: dict[str | None, TableHold], done: bool) -> list[Command]:
     return deletes if done else []
 
 
+def tables_held(holds: dict[str | None, TableHold]) -> list[Command]:
+    """The commands deleting the owner's table in every namespace of ``holds``, for the
+    record of a whole teardown (:func:`netns_kit.firewall.backend.held`)."""
+    return [c for hold in holds.values() for c in backend.held(hold)]
+
+
 @attrs.frozen
 class Drops:
     """The DROP rules of one resource in one namespace, at one built-in chain.

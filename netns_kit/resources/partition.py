@@ -43,7 +43,7 @@ from netns_kit.command import Command, change, query
 from netns_kit.errors import NetnsKitError, ValidationError
 from netns_kit.executors.base import Executor
 from netns_kit.firewall.backend import valid_backend
-from netns_kit.firewall.droprule import Drops, TableHold, chain_name, let_go
+from netns_kit.firewall.droprule import Drops, TableHold, chain_name, let_go, tables_held
 from netns_kit.lifecycle.interfaces import Whole
 from netns_kit.lifecycle.resource import Resource, _State
 from netns_kit.resources.link import VethPair
@@ -189,8 +189,10 @@ class Partition(Resource):
         return [u.tolerant() for c in reversed(done) for u in c.undo] + let_go(self._state.holds, bool(done))
 
     def undo_record(self, done: Sequence[Command]) -> list[Command] | None:
-        """For another process: its drops removed (cleanup deletes a dead owner's tables)."""
-        return [u for c in reversed(done) for u in c.undo]
+        """For another process taking the whole topology down: its drops removed, then (nft)
+        the owner's table in each of its namespaces (in one the topology deletes, nothing
+        is left to do; in one it adopted, the whole owner is going)."""
+        return [u for c in reversed(done) for u in c.undo] + (tables_held(self._state.holds) if done else [])
 
     def exists(self, executor: Executor | None = None) -> bool:
         executor = self._executor(executor)

@@ -88,3 +88,54 @@ def test_a_topology_whose_namespaces_were_deleted_by_hand_goes_the_slow_way(mach
     assert down.returncode == 0, down.stderr
     assert "proving what is left from tags (namespace red does not carry the tag" in down.stdout
     assert state.diff(before, state.snapshot(machine.executor)) == []
+
+
+CUT = """[topology]
+name = "cut"
+firewall = "nft"
+
+[[namespaces]]
+name = "pa"
+adopt = true
+
+[[namespaces]]
+name = "pb"
+adopt = true
+
+[[namespaces]]
+name = "pc"
+
+[[partitions]]
+a = "pa"
+b = "pb"
+a_addresses = ["10.9.0.1"]
+b_addresses = ["10.9.0.2"]
+"""
+
+
+def _tables(box: Machine, netns: str) -> list[str]:
+    argv = [*box.enter, "ip", "netns", "exec", netns, "nft", "list", "tables"]
+    listed = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.splitlines()
+
+
+def test_a_partition_on_nft_between_adopted_namespaces_leaves_no_table(machine: Machine, tmp_path: Path) -> None:  # noqa: F811
+    """The partitioned namespaces outlive the topology (pc, which it makes, does not): the
+    teardown `up` recorded deletes the owner's table in each."""
+    for netns in ("pa", "pb"):
+        _inside(machine, "ip", "netns", "add", netns)
+    try:
+        path = tmp_path / "cut.toml"
+        path.write_text(CUT)
+        up = machine.cli("up", str(path))
+        assert up.returncode == 0, up.stderr
+        assert _tables(machine, "pa") == ["table inet netns_kit_cli.cut"]
+        down = machine.cli("down", "-v", str(path))
+        assert down.returncode == 0, down.stderr
+        assert "down: carried out the teardown `up` recorded" in down.stdout
+        assert (_tables(machine, "pa"), _tables(machine, "pb")) == ([], [])
+        assert machine.ledgers() == []
+    finally:
+        for netns in ("pa", "pb"):
+            _inside(machine, "ip", "netns", "del", netns)

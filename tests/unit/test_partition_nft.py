@@ -424,3 +424,22 @@ def test_an_undo_planned_twice_still_deletes_the_table() -> None:
     other.plan(rec)
     cut.plan(rec)  # held again: what the last let-go said is forgotten
     assert [c.netns for c in cut.undo_plan(done) or [] if c.stdin == DELETE] == ["b"]  # a: other holds it
+
+
+def test_the_record_of_a_whole_teardown_deletes_the_table_in_adopted_namespaces() -> None:
+    """`netns-kit up` seals the whole teardown for `down` (another process): a partition on
+    nft between namespaces the topology adopted leaves no table of the owner behind there."""
+    from netns_kit.lifecycle import teardown
+
+    rec = Recorder()
+    cut = Partition("a", "b", a_addresses="10.0.0.1", b_addresses="10.0.0.2")
+    topology = Topology([Namespace("a", adopt=True), Namespace("b", adopt=True), cut], firewall="nft").up(rec)
+    assert topology.journal is not None
+    planned = teardown.plan(topology.journal.units, lambda resource, done: resource.undo_record(done))
+    assert planned is not None
+    _, whole = planned
+    assert [(c.netns, c.stdin) for c in whole.undo if c.stdin == DELETE] == [("a", DELETE), ("b", DELETE)]
+    # the record changes nothing in this process: the topology's own teardown still deletes them
+    mark = len(rec.commands)
+    topology.down()
+    assert sorted(c.netns or "" for c in rec.commands[mark:] if c.stdin == DELETE) == ["a", "b"]
