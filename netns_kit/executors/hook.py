@@ -276,8 +276,8 @@ class Executor:
         if self.dry_run or not names:
             return None if self.dry_run else {}
         try:
-            program = query(sys.executable, "-I", "-S", "-c", loopback.PROGRAM)
-            result = self.run(program, input="\n".join(names), check=False)
+            program = query(sys.executable, *loopback.ARGV_TAIL)
+            result = self.run(program, input=loopback.stdin(names), check=False)
             found = json.loads(result.stdout) if result.ok else None
         except (CommandError, ValueError):
             return None

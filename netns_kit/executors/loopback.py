@@ -5,7 +5,8 @@ One program (:data:`PROGRAM`) does the reading: it enters each namespace with
 ``setns`` and asks the kernel for ``lo`` (ifindex 1) by one netlink request,
 where ``ip -n NS`` would cost a process and a remount of ``/sys`` each. An
 executor runs it where it acts, as a process of its own (``python -c``,
-names on stdin, JSON out: :meth:`~netns_kit.executors.hook.Executor.loopback_aliases`);
+the program and the names on stdin, JSON out:
+:meth:`~netns_kit.executors.hook.Executor.loopback_aliases`);
 an executor whose namespaces this process can open runs it here, in a thread
 of its own (:func:`read_here`): ``setns`` moves only the thread that calls
 it, and the thread ends with the reading. W(200): 6 ms here, 55 ms as a process.
@@ -14,13 +15,13 @@ it, and the thread ends with the reading. W(200): 6 ms here, 55 ms as a process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: ``aliases(paths)``: {name: alias of lo (None: none)} for each namespace file in
 #: ``paths`` that could be entered; PermissionError when this may not enter them.
 #: ``lo_alias(answer)``: ("lo", alias) of the kernel's RTM_NEWLINK answer for ifindex 1.
-#: Run as ``python -c``, it reads names on stdin and writes the JSON of that.
+#: Run as a process (:func:`stdin`), it writes the JSON of that for ``NAMES``.
 PROGRAM = r"""
 import ctypes, json, os, socket, struct, sys
 
@@ -61,8 +62,17 @@ def aliases(paths):
     return found
 
 if __name__ == "__main__":
-    json.dump(aliases({name: "/run/netns/" + name for name in sys.stdin.read().split()}), sys.stdout)
+    json.dump(aliases({name: "/run/netns/" + name for name in NAMES}), sys.stdout)
 """
+
+#: the argv of the process: the program comes on stdin (``-v`` shows this line, not 40)
+ARGV_TAIL = ("-I", "-S", "-c", "import sys; exec(sys.stdin.read())")
+
+
+def stdin(names: Sequence[str]) -> str:
+    """What the process reads: the names, then :data:`PROGRAM`."""
+    return f"NAMES = {list(names)!r}\n{PROGRAM}"
+
 
 _program: dict[str, object] = {"__name__": "netns_kit.executors.loopback.PROGRAM"}
 exec(compile(PROGRAM, "<netns_kit.executors.loopback.PROGRAM>", "exec"), _program)

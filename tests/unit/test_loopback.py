@@ -18,15 +18,17 @@ def test_a_refused_namespace_is_none_so_the_executor_asks_a_process(monkeypatch:
 
     monkeypatch.setitem(loopback._program, "aliases", refused)
     assert loopback.read_here({"red": Path("/run/netns/red")}) is None
-    asked: list[tuple[str, ...]] = []
+    asked: list[tuple[tuple[str, ...], object]] = []
 
     def run(self: ShExecutor, command: Command, **kwargs: object) -> Result:
-        asked.append(command.argv[1:4])
+        asked.append((command.argv[1:], kwargs.get("input")))
         return Result(command, 0, json.dumps({"red": "netns_kit:cli.lab", "other": "x"}), "")
 
     monkeypatch.setattr(ShExecutor, "run", run)
     assert ShExecutor().loopback_aliases(["red"]) == {"red": "netns_kit:cli.lab"}  # what was asked for, only
-    assert asked == [("-I", "-S", "-c")]
+    # the program comes on stdin: `-v` shows one short line, not the program
+    assert asked == [(("-I", "-S", "-c", "import sys; exec(sys.stdin.read())"), loopback.stdin(["red"]))]
+    assert loopback.stdin(["red"]).startswith("NAMES = ['red']\n")
 
 
 def test_read_here_runs_in_a_thread_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
