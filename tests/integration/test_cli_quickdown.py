@@ -10,6 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from netns_kit.executors import binaries
 from netns_kit.ops import state
 
 from .test_cli_host import Machine, machine  # noqa: F401  (the fixture)
@@ -114,7 +115,9 @@ b_addresses = ["10.9.0.2"]
 
 
 def _tables(box: Machine, netns: str) -> list[str]:
-    argv = [*box.enter, "ip", "netns", "exec", netns, "nft", "list", "tables"]
+    nft = binaries.which("nft")  # /usr/sbin: not on a login user's PATH on Debian
+    assert nft is not None
+    argv = [*box.enter, "ip", "netns", "exec", netns, nft, "list", "tables"]
     listed = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0, listed.stderr
     return listed.stdout.splitlines()
