@@ -21,7 +21,8 @@ else ``cli.STEM-HASH`` of its resolved path), which ``cleanup`` leaves alone unt
 Modules: this one runs a command and maps errors to exit codes (:mod:`~netns_kit.cli.codes`);
 :mod:`~netns_kit.cli.parser` holds the arguments; :mod:`~netns_kit.cli.commands` names
 the commands; :mod:`~netns_kit.cli.place` decides where a command works and whose objects
-it acts on (owners, origins, holder sessions, clashes); :mod:`~netns_kit.cli.output`
+it acts on (owners, origins, holder sessions); :mod:`~netns_kit.cli.hints` what a command
+says when it finds nothing or a name taken; :mod:`~netns_kit.cli.output`
 writes what a closed pipe cannot cut short and the progress lines.
 """
 

@@ -45,12 +45,12 @@ def down_here(
     report = _cleanup(
         here, out, owner=owner, again=here.command("down", *down.again), verbose=args.verbose, quick=quick
     )
-    if not report.errors:
-        forget(here.executor, owner)  # a record of a topology that is not up goes too
     if args.json:
         data.emit(args.stdout, "down", {"where": data.where(here), "topologies": [_gone(found, owner, source, report)]})
     if not report.nothing_done:
-        return finished(here, out, down, report)
+        return finished(here, out, down, report)  # which forgets the origin record
+    if not report.errors:
+        forget(here.executor, owner)  # the record of a topology that is not up goes too
     print(f"down: nothing to do: {down.what} (owner {owner.id}) is not up {here.where}", file=out)
     if down.loaded is not None:
         for line in namesakes(here, down.loaded, owner):

@@ -283,7 +283,8 @@ class Executor:
             return None
         if not isinstance(found, dict):
             return None
-        return {k: v for k, v in found.items() if k in names and (v is None or isinstance(v, str))}
+        asked = set(names)
+        return {k: v for k, v in found.items() if k in asked and (v is None or isinstance(v, str))}
 
     def netns_pids(self, names: Sequence[str]) -> dict[str, list[int]]:
         """The processes in each of the named namespaces: ``ip netns pids`` each (queries
